@@ -1,0 +1,68 @@
+package wechatpay
+
+import (
+	"crypto"
+	"crypto/rsa"
+	"fmt"
+	"net/http"
+)
+
+// DefaultBaseURL is WeChat Pay's mainland API host.
+const DefaultBaseURL = "https://api.mch.weixin.qq.com"
+
+// GlobalBaseURL is WeChat Pay's global (Hong Kong) API host; a Store
+// fetches certificates from /v3/global/certificates there.
+const GlobalBaseURL = "https://apihk.mch.weixin.qq.com"
+
+// Config is everything a merchant needs to call WeChat Pay APIv3. Its
+// String method never prints the private key or the APIv3 key.
+type Config struct {
+	// MerchantID (商户号, mchid) of the calling merchant. Required.
+	MerchantID string
+	// CertificateSerial is the serial number of the merchant API
+	// certificate (apiclient_cert.pem). Required.
+	CertificateSerial string
+	// PrivateKey is the merchant API private key (apiclient_key.pem): an
+	// *rsa.PrivateKey or any RSA crypto.Signer, such as a KMS key. Required.
+	PrivateKey crypto.Signer
+	// APIv3Key decrypts platform certificates and callbacks; exactly 32
+	// bytes. Required unless the merchant uses only a WeChat Pay public key.
+	APIv3Key string
+	// PublicKeyID (PUB_KEY_ID_...) and PublicKey are the WeChat Pay public
+	// key, for merchants in public-key mode or migrating to it. When set,
+	// requests carry Wechatpay-Serial: PublicKeyID, so WeChat Pay signs
+	// responses with it.
+	PublicKeyID string
+	PublicKey   *rsa.PublicKey
+	// BaseURL is the API host; empty means DefaultBaseURL. The Store fetches
+	// certificates relative to it.
+	BaseURL string
+	// Base sends requests, including certificate downloads. Nil means
+	// http.DefaultTransport.
+	Base http.RoundTripper
+	// Store holds verification keys. Nil means a new Store of the default
+	// size for this merchant alone; share one Store among many merchants.
+	Store *Store
+	// MaxBodySize bounds request and response bodies read into memory.
+	// Zero means 8 MiB.
+	MaxBodySize int64
+	// UserAgent is sent when the caller's request has none. Empty means
+	// a descriptive default naming this library.
+	UserAgent string
+}
+
+// String describes c without its secrets.
+func (c Config) String() string {
+	return fmt.Sprintf("wechatpay.Config{MerchantID: %q, CertificateSerial: %q, PrivateKey: %s, APIv3Key: %s, PublicKeyID: %q, BaseURL: %q}",
+		c.MerchantID, c.CertificateSerial, redacted(c.PrivateKey != nil), redacted(c.APIv3Key != ""), c.PublicKeyID, c.BaseURL)
+}
+
+// GoString is String, so that %#v does not print secrets either.
+func (c Config) GoString() string { return c.String() }
+
+func redacted(set bool) string {
+	if set {
+		return "[redacted]"
+	}
+	return "[unset]"
+}

@@ -1,0 +1,227 @@
+package wechatpay
+
+import (
+	"crypto"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+)
+
+// ErrAPIv3Key is returned (wrapped) when an APIv3 key is not exactly 32 bytes.
+var ErrAPIv3Key = errors.New("wechatpay: APIv3 key must be exactly 32 bytes")
+
+// LoadPrivateKey parses a merchant API private key (apiclient_key.pem) in
+// PKCS#8 ("BEGIN PRIVATE KEY") or PKCS#1 ("BEGIN RSA PRIVATE KEY") PEM form.
+// The error says what is wrong with the input and never contains key bytes.
+func LoadPrivateKey(pemBytes []byte) (*rsa.PrivateKey, error) {
+	block, _ := pem.Decode(pemBytes)
+	if block == nil {
+		return nil, errors.New("wechatpay: private key: no PEM block found (expected -----BEGIN PRIVATE KEY-----)")
+	}
+	switch block.Type {
+	case "PRIVATE KEY":
+		k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+		if err != nil {
+			return nil, errors.New("wechatpay: private key: PEM block \"PRIVATE KEY\" is not valid PKCS#8")
+		}
+		rk, ok := k.(*rsa.PrivateKey)
+		if !ok {
+			return nil, fmt.Errorf("wechatpay: private key: PKCS#8 key is %T, want an RSA key", k)
+		}
+		return checkRSAPrivate(rk)
+	case "RSA PRIVATE KEY":
+		rk, err := x509.ParsePKCS1PrivateKey(block.Bytes)
+		if err != nil {
+			return nil, errors.New("wechatpay: private key: PEM block \"RSA PRIVATE KEY\" is not valid PKCS#1")
+		}
+		return checkRSAPrivate(rk)
+	case "CERTIFICATE":
+		return nil, errors.New("wechatpay: private key: got a CERTIFICATE (apiclient_cert.pem?); want the private key file apiclient_key.pem")
+	case "PUBLIC KEY":
+		return nil, errors.New("wechatpay: private key: got a PUBLIC KEY; want the merchant private key file apiclient_key.pem")
+	default:
+		return nil, fmt.Errorf("wechatpay: private key: unsupported PEM block type %q", block.Type)
+	}
+}
+
+func checkRSAPrivate(k *rsa.PrivateKey) (*rsa.PrivateKey, error) {
+	if k.N.BitLen() < 2048 {
+		return nil, fmt.Errorf("wechatpay: private key: RSA key is %d bits, want at least 2048", k.N.BitLen())
+	}
+	return k, nil
+}
+
+// LoadPrivateKeyFile reads and parses a merchant private key PEM file.
+func LoadPrivateKeyFile(path string) (*rsa.PrivateKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("wechatpay: private key: %w", err)
+	}
+	k, err := LoadPrivateKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w (file %s)", err, path)
+	}
+	return k, nil
+}
+
+// LoadCertificate parses one PEM certificate.
+func LoadCertificate(pemBytes []byte) (*x509.Certificate, error) {
+	block, _ := pem.Decode(pemBytes)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, errors.New("wechatpay: certificate: no PEM CERTIFICATE block found")
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("wechatpay: certificate: %w", err)
+	}
+	return c, nil
+}
+
+// LoadPublicKey parses a WeChat Pay public key (pub_key.pem): a PEM
+// "PUBLIC KEY" (SubjectPublicKeyInfo) or "RSA PUBLIC KEY" (PKCS#1) block,
+// or a certificate, whose key is returned.
+func LoadPublicKey(pemBytes []byte) (*rsa.PublicKey, error) {
+	block, _ := pem.Decode(pemBytes)
+	if block == nil {
+		return nil, errors.New("wechatpay: public key: no PEM block found (expected -----BEGIN PUBLIC KEY-----)")
+	}
+	var k any
+	var err error
+	switch block.Type {
+	case "PUBLIC KEY":
+		k, err = x509.ParsePKIXPublicKey(block.Bytes)
+	case "RSA PUBLIC KEY":
+		k, err = x509.ParsePKCS1PublicKey(block.Bytes)
+	case "CERTIFICATE":
+		var c *x509.Certificate
+		if c, err = x509.ParseCertificate(block.Bytes); err == nil {
+			k = c.PublicKey
+		}
+	case "PRIVATE KEY", "RSA PRIVATE KEY":
+		return nil, errors.New("wechatpay: public key: got a PRIVATE KEY; want the WeChat Pay public key pub_key.pem")
+	default:
+		return nil, fmt.Errorf("wechatpay: public key: unsupported PEM block type %q", block.Type)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("wechatpay: public key: %w", err)
+	}
+	rk, ok := k.(*rsa.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("wechatpay: public key: key is %T, want RSA", k)
+	}
+	if rk.N.BitLen() < 2048 {
+		return nil, fmt.Errorf("wechatpay: public key: RSA key is %d bits, want at least 2048", rk.N.BitLen())
+	}
+	return rk, nil
+}
+
+// LoadPublicKeyFile reads and parses a WeChat Pay public key PEM file.
+func LoadPublicKeyFile(path string) (*rsa.PublicKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("wechatpay: public key: %w", err)
+	}
+	k, err := LoadPublicKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w (file %s)", err, path)
+	}
+	return k, nil
+}
+
+// NewAEAD returns the AEAD_AES_256_GCM cipher for an APIv3 key, which must
+// be exactly 32 bytes. The error never contains the key.
+func NewAEAD(apiv3Key string) (cipher.AEAD, error) {
+	if len(apiv3Key) != 32 {
+		return nil, fmt.Errorf("%w (got %d bytes)", ErrAPIv3Key, len(apiv3Key))
+	}
+	block, err := aes.NewCipher([]byte(apiv3Key))
+	if err != nil {
+		return nil, fmt.Errorf("wechatpay: APIv3 key: %w", err)
+	}
+	// WeChat Pay's nonces are 12 bytes, the standard GCM nonce size.
+	return cipher.NewGCM(block)
+}
+
+// ErrDecrypt is returned (wrapped) when an AEAD_AES_256_GCM ciphertext does
+// not open: the APIv3 key is wrong, or the ciphertext, nonce or associated
+// data were altered.
+var ErrDecrypt = errors.New("wechatpay: AEAD_AES_256_GCM decryption failed (wrong APIv3 key or tampered data)")
+
+// OpenResource decrypts an AEAD_AES_256_GCM resource as WeChat Pay sends it
+// in certificate downloads and callback notifications: ciphertext is
+// Base64(ciphertext ‖ tag), nonce and associatedData are used as raw bytes
+// (PROTOCOL §4.3).
+func OpenResource(aead cipher.AEAD, nonce, associatedData, ciphertext string) ([]byte, error) {
+	ct, err := base64.StdEncoding.DecodeString(ciphertext)
+	if err != nil {
+		return nil, fmt.Errorf("wechatpay: ciphertext is not valid base64: %w", err)
+	}
+	if len(nonce) != aead.NonceSize() {
+		return nil, fmt.Errorf("wechatpay: AEAD nonce is %d bytes, want %d", len(nonce), aead.NonceSize())
+	}
+	pt, err := aead.Open(nil, []byte(nonce), ct, []byte(associatedData))
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return pt, nil
+}
+
+// SealResource is the inverse of OpenResource; the sandbox uses it to
+// encrypt certificates and notifications as WeChat Pay does.
+func SealResource(aead cipher.AEAD, nonce, associatedData string, plaintext []byte) (string, error) {
+	if len(nonce) != aead.NonceSize() {
+		return "", fmt.Errorf("wechatpay: AEAD nonce is %d bytes, want %d", len(nonce), aead.NonceSize())
+	}
+	ct := aead.Seal(nil, []byte(nonce), plaintext, []byte(associatedData))
+	return base64.StdEncoding.EncodeToString(ct), nil
+}
+
+// EncryptOAEP encrypts a sensitive request field with RSA-OAEP (SHA-1,
+// MGF1-SHA-1, empty label) and returns it Base64-encoded (PROTOCOL §7).
+// Plaintexts longer than the key allows (214 bytes for RSA-2048: 256 - 2*20 - 2)
+// are refused with an error that says so.
+func EncryptOAEP(pub *rsa.PublicKey, plaintext []byte) (string, error) {
+	if pub == nil {
+		return "", errors.New("wechatpay: encrypt: nil public key")
+	}
+	if limit := pub.Size() - 2*sha1.Size - 2; len(plaintext) > limit {
+		return "", fmt.Errorf("wechatpay: encrypt: plaintext is %d bytes, RSA-OAEP allows at most %d", len(plaintext), limit)
+	}
+	ct, err := rsa.EncryptOAEP(sha1.New(), rand.Reader, pub, plaintext, nil)
+	if err != nil {
+		return "", fmt.Errorf("wechatpay: encrypt: %w", err)
+	}
+	return base64.StdEncoding.EncodeToString(ct), nil
+}
+
+// DecryptOAEP decrypts a Base64 RSA-OAEP (SHA-1) field that WeChat Pay
+// encrypted with the merchant certificate, using the merchant private key.
+func DecryptOAEP(key crypto.Decrypter, ciphertext string) ([]byte, error) {
+	ct, err := base64.StdEncoding.DecodeString(ciphertext)
+	if err != nil {
+		return nil, errors.New("wechatpay: decrypt: ciphertext is not valid base64")
+	}
+	pt, err := key.Decrypt(rand.Reader, ct, &rsa.OAEPOptions{Hash: crypto.SHA1})
+	if err != nil {
+		return nil, errors.New("wechatpay: decrypt: RSA-OAEP decryption failed (wrong key or altered ciphertext)")
+	}
+	return pt, nil
+}
+
+// certSerial formats a certificate serial number as WeChat Pay writes it:
+// upper-case hex of the big-endian bytes.
+func certSerial(c *x509.Certificate) string {
+	return fmt.Sprintf("%X", c.SerialNumber.Bytes())
+}
+
+// CertificateSerial returns the serial of c in WeChat Pay's notation
+// (upper-case hex), as found in Wechatpay-Serial headers.
+func CertificateSerial(c *x509.Certificate) string { return certSerial(c) }

@@ -1,0 +1,4 @@
+package wechatpay
+
+// Store holds WeChat Pay verification keys. (Being written.)
+type Store struct{}

@@ -1,0 +1,165 @@
+package wechatpay
+
+import (
+	"context"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Errors that say why a response or callback did not verify. They come
+// wrapped in a *VerifyError; test with errors.Is.
+var (
+	ErrBadSignature     = errors.New("wechatpay: signature does not match")
+	ErrUnknownSerial    = errors.New("wechatpay: no key for serial")
+	ErrClockSkew        = errors.New("wechatpay: timestamp outside allowed window")
+	ErrSignatureProbe   = errors.New("wechatpay: signature probe (WECHATPAY/SIGNTEST), verification failed as intended")
+	ErrMissingSignature = errors.New("wechatpay: missing or malformed signature headers")
+	ErrSignatureType    = errors.New("wechatpay: unsupported Wechatpay-Signature-Type")
+	ErrBodyTooLarge     = errors.New("wechatpay: body exceeds size limit")
+	ErrExpiredKey       = errors.New("wechatpay: certificate for serial has expired")
+)
+
+// Header names of WeChat Pay's signature headers.
+const (
+	HeaderTimestamp     = "Wechatpay-Timestamp"
+	HeaderNonce         = "Wechatpay-Nonce"
+	HeaderSignature     = "Wechatpay-Signature"
+	HeaderSerial        = "Wechatpay-Serial"
+	HeaderSignatureType = "Wechatpay-Signature-Type"
+	HeaderRequestID     = "Request-Id"
+)
+
+// probePrefix starts the deliberately wrong signatures WeChat Pay sends to
+// test that merchants verify (PROTOCOL §2.4).
+const probePrefix = "WECHATPAY/SIGNTEST/"
+
+// publicKeyPrefix starts the IDs of WeChat Pay public keys (PROTOCOL §3).
+const publicKeyPrefix = "PUB_KEY_ID_"
+
+// DefaultMaxSkew is how far a Wechatpay-Timestamp may be from now
+// (PROTOCOL §2.3).
+const DefaultMaxSkew = 5 * time.Minute
+
+// A VerifyError describes a response or callback that failed verification.
+// All of its fields are safe to log.
+type VerifyError struct {
+	MerchantID string
+	Serial     string
+	RequestID  string
+	Err        error // wraps one of the Err values of this package, or a context or fetch error
+}
+
+func (e *VerifyError) Error() string {
+	var b strings.Builder
+	b.WriteString("wechatpay: verify")
+	if e.MerchantID != "" {
+		fmt.Fprintf(&b, " merchant %s", e.MerchantID)
+	}
+	if e.Serial != "" {
+		fmt.Fprintf(&b, " serial %q", truncate(e.Serial, 64))
+	}
+	if e.RequestID != "" {
+		fmt.Fprintf(&b, " request %s", truncate(e.RequestID, 64))
+	}
+	b.WriteString(": ")
+	b.WriteString(e.Err.Error())
+	return b.String()
+}
+
+func (e *VerifyError) Unwrap() error { return e.Err }
+
+// A KeySource returns the key that checks a WeChat Pay signature made with
+// the given serial (a platform certificate serial or a PUB_KEY_ID_) for a
+// merchant. Implementations must be safe for concurrent use and return an
+// error wrapping ErrUnknownSerial when the serial is not known. *Store is
+// the implementation of this package.
+type KeySource interface {
+	PublicKey(ctx context.Context, merchantID, serial string) (*rsa.PublicKey, error)
+}
+
+// A Verifier checks the signature of WeChat Pay responses and callbacks for
+// one merchant. It is safe for concurrent use; do not change its fields
+// after first use. The zero value is not usable: Keys is required.
+type Verifier struct {
+	// MerchantID selects the merchant's keys in Keys. Required for a
+	// *Store shared by several merchants.
+	MerchantID string
+	// Keys supplies verification keys. Required: a Verifier without keys
+	// fails every verification.
+	Keys KeySource
+	// MaxSkew is the largest accepted distance between Wechatpay-Timestamp
+	// and now. Zero means DefaultMaxSkew (5 minutes).
+	MaxSkew time.Duration
+
+	now func() time.Time // test hook; nil means time.Now
+}
+
+// Verify checks the Wechatpay-* headers and the body of a response or a
+// callback request. It checks, in order and before any key lookup: that
+// the headers are present and well formed, that the timestamp is within
+// MaxSkew, and that the signature is not a probe; then it asks Keys for the
+// key of Wechatpay-Serial (which may fetch certificates, bounded by ctx) and
+// checks the signature. Any failure is returned as a *VerifyError wrapping
+// one of ErrMissingSignature, ErrSignatureType, ErrClockSkew,
+// ErrSignatureProbe, ErrUnknownSerial, ErrBadSignature, or the error of
+// the key lookup. A nil error means the body is authentic.
+func (v *Verifier) Verify(ctx context.Context, h http.Header, body []byte) error {
+	serial := headerValue(h, HeaderSerial)
+	if err := v.verify(ctx, h, serial, body); err != nil {
+		return &VerifyError{MerchantID: v.MerchantID, Serial: serial, RequestID: headerValue(h, HeaderRequestID), Err: err}
+	}
+	return nil
+}
+
+func (v *Verifier) verify(ctx context.Context, h http.Header, serial string, body []byte) error {
+	if v == nil || v.Keys == nil {
+		return errors.New("wechatpay: verifier has no key source")
+	}
+	ts := headerValue(h, HeaderTimestamp)
+	nonce := headerValue(h, HeaderNonce)
+	sig := headerValue(h, HeaderSignature)
+	if ts == "" || nonce == "" || sig == "" || serial == "" {
+		return fmt.Errorf("%w: need %s, %s, %s and %s", ErrMissingSignature, HeaderTimestamp, HeaderNonce, HeaderSignature, HeaderSerial)
+	}
+	if typ := headerValue(h, HeaderSignatureType); typ != "" && typ != SchemeRSA {
+		return fmt.Errorf("%w %q", ErrSignatureType, truncate(typ, 40))
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || len(ts) > 12 {
+		return fmt.Errorf("%w: %s is not a Unix time in seconds", ErrMissingSignature, HeaderTimestamp)
+	}
+	now := time.Now
+	if v.now != nil {
+		now = v.now
+	}
+	maxSkew := v.MaxSkew
+	if maxSkew <= 0 {
+		maxSkew = DefaultMaxSkew
+	}
+	// Compare in seconds: no overflow for any int64 timestamp.
+	if d := now().Unix() - sec; d > int64(maxSkew/time.Second) || d < -int64(maxSkew/time.Second) {
+		return fmt.Errorf("%w: %s is %ds from now, more than %s", ErrClockSkew, HeaderTimestamp, d, maxSkew)
+	}
+	if strings.HasPrefix(sig, probePrefix) {
+		return ErrSignatureProbe
+	}
+	key, err := v.Keys.PublicKey(ctx, v.MerchantID, serial)
+	if err != nil {
+		return err
+	}
+	return VerifyMessage(key, ResponseMessage(ts, nonce, body), sig)
+}
+
+// headerValue is h.Get for canonical names without the allocation-free
+// path's pitfalls: it returns the first value, trimmed.
+func headerValue(h http.Header, name string) string {
+	if v := h[name]; len(v) > 0 {
+		return strings.TrimSpace(v[0])
+	}
+	return ""
+}
