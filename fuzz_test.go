@@ -1,0 +1,79 @@
+package wechatpay
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// FuzzVerify: random headers and bodies never verify and never panic.
+func FuzzVerify(f *testing.F) {
+	fw := newFake(f)
+	s := newTestStore(f, StoreOptions{}, fw, "1900000001")
+	f.Cleanup(func() { s.Close() })
+	serial := certSerial(fw.certs[0].cert)
+	if _, err := s.PublicKey(context.Background(), "1900000001", serial); err != nil {
+		f.Fatal(err)
+	}
+	// Whatever the fuzzer produces, the store must not try to download
+	// again: take the endpoint away.
+	fw.status = 500
+	v := &Verifier{MerchantID: "1900000001", Keys: s}
+	now := strconv.FormatInt(time.Now().Unix(), 10)
+	good := signedHeader(fw.certs[0].key, serial, time.Now(), []byte(`{"a":1}`))
+	f.Add([]byte(`{"a":1}`), now, good.Get(HeaderNonce), good.Get(HeaderSignature)+"x", serial, "")
+	f.Add([]byte(`{"a":2}`), good.Get(HeaderTimestamp), good.Get(HeaderNonce), good.Get(HeaderSignature), serial, SchemeRSA)
+	f.Add([]byte(``), now, "n", "WECHATPAY/SIGNTEST/abc==", serial, "")
+	f.Add([]byte(`{}`), "99999999999999999999", "n", "!!", "PUB_KEY_ID_0000", "WECHATPAY2-SM2-WITH-SM3")
+	f.Add([]byte(`{}`), "-1", "", "", "", "")
+	f.Fuzz(func(t *testing.T, body []byte, ts, nonce, sig, ser, typ string) {
+		h := http.Header{}
+		h.Set(HeaderTimestamp, ts)
+		h.Set(HeaderNonce, nonce)
+		h.Set(HeaderSignature, sig)
+		h.Set(HeaderSerial, ser)
+		if typ != "" {
+			h.Set(HeaderSignatureType, typ)
+		}
+		if ts == good.Get(HeaderTimestamp) && nonce == good.Get(HeaderNonce) && sig == good.Get(HeaderSignature) && ser == serial && string(body) == `{"a":1}` {
+			return // the one genuine input
+		}
+		if err := v.Verify(context.Background(), h, body); err == nil {
+			t.Fatalf("Verify accepted forged input: ts=%q nonce=%q sig=%q serial=%q body=%q", ts, nonce, sig, ser, body)
+		}
+	})
+}
+
+// FuzzParseCertificates: any download body is parsed without panic, and
+// whatever is accepted passed every check.
+func FuzzParseCertificates(f *testing.F) {
+	fw := newFake(f)
+	f.Add(fw.certificatesBody())
+	f.Add([]byte(`{"data":[{"serial_no":"AB","encrypt_certificate":{"algorithm":"AEAD_AES_256_GCM","nonce":"123456789012","associated_data":"certificate","ciphertext":"AAAA"}}]}`))
+	f.Add([]byte(`{"data":[]}`))
+	f.Add([]byte(`null`))
+	aead, err := NewAEAD(testAPIv3Key)
+	if err != nil {
+		f.Fatal(err)
+	}
+	now := time.Now()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		certs, err := ParseCertificates(body, aead, now, nil)
+		if err != nil {
+			if certs != nil {
+				t.Fatal("certificates returned with an error")
+			}
+			return
+		}
+		if len(certs) == 0 {
+			t.Fatal("no certificates and no error")
+		}
+		for _, c := range certs {
+			if now.Before(c.NotBefore) || !now.Before(c.NotAfter) {
+				t.Fatalf("certificate %s outside its validity accepted", certSerial(c))
+			}
+		}
+	})
+}
