@@ -243,4 +243,3 @@ func TestRegisterNamesEveryProblem(t *testing.T) {
 		t.Errorf("Register error %q contains the APIv3 key", err)
 	}
 }
-
