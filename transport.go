@@ -262,7 +262,11 @@ func readRequestBody(req *http.Request, limit int64) ([]byte, error) {
 		return nil, nil
 	}
 	defer req.Body.Close()
-	b, err := readAll(req.Body, req.ContentLength, limit)
+	size := req.ContentLength
+	if size <= 0 {
+		size = -1 // for client requests, 0 with a body means unknown
+	}
+	b, err := readAll(req.Body, size, limit)
 	if err != nil {
 		return nil, fmt.Errorf("wechatpay: reading request body: %w", err)
 	}

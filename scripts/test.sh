@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The project's test command (the README's): formatting, vet, staticcheck,
+# the race-enabled tests, then every fuzz target for a short bounded time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+STATICCHECK_VERSION=v0.8.2 # staticcheck 2026.2.2
+FUZZTIME=${FUZZTIME:-8s}
+
+echo "== gofmt"
+unformatted=$(gofmt -l . | grep -v '^testdata/' || true)
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== staticcheck $STATICCHECK_VERSION"
+go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" ./...
+
+echo "== go test -race"
+go test -race -count=1 -timeout 10m ./...
+
+echo "== fuzz ($FUZZTIME each)"
+for pkg in $(go list ./...); do
+	for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
+		echo "-- $pkg $target"
+		go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg"
+	done
+done
+echo "all checks passed"
