@@ -1,0 +1,91 @@
+package wechatpay_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/wechatpaytest"
+)
+
+// Wiring a client for one merchant. The sandbox stands in for WeChat Pay;
+// with real credentials, leave BaseURL and Base unset.
+func Example() {
+	srv := wechatpaytest.NewServer()
+	defer srv.Close()
+	srv.Handle("GET /v3/pay/transactions/out-trade-no/{no}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"out_trade_no":%q,"trade_state":"SUCCESS"}`, r.PathValue("no"))
+	}))
+	m := srv.Merchant()
+
+	t, err := wechatpay.NewTransport(wechatpay.Config{
+		MerchantID:        m.ID,
+		CertificateSerial: m.CertificateSerial,
+		PrivateKey:        m.PrivateKey,
+		APIv3Key:          m.APIv3Key,
+		BaseURL:           srv.URL,           // omit for https://api.mch.weixin.qq.com
+		Base:              srv.Config().Base, // omit for http.DefaultTransport
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	client := &http.Client{Transport: t}
+
+	resp, err := client.Get(srv.URL + "/v3/pay/transactions/out-trade-no/T1001?mchid=" + m.ID)
+	if err != nil {
+		fmt.Println(err) // a *wechatpay.VerifyError if the response was not authentic
+		return
+	}
+	defer resp.Body.Close()
+	if err := wechatpay.CheckResponse(resp); err != nil {
+		fmt.Println(err) // a *wechatpay.APIError
+		return
+	}
+	body, _ := io.ReadAll(resp.Body)
+	fmt.Println(resp.StatusCode, wechatpay.IsVerified(resp))
+	fmt.Println(string(body))
+	// Output:
+	// 200 true
+	// {"out_trade_no":"T1001","trade_state":"SUCCESS"}
+}
+
+// One Store serves many merchants: each Transport registers its merchant,
+// and certificates are downloaded per merchant when first needed.
+func ExampleStore() {
+	srv := wechatpaytest.NewServer()
+	defer srv.Close()
+	srv.Handle("GET /v3/ping", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"pong":true}`)
+	}))
+
+	store, err := wechatpay.NewStore(wechatpay.StoreOptions{Size: 4096})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer store.Close()
+
+	for _, m := range []wechatpaytest.Merchant{srv.Merchant(), srv.AddMerchant()} {
+		cfg := srv.MerchantConfig(m.ID)
+		cfg.Store = store
+		t, err := wechatpay.NewTransport(cfg)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		resp, err := (&http.Client{Transport: t}).Get(srv.URL + "/v3/ping")
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		resp.Body.Close()
+		fmt.Println(resp.StatusCode, len(store.Certificates(m.ID)))
+	}
+	fmt.Println("downloads:", srv.CertificateDownloads(), "cached:", store.Len())
+	// Output:
+	// 200 1
+	// 200 1
+	// downloads: 2 cached: 2
+}
