@@ -111,10 +111,11 @@ type merchant struct {
 	userAgent  string
 	publicKeys map[string]*rsa.PublicKey // immutable after registration
 
-	lastAttempt   atomic.Int64 // UnixNano of the last download attempt
-	lastSuccess   atomic.Int64 // UnixNano of the last successful download
-	refreshing    atomic.Bool  // a background refresh is running
-	publicKeyOnly atomic.Bool  // the endpoint said RESOURCE_NOT_EXISTS
+	lastAttempt   atomic.Int64          // UnixNano of the last download attempt
+	lastSuccess   atomic.Int64          // UnixNano of the last successful download
+	refreshing    atomic.Bool           // a background refresh is running
+	publicKeyOnly atomic.Bool           // the endpoint said RESOURCE_NOT_EXISTS
+	lastErr       atomic.Pointer[error] // error of the last download; nil after a success
 
 	mu      sync.Mutex
 	serials []string // serials of the last successful download
@@ -294,7 +295,7 @@ func (s *Store) publicKeySlow(ctx context.Context, merchantID, serial string) (*
 	var rr errRecentlyRefreshed
 	switch {
 	case errors.As(err, &rr):
-		return nil, fmt.Errorf("%w %q for merchant %s (%v)", ErrUnknownSerial, truncate(serial, 64), m.id, rr)
+		return nil, fmt.Errorf("%w %q for merchant %s: %w", ErrUnknownSerial, truncate(serial, 64), m.id, rr)
 	case errors.Is(err, ErrNoPlatformCertificates):
 		return nil, fmt.Errorf("%w %q: %w", ErrUnknownSerial, truncate(serial, 64), err)
 	case err != nil:
@@ -311,11 +312,19 @@ func (s *Store) publicKeySlow(ctx context.Context, merchantID, serial string) (*
 
 // errRecentlyRefreshed is what a rate-limited refresh returns; callers then
 // report the serial as unknown.
-type errRecentlyRefreshed struct{ ago, wait time.Duration }
+type errRecentlyRefreshed struct {
+	ago, wait time.Duration
+	last      error // the last download's error, if it failed
+}
 
 func (e errRecentlyRefreshed) Error() string {
-	return fmt.Sprintf("wechatpay: certificates were downloaded %s ago; next download for an unknown serial allowed in %s", e.ago.Round(time.Millisecond), e.wait.Round(time.Millisecond))
+	if e.last != nil {
+		return fmt.Sprintf("the last certificate download, %s ago, failed (next try allowed in %s): %v", e.ago.Round(time.Millisecond), e.wait.Round(time.Millisecond), e.last)
+	}
+	return fmt.Sprintf("certificates were downloaded %s ago; next download for an unknown serial allowed in %s", e.ago.Round(time.Millisecond), e.wait.Round(time.Millisecond))
 }
+
+func (e errRecentlyRefreshed) Unwrap() error { return e.last }
 
 // refresh downloads m's certificates, sharing one download among all
 // concurrent callers for m. Unless force is set, the download happens only
@@ -383,7 +392,11 @@ func (s *Store) mayDownload(m *merchant, serial string) error {
 		// once: it was genuine, and the LRU, not an attacker, dropped it.
 		return nil
 	}
-	return errRecentlyRefreshed{ago: ago, wait: s.opts.MinRefreshInterval - ago}
+	rr := errRecentlyRefreshed{ago: ago, wait: s.opts.MinRefreshInterval - ago}
+	if p := m.lastErr.Load(); p != nil {
+		rr.last = *p
+	}
+	return rr
 }
 
 // maybeRefreshAhead starts one background download when m's certificates
@@ -453,8 +466,10 @@ func (s *Store) download(ctx context.Context, m *merchant) error {
 		m.publicKeyOnly.Store(true)
 	}
 	if err != nil {
+		m.lastErr.Store(&err)
 		return err // the cache is left as it was
 	}
+	m.lastErr.Store(nil)
 	m.publicKeyOnly.Store(false)
 	serials := make([]string, 0, len(certs))
 	var newest *x509.Certificate

@@ -109,6 +109,11 @@ func TestStoreMinRefreshInterval(t *testing.T) {
 		for range 100 {
 			s.PublicKey(ctx, "1900000001", forged())
 		}
+		// Within the interval the last failure is reported, not retried.
+		_, err = s.PublicKey(ctx, "1900000001", forged())
+		if !errors.Is(err, ErrUnknownSerial) || !errors.Is(err, ErrCertificateDownload) || !strings.Contains(err.Error(), "HTTP 500") {
+			t.Errorf("lookup after a failed download: %v; want ErrUnknownSerial carrying the last failure", err)
+		}
 		if got := f.downloads.Load(); got != 3 {
 			t.Fatalf("downloads after a failure = %d; want 3", got)
 		}
