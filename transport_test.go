@@ -682,3 +682,21 @@ func TestAPIError(t *testing.T) {
 		t.Errorf("CheckResponse = %v; want a verified SIGN_ERROR with truncated_sign_message", err)
 	}
 }
+
+func TestStoreRootsPinning(t *testing.T) {
+	srv := newSandbox(t)
+	client, _ := newClient(t, srv.Config(), wechatpay.StoreOptions{Roots: srv.Roots()})
+	resp, err := client.Get(srv.URL + "/v3/echo/pinned")
+	if err != nil {
+		t.Fatalf("certificates chaining to the configured roots: %v", err)
+	}
+	resp.Body.Close()
+
+	other := wechatpaytest.NewServer()
+	defer other.Close()
+	client, _ = newClient(t, srv.Config(), wechatpay.StoreOptions{Roots: other.Roots()})
+	_, err = client.Get(srv.URL + "/v3/echo/pinned")
+	if !errors.Is(err, wechatpay.ErrCertificateDownload) || !strings.Contains(err.Error(), "does not chain") {
+		t.Errorf("certificates from a foreign root: %v; want a chain error", err)
+	}
+}
