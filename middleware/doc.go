@@ -1,0 +1,64 @@
+// Package middleware receives WeChat Pay callback notifications in any
+// net/http handler: it verifies their signature, decrypts their resource
+// and hands the handler a *Notification, answering WeChat Pay itself when
+// anything is wrong (PROTOCOL §6).
+//
+// Wiring for one merchant, sharing the *wechatpay.Store of its Transport:
+//
+//	store, _ := wechatpay.NewStore(wechatpay.StoreOptions{})
+//	t, _ := wechatpay.NewTransport(wechatpay.Config{ /* ... */ Store: store})
+//
+//	mux := http.NewServeMux()
+//	mux.Handle("POST /wechatpay/notify", middleware.Notifications(middleware.Config{
+//		Keys:       store,
+//		MerchantID: "1900000001",
+//		APIv3Key:   apiv3Key,
+//		ErrorHandler: func(r *http.Request, err error) {
+//			slog.Warn("wechat pay callback refused", "err", err)
+//		},
+//	})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+//		n, _ := middleware.NotificationFrom(r.Context())
+//		tx, err := n.Transaction()
+//		if err != nil {
+//			middleware.Fail(w, http.StatusBadRequest, "unexpected notification")
+//			return
+//		}
+//		// Record tx.OutTradeNo as paid, idempotently. Writing nothing
+//		// answers 204, which tells WeChat Pay the notification arrived.
+//	})))
+//
+// A platform serving many merchants from one endpoint sets MerchantIDFunc
+// (for example from r.PathValue("mchid") on "POST /notify/{mchid}") and
+// APIv3Keys instead of MerchantID and APIv3Key, and registers every
+// merchant with the one Store.
+//
+// # What the middleware answers
+//
+// The handler runs only for a POST whose signature verified and whose
+// resource decrypted. Otherwise the middleware answers with WeChat Pay's
+// failure JSON, {"code":"FAIL","message":"..."}, whose message is generic,
+// and WeChat Pay retries later:
+//
+//   - 405 for a method other than POST;
+//   - 404 for a merchant the configuration does not know;
+//   - 413 for a body over MaxBodySize, 400 for a body that cannot be read;
+//   - 401 when verification fails: missing headers, a timestamp more than
+//     5 minutes away, a signature probe (WECHATPAY/SIGNTEST/), a serial
+//     no key is known for, a wrong signature;
+//   - 503 when the key could not be obtained within Budget (a slow or
+//     failing certificate download): the callback may be genuine;
+//   - 400 for a verified body that is not a notification or whose resource
+//     does not decrypt (a wrong APIv3 key).
+//
+// ErrorHandler receives the real error, an *Error, for logging; it never
+// contains the APIv3 key or decrypted data.
+//
+// # Duplicates
+//
+// WeChat Pay delivers a notification again until it gets a 2xx answer, and
+// sometimes twice in parallel; handlers must be idempotent. Config.Seen,
+// off by default, sets Notification.Duplicate for a notification seen
+// before, as a hint. MemoryGuard remembers within one process only: a fleet
+// of servers behind a load balancer needs a shared DuplicateGuard, for
+// example on Redis SET NX with an expiry of a day or more.
+package middleware

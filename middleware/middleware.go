@@ -1,0 +1,479 @@
+package middleware
+
+import (
+	"bytes"
+	"context"
+	"crypto/cipher"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/wxpaykit/wechatpay"
+)
+
+// Defaults of Config.
+const (
+	// DefaultMaxBodySize bounds a notification body; real ones are a few
+	// KiB.
+	DefaultMaxBodySize = 1 << 20
+	// DefaultBudget leaves WeChat Pay's 5 seconds (PROTOCOL §6) room for
+	// the handler and the network.
+	DefaultBudget = 3 * time.Second
+)
+
+// aeadCacheSize bounds the ciphers kept for merchants of APIv3Keys.
+const aeadCacheSize = 1024
+
+// Errors the middleware reports to Config.ErrorHandler, wrapped in an
+// *Error, besides those of package wechatpay (verification, decryption).
+var (
+	ErrMethod          = errors.New("wechatpay/middleware: notification must be a POST")
+	ErrUnknownMerchant = errors.New("wechatpay/middleware: notification for an unknown merchant")
+	ErrMalformed       = errors.New("wechatpay/middleware: malformed notification")
+)
+
+// Config configures Notifications. Keys, a merchant (MerchantID or
+// MerchantIDFunc) and an APIv3 key (APIv3Key or APIv3Keys) are required;
+// every other field has a documented default. Its String method does not
+// print the APIv3 key.
+type Config struct {
+	// Keys supplies the keys that check signatures: normally the
+	// *wechatpay.Store the merchant's Transport uses, with the merchant
+	// registered, so that an unknown Wechatpay-Serial makes it download
+	// the platform certificates and a PUB_KEY_ID_ selects a configured
+	// WeChat Pay public key. Required.
+	Keys wechatpay.KeySource
+
+	// MerchantID is the merchant every notification is for. Set it or
+	// MerchantIDFunc.
+	MerchantID string
+	// MerchantIDFunc tells which merchant a notification is for, for
+	// endpoints shared by many merchants, for example
+	//
+	//	func(r *http.Request) (string, bool) { id := r.PathValue("mchid"); return id, id != "" }
+	//
+	// Its result is attacker-controlled: false, an empty ID, or an ID
+	// unknown to APIv3Keys or Keys is answered 404.
+	MerchantIDFunc func(r *http.Request) (merchantID string, ok bool)
+
+	// APIv3Key decrypts the notifications of every merchant; exactly 32
+	// bytes. Set it or APIv3Keys.
+	APIv3Key string
+	// APIv3Keys returns a merchant's APIv3 key, false for a merchant it
+	// does not know (answered 404). The cipher built from a key is cached
+	// and rebuilt when the key changes.
+	APIv3Keys func(merchantID string) (apiv3Key string, ok bool)
+
+	// MaxSkew is the largest accepted distance between
+	// Wechatpay-Timestamp and now. Zero means 5 minutes.
+	MaxSkew time.Duration
+	// MaxBodySize bounds the body read into memory. Zero means
+	// DefaultMaxBodySize (1 MiB).
+	MaxBodySize int64
+	// Budget bounds the signature check, including waiting for a
+	// certificate download; past it the answer is 503 (the download
+	// itself goes on, bounded by the Store's FetchTimeout). Zero means
+	// DefaultBudget (3 s).
+	Budget time.Duration
+
+	// ErrorHandler, if set, receives each refused request and the *Error
+	// saying why, before the failure answer is written; also a failing
+	// Seen, which does not refuse the notification. It must not write to
+	// the response.
+	ErrorHandler func(r *http.Request, err error)
+
+	// Seen, if set, marks re-delivered notifications: see DuplicateGuard.
+	// Nil means every notification has Duplicate false.
+	Seen DuplicateGuard
+}
+
+// String describes c without its APIv3 key.
+func (c Config) String() string {
+	key := "[unset]"
+	if c.APIv3Key != "" {
+		key = "[redacted]"
+	}
+	return fmt.Sprintf("middleware.Config{MerchantID: %q, MerchantIDFunc: %t, APIv3Key: %s, APIv3Keys: %t, MaxSkew: %s, MaxBodySize: %d, Budget: %s, Seen: %t}",
+		c.MerchantID, c.MerchantIDFunc != nil, key, c.APIv3Keys != nil, c.MaxSkew, c.MaxBodySize, c.Budget, c.Seen != nil)
+}
+
+// GoString is String, so that %#v does not print the key either.
+func (c Config) GoString() string { return c.String() }
+
+// An Error is a refused notification, as Config.ErrorHandler receives it.
+// Its fields are safe to log.
+type Error struct {
+	Status     int    // the HTTP status answered
+	MerchantID string // the merchant the notification was for, if known
+	Err        error  // why
+}
+
+func (e *Error) Error() string {
+	if e.MerchantID == "" {
+		return fmt.Sprintf("wechatpay/middleware: notification answered %d: %v", e.Status, e.Err)
+	}
+	return fmt.Sprintf("wechatpay/middleware: notification for merchant %s answered %d: %v", e.MerchantID, e.Status, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Generic failure messages: they say what kind of failure it was and
+// nothing more.
+const (
+	msgMethod      = "method not allowed"
+	msgMerchant    = "unknown merchant"
+	msgTooLarge    = "request body too large"
+	msgRead        = "cannot read request body"
+	msgVerify      = "signature verification failed"
+	msgUnavailable = "verification temporarily unavailable"
+	msgMalformed   = "malformed notification"
+	msgDecrypt     = "cannot decrypt notification"
+	msgInternal    = "internal error"
+)
+
+// Notifications returns middleware that lets a request through to the
+// next handler only if it is a WeChat Pay notification for a known
+// merchant, with a valid signature and a resource that decrypts. The next
+// handler finds the *Notification with NotificationFrom and can read the
+// request body again; if it writes nothing, the answer is 204. Every
+// other request is answered with the failure JSON (see the package
+// documentation for the statuses) and never reaches it.
+//
+// Notifications panics if cfg is unusable: no Keys, no merchant, no APIv3
+// key, an APIv3Key that is not 32 bytes, a merchant or key given both
+// ways, or a negative size or duration. It never panics per request.
+func Notifications(cfg Config) func(http.Handler) http.Handler {
+	h := newHandler(cfg)
+	return func(next http.Handler) http.Handler {
+		if next == nil {
+			panic("wechatpay/middleware: Notifications: nil handler")
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h.serve(w, r, next)
+		})
+	}
+}
+
+type handler struct {
+	cfg     Config
+	maxBody int64
+	budget  time.Duration
+	aead    cipher.AEAD                   // of cfg.APIv3Key, or nil
+	aeads   *lru.Cache[string, aeadOfKey] // of cfg.APIv3Keys, or nil
+}
+
+type aeadOfKey struct {
+	key  string
+	aead cipher.AEAD
+}
+
+func newHandler(cfg Config) *handler {
+	var problems []string
+	if cfg.Keys == nil {
+		problems = append(problems, "Keys is nil")
+	}
+	switch {
+	case cfg.MerchantID == "" && cfg.MerchantIDFunc == nil:
+		problems = append(problems, "set MerchantID or MerchantIDFunc")
+	case cfg.MerchantID != "" && cfg.MerchantIDFunc != nil:
+		problems = append(problems, "set only one of MerchantID and MerchantIDFunc")
+	}
+	h := &handler{cfg: cfg, maxBody: cfg.MaxBodySize, budget: cfg.Budget}
+	switch {
+	case cfg.APIv3Key == "" && cfg.APIv3Keys == nil:
+		problems = append(problems, "set APIv3Key or APIv3Keys")
+	case cfg.APIv3Key != "" && cfg.APIv3Keys != nil:
+		problems = append(problems, "set only one of APIv3Key and APIv3Keys")
+	case cfg.APIv3Key != "":
+		a, err := wechatpay.NewAEAD(cfg.APIv3Key) // its error never shows the key
+		if err != nil {
+			problems = append(problems, err.Error())
+		}
+		h.aead = a
+	default:
+		c, err := lru.New[string, aeadOfKey](aeadCacheSize)
+		if err != nil {
+			panic(err) // the size is positive
+		}
+		h.aeads = c
+	}
+	if cfg.MaxBodySize < 0 {
+		problems = append(problems, "MaxBodySize is negative")
+	} else if cfg.MaxBodySize == 0 {
+		h.maxBody = DefaultMaxBodySize
+	}
+	if cfg.Budget < 0 {
+		problems = append(problems, "Budget is negative")
+	} else if cfg.Budget == 0 {
+		h.budget = DefaultBudget
+	}
+	if cfg.MaxSkew < 0 {
+		problems = append(problems, "MaxSkew is negative")
+	}
+	if len(problems) > 0 {
+		panic(fmt.Sprintf("wechatpay/middleware: Notifications: %v", problems))
+	}
+	return h
+}
+
+func (h *handler) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		h.fail(w, r, http.StatusMethodNotAllowed, msgMethod, "", ErrMethod)
+		return
+	}
+	merchantID := h.cfg.MerchantID
+	if f := h.cfg.MerchantIDFunc; f != nil {
+		id, ok := f(r)
+		if !ok || id == "" {
+			h.fail(w, r, http.StatusNotFound, msgMerchant, "", ErrUnknownMerchant)
+			return
+		}
+		merchantID = id
+	}
+	aead, err := h.aeadFor(merchantID)
+	if err != nil {
+		status, msg := http.StatusInternalServerError, msgInternal
+		if errors.Is(err, ErrUnknownMerchant) {
+			status, msg = http.StatusNotFound, msgMerchant
+		}
+		h.fail(w, r, status, msg, merchantID, err)
+		return
+	}
+
+	body, err := readBody(w, r, h.maxBody)
+	if err != nil {
+		status, msg := http.StatusBadRequest, msgRead
+		if errors.Is(err, wechatpay.ErrBodyTooLarge) {
+			status, msg = http.StatusRequestEntityTooLarge, msgTooLarge
+		}
+		h.fail(w, r, status, msg, merchantID, err)
+		return
+	}
+
+	v := wechatpay.Verifier{MerchantID: merchantID, Keys: h.cfg.Keys, MaxSkew: h.cfg.MaxSkew}
+	ctx := withBudget(r.Context(), h.budget)
+	err = v.Verify(ctx, r.Header, body)
+	ctx.stop()
+	if err != nil {
+		status, msg := verifyStatus(err)
+		h.fail(w, r, status, msg, merchantID, err)
+		return
+	}
+
+	env, err := parseEnvelope(body)
+	if err != nil {
+		h.fail(w, r, http.StatusBadRequest, msgMalformed, merchantID, err)
+		return
+	}
+	res := env.Resource
+	switch {
+	case res.Ciphertext == "":
+		err = fmt.Errorf("%w: no resource.ciphertext", ErrMalformed)
+	case res.Algorithm != algorithmAESGCM:
+		err = fmt.Errorf("%w: unsupported resource.algorithm %q", ErrMalformed, truncate(res.Algorithm, 32))
+	}
+	if err != nil {
+		h.fail(w, r, http.StatusBadRequest, msgMalformed, merchantID, err)
+		return
+	}
+	plaintext, err := wechatpay.OpenResource(aead, res.Nonce, res.AssociatedData, res.Ciphertext)
+	if err != nil {
+		h.fail(w, r, http.StatusBadRequest, msgDecrypt, merchantID, fmt.Errorf("notification %q: %w", truncate(env.ID, 64), err))
+		return
+	}
+
+	n := &Notification{
+		ID:           env.ID,
+		CreateTime:   parseTime(env.CreateTime),
+		EventType:    env.EventType,
+		ResourceType: env.ResourceType,
+		Summary:      env.Summary,
+		Resource: Resource{
+			OriginalType:   res.OriginalType,
+			Algorithm:      res.Algorithm,
+			AssociatedData: res.AssociatedData,
+			Nonce:          res.Nonce,
+		},
+		Plaintext:  plaintext,
+		MerchantID: merchantID,
+		Serial:     r.Header.Get(wechatpay.HeaderSerial),
+	}
+	seenKey := ""
+	if h.cfg.Seen != nil && n.ID != "" {
+		seenKey = merchantID + ":" + n.ID
+		ctx, cancel := context.WithTimeout(r.Context(), h.budget)
+		dup, err := h.cfg.Seen.Seen(ctx, seenKey)
+		cancel()
+		if err != nil {
+			// The guard is a hint; losing a notification to it would be
+			// worse than a duplicate the handler must tolerate anyway.
+			seenKey = ""
+			h.report(r, 0, merchantID, fmt.Errorf("duplicate guard: %w", err))
+		}
+		n.Duplicate = dup
+	}
+
+	r2 := r.WithContext(context.WithValue(r.Context(), notificationKey{}, n))
+	r2.Body = io.NopCloser(bytes.NewReader(body))
+	r2.ContentLength = int64(len(body))
+	rw := &responseWriter{ResponseWriter: w}
+	defer func() {
+		// Forget a notification the handler did not accept (or panicked
+		// on), so that WeChat Pay's retry is not taken for a duplicate.
+		if seenKey != "" && !n.Duplicate && (rw.status < 200 || rw.status > 299) {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.budget)
+			if err := h.cfg.Seen.Forget(ctx, seenKey); err != nil {
+				h.report(r, 0, merchantID, fmt.Errorf("duplicate guard: %w", err))
+			}
+			cancel()
+		}
+	}()
+	next.ServeHTTP(rw, r2)
+	if rw.status == 0 {
+		rw.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// verifyStatus chooses the answer to a verification failure.
+func verifyStatus(err error) (int, string) {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
+		errors.Is(err, wechatpay.ErrCertificateDownload):
+		// We could not tell; WeChat Pay will retry.
+		return http.StatusServiceUnavailable, msgUnavailable
+	case errors.Is(err, wechatpay.ErrUnknownMerchant):
+		return http.StatusNotFound, msgMerchant
+	default:
+		return http.StatusUnauthorized, msgVerify
+	}
+}
+
+// aeadFor returns the cipher of merchantID's APIv3 key, or an error
+// wrapping ErrUnknownMerchant.
+func (h *handler) aeadFor(merchantID string) (cipher.AEAD, error) {
+	if h.aead != nil {
+		return h.aead, nil
+	}
+	key, ok := h.cfg.APIv3Keys(merchantID)
+	if !ok {
+		return nil, fmt.Errorf("%w %q: APIv3Keys does not know it", ErrUnknownMerchant, truncate(merchantID, 32))
+	}
+	if e, ok := h.aeads.Get(merchantID); ok && e.key == key {
+		return e.aead, nil
+	}
+	a, err := wechatpay.NewAEAD(key)
+	if err != nil {
+		return nil, fmt.Errorf("APIv3Keys for merchant %s: %w", merchantID, err)
+	}
+	h.aeads.Add(merchantID, aeadOfKey{key: key, aead: a})
+	return a, nil
+}
+
+// readBody reads the request body, at most limit bytes. A body with a
+// Content-Length is read into one exact allocation.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, fmt.Errorf("%w (Content-Length %d, limit %d)", wechatpay.ErrBodyTooLarge, r.ContentLength, limit)
+	}
+	if r.ContentLength >= 0 {
+		b := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(http.MaxBytesReader(w, r.Body, limit), b); err != nil {
+			return nil, fmt.Errorf("reading body: %w", err)
+		}
+		// net/http's server stops at Content-Length; other callers may not.
+		var one [1]byte
+		if n, _ := r.Body.Read(one[:]); n > 0 {
+			return nil, errors.New("reading body: body longer than its Content-Length")
+		}
+		return b, nil
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, fmt.Errorf("%w (limit %d)", wechatpay.ErrBodyTooLarge, limit)
+		}
+		return nil, fmt.Errorf("reading body: %w", err)
+	}
+	return b, nil
+}
+
+func (h *handler) fail(w http.ResponseWriter, r *http.Request, status int, msg, merchantID string, err error) {
+	h.report(r, status, merchantID, err)
+	Fail(w, status, msg)
+}
+
+func (h *handler) report(r *http.Request, status int, merchantID string, err error) {
+	if h.cfg.ErrorHandler != nil {
+		h.cfg.ErrorHandler(r, &Error{Status: status, MerchantID: merchantID, Err: err})
+	}
+}
+
+// failure is WeChat Pay's failure answer (PROTOCOL §6).
+type failure struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Fail answers a notification with status and WeChat Pay's failure JSON,
+// {"code":"FAIL","message":message}; WeChat Pay then delivers the
+// notification again later. Use a 4xx or 5xx status: WeChat Pay decides
+// by the status alone, and takes 200 and 204 for success whatever the
+// body. Keep message free of internal details.
+func Fail(w http.ResponseWriter, status int, message string) {
+	body, err := json.Marshal(failure{Code: "FAIL", Message: message})
+	if err != nil {
+		panic(err) // two strings always marshal
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Content-Length", fmt.Sprint(len(body)))
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+// responseWriter notes whether the handler answered.
+type responseWriter struct {
+	http.ResponseWriter
+	status int // 0 until the handler sends a final status
+}
+
+func (w *responseWriter) WriteHeader(status int) {
+	if w.status == 0 && (status >= 200 || status == http.StatusSwitchingProtocols) {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *responseWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Flush sends what was written so far (with a 200 status if none was
+// set), for handlers that flush.
+func (w *responseWriter) Flush() {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
