@@ -402,6 +402,9 @@ func (s *Store) mayDownload(m *merchant, serial string) error {
 // maybeRefreshAhead starts one background download when m's certificates
 // are older than RefreshInterval. It never blocks the caller.
 func (s *Store) maybeRefreshAhead(ctx context.Context, m *merchant, now time.Time) {
+	if m.aead == nil {
+		return // cannot download: certificates came from AddCertificates
+	}
 	nowNano := now.UnixNano()
 	if nowNano-m.lastSuccess.Load() < int64(s.opts.RefreshInterval) ||
 		nowNano-m.lastAttempt.Load() < int64(s.opts.MinRefreshInterval) {

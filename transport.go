@@ -169,7 +169,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if method == "" {
 		method = http.MethodGet
 	}
-	auth, err := t.Signer.Authorization(method, r2.URL.RequestURI(), body)
+	signed, err := signedBody(r2.Context(), body) // media uploads sign their meta JSON only
+	if err != nil {
+		return nil, err
+	}
+	auth, err := t.Signer.Authorization(method, r2.URL.RequestURI(), signed)
 	if err != nil {
 		return nil, err
 	}

@@ -68,6 +68,10 @@ func isCertificatePath(p string) bool {
 // serveHTTP authenticates every request, then serves the certificate
 // endpoints itself and everything else through s.mux.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	s.x.count(r.URL.Path)
+	if s.serveV2(w, r) { // APIv2: XML, signed with the APIv2 key
+		return
+	}
 	isCert := isCertificatePath(r.URL.Path)
 	if isCert {
 		s.certHits.Add(1)
@@ -79,6 +83,13 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if isCert && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		m.downloads.Add(1)
 		s.serveCertificates(w, r, m)
+		return
+	}
+	if s.serveBuiltin(w, r, m, body) { // bills, media uploads, sensitive fields
+		return
+	}
+	if r.URL.Path == NotifyPath {
+		s.serveNotify(w, r, m, body)
 		return
 	}
 
@@ -144,14 +155,15 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (m *mercha
 		}
 		return fail(http.StatusBadRequest, "INVALID_REQUEST", "读取请求体失败", nil)
 	}
-	msg := wechatpay.RequestMessage(r.Method, r.RequestURI, ts, auth.Nonce, body)
+	signed := signedPart(r, body) // media uploads sign their meta JSON only
+	msg := wechatpay.RequestMessage(r.Method, r.RequestURI, ts, auth.Nonce, signed)
 	if wechatpay.VerifyMessage(&m.info.PrivateKey.PublicKey, msg, auth.Signature) != nil {
 		d := signErrorDetail{Field: "signature", Location: "authorization"}
 		d.Detail.Issue = "sign not match"
 		d.SignInformation = signInformation{
 			Method:               r.Method,
 			SignMessageLength:    len(msg),
-			TruncatedSignMessage: truncatedSignMessage(msg, body),
+			TruncatedSignMessage: truncatedSignMessage(msg, signed),
 			URL:                  r.RequestURI,
 		}
 		return fail(http.StatusUnauthorized, "SIGN_ERROR", msgBadSignature, d)

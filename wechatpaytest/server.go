@@ -37,12 +37,15 @@ type Merchant struct {
 	// PublicKey is the merchant's WeChat Pay public key, nil unless
 	// PublicKeyID is set.
 	PublicKey *rsa.PublicKey
+	// APIv2Key is the merchant's 32-character APIv2 key, which signs
+	// APIv2 (XML) requests and answers such as /risk/getcertficates.
+	APIv2Key string
 }
 
 // String describes m without its private key and APIv3 key.
 func (m Merchant) String() string {
-	return fmt.Sprintf("wechatpaytest.Merchant{ID: %q, CertificateSerial: %q, PrivateKey: %s, APIv3Key: %s, PublicKeyID: %q}",
-		m.ID, m.CertificateSerial, redacted(m.PrivateKey != nil), redacted(m.APIv3Key != ""), m.PublicKeyID)
+	return fmt.Sprintf("wechatpaytest.Merchant{ID: %q, CertificateSerial: %q, PrivateKey: %s, APIv3Key: %s, APIv2Key: %s, PublicKeyID: %q}",
+		m.ID, m.CertificateSerial, redacted(m.PrivateKey != nil), redacted(m.APIv3Key != ""), redacted(m.APIv2Key != ""), m.PublicKeyID)
 }
 
 // GoString is String, so that %#v does not print secrets either.
@@ -113,6 +116,8 @@ type Server struct {
 	clockOffset atomic.Int64 // time.Duration
 	certHits    atomic.Int64
 	requests    atomic.Int64
+
+	x extras // APIv2, bills, media, sensitive fields, path counts (extras.go)
 }
 
 // merchant is the server-side state of one merchant.
@@ -183,6 +188,7 @@ func (s *Server) AddMerchant() Merchant {
 	m.info.CertificateSerial = newSerialHex()
 	m.info.PrivateKey = takeKey()
 	m.info.APIv3Key = randomText(32)
+	m.info.APIv2Key = randomText(32)
 	aead, err := wechatpay.NewAEAD(m.info.APIv3Key)
 	if err != nil {
 		panic(err) // a 32-byte key always works

@@ -1,0 +1,120 @@
+package wechatpay
+
+import (
+	"context"
+	"crypto"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// EncryptionKey returns the key that encrypts sensitive request fields of
+// merchantID, and the serial a request carrying such fields must send as
+// Wechatpay-Serial (PROTOCOL §7): the configured WeChat Pay public key and
+// its PUB_KEY_ID_ when the merchant has one (a request cannot mix a public
+// key and platform certificates, PROTOCOL §3.2), otherwise the valid
+// platform certificate with the latest expiry, downloaded if none is
+// cached. Use one key for all the fields of a request.
+func (s *Store) EncryptionKey(ctx context.Context, merchantID string) (serial string, key *rsa.PublicKey, err error) {
+	m, err := s.merchant(merchantID)
+	if err != nil {
+		return "", nil, err
+	}
+	if len(m.publicKeys) > 0 {
+		// Registration allows one public key; pick deterministically anyway.
+		ids := make([]string, 0, len(m.publicKeys))
+		for id := range m.publicKeys {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		return ids[0], m.publicKeys[ids[0]], nil
+	}
+	c, err := s.Newest(ctx, merchantID)
+	if err != nil {
+		return "", nil, fmt.Errorf("wechatpay: no key to encrypt with: %w", err)
+	}
+	pub, ok := c.PublicKey.(*rsa.PublicKey)
+	if !ok {
+		return "", nil, fmt.Errorf("wechatpay: platform certificate %s has a %T key, want RSA", certSerial(c), c.PublicKey)
+	}
+	return certSerial(c), pub, nil
+}
+
+// Encrypt encrypts one sensitive request field of merchantID with
+// RSA-OAEP (SHA-1) under the key chosen by EncryptionKey and returns the
+// Base64 ciphertext and the serial of that key. Send the request with a
+// context from WithSerial(ctx, serial), so that the Transport names the
+// same key in Wechatpay-Serial; WeChat Pay refuses the request otherwise.
+// A plaintext longer than 214 bytes (the OAEP limit of an RSA-2048 key) is
+// refused. An empty plaintext is returned empty, as WeChat Pay expects for
+// absent optional fields. To encrypt several fields of one request, use
+// EncryptFields, which uses one key for all of them.
+func Encrypt(ctx context.Context, store *Store, merchantID, plaintext string) (ciphertext, serial string, err error) {
+	p := plaintext
+	serial, err = EncryptFields(ctx, store, merchantID, &p)
+	if err != nil {
+		return "", "", err
+	}
+	return p, serial, nil
+}
+
+// EncryptFields encrypts the strings fields point to in place, all with
+// the same key (see Encrypt), and returns the serial to send as
+// Wechatpay-Serial. Empty strings stay empty. If any field cannot be
+// encrypted, none is changed and the error says which one (by position).
+func EncryptFields(ctx context.Context, store *Store, merchantID string, fields ...*string) (serial string, err error) {
+	if store == nil {
+		return "", errors.New("wechatpay: encrypt: nil Store")
+	}
+	serial, key, err := store.EncryptionKey(ctx, merchantID)
+	if err != nil {
+		return "", err
+	}
+	out := make([]string, len(fields))
+	for i, f := range fields {
+		if f == nil {
+			return "", fmt.Errorf("wechatpay: encrypt: field %d is a nil pointer", i)
+		}
+		if *f == "" {
+			continue
+		}
+		if out[i], err = EncryptOAEP(key, []byte(*f)); err != nil {
+			return "", fmt.Errorf("%w (field %d, key %s)", err, i, serial)
+		}
+	}
+	for i, f := range fields {
+		if *f != "" {
+			*f = out[i]
+		}
+	}
+	return serial, nil
+}
+
+// Decrypt decrypts a sensitive field of a WeChat Pay response, which
+// WeChat Pay encrypts with the merchant API certificate (RSA-OAEP, SHA-1),
+// using the private key merchantID is registered with. The key must
+// implement crypto.Decrypter (*rsa.PrivateKey does; KMS keys may not, in
+// which case call DecryptOAEP with a decrypter of your own). The error
+// never contains the plaintext.
+func Decrypt(store *Store, merchantID, ciphertext string) (string, error) {
+	if store == nil {
+		return "", errors.New("wechatpay: decrypt: nil Store")
+	}
+	m, err := store.merchant(merchantID)
+	if err != nil {
+		return "", err
+	}
+	if m.signer == nil || m.signer.Key == nil {
+		return "", fmt.Errorf("wechatpay: decrypt: merchant %s has no private key in the store", m.id)
+	}
+	d, ok := m.signer.Key.(crypto.Decrypter)
+	if !ok {
+		return "", fmt.Errorf("wechatpay: decrypt: the private key of merchant %s (%T) cannot decrypt; use DecryptOAEP", m.id, m.signer.Key)
+	}
+	pt, err := DecryptOAEP(d, ciphertext)
+	if err != nil {
+		return "", err
+	}
+	return string(pt), nil
+}
