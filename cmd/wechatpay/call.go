@@ -1,0 +1,130 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/wxpaykit/wechatpay"
+)
+
+var callHelp = map[string]help{
+	"get": {
+		synopsis: "get [flags] PATH",
+		text: `Makes a signed GET of PATH (relative to the base URL; it may carry a query)
+and prints the response body, whose signature was verified, to standard
+output. With -v, the status line and the Request-ID go to standard error.`,
+		example: `wechatpay get -sandbox /v3/pay/transactions/id/4200000000000000000000000001
+wechatpay get '/v3/pay/transactions/out-trade-no/T1001?mchid=1900000001' -v`,
+	},
+	"post": {
+		synopsis: "post [flags] PATH -d BODY",
+		text: `Makes a signed POST of the JSON BODY to PATH and prints the verified
+response body. -d @FILE reads the body from FILE and -d @- from standard
+input; the bytes are sent and signed exactly as read.`,
+		example: `wechatpay post -sandbox /v3/pay/transactions/native -d '{"appid":"wxd678efh567hg6787","description":"test","out_trade_no":"T1001","notify_url":"https://example.com/notify","amount":{"total":1}}'
+wechatpay post /v3/refund/domestic/refunds -d @refund.json -v`,
+	},
+	"put": {
+		synopsis: "put [flags] PATH -d BODY",
+		text:     `Makes a signed PUT of the JSON BODY to PATH and prints the verified response body.`,
+		example:  `wechatpay put /v3/merchant-service/complaint-notifications -d '{"url":"https://example.com/complaints"}'`,
+	},
+	"patch": {
+		synopsis: "patch [flags] PATH -d BODY",
+		text:     `Makes a signed PATCH of the JSON BODY to PATH and prints the verified response body.`,
+		example:  `wechatpay patch /v3/marketing/favor/users/OPENID/coupons/COUPON -d @patch.json`,
+	},
+	"delete": {
+		synopsis: "delete [flags] PATH [-d BODY]",
+		text:     `Makes a signed DELETE of PATH (with an optional JSON body) and prints the verified response body.`,
+		example:  `wechatpay delete /v3/merchant-service/complaint-notifications`,
+	},
+}
+
+// call runs get, post, put, patch and delete.
+func (a *app) call(name string, args []string) error {
+	fs := a.newFlagSet(name, callHelp[name])
+	creds := addCredFlags(fs)
+	var headers headerFlag
+	fs.Var(&headers, "H", "add a request header `'Name: value'` (repeatable)")
+	var body bodyFlag
+	if name != "get" {
+		fs.Var(&body, "d", "request `BODY`: JSON text, @FILE, or @- for standard input")
+	}
+	verbose := fs.Bool("v", false, "print the status line, Request-ID and signature serial to standard error")
+	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
+	pos, err := fs.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("want exactly one PATH, got %d arguments", len(pos))
+	}
+	data, err := body.read(a.stdin)
+	if err != nil {
+		return err
+	}
+	s, err := creds.load(a, name, needSigner|needKeys)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+
+	target, err := resolve(s.cfg.BaseURL, pos[0])
+	if err != nil {
+		return err
+	}
+	t, err := wechatpay.NewTransport(s.cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(a.ctx, *timeout)
+	defer cancel()
+	var rd io.Reader
+	if body.set {
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, strings.ToUpper(name), target, rd)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	for _, h := range headers {
+		req.Header.Add(h[0], h[1])
+	}
+	resp, err := (&http.Client{Transport: t}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if *verbose {
+		fmt.Fprintf(a.stderr, "%s %s\n", resp.Proto, resp.Status)
+		fmt.Fprintf(a.stderr, "Request-ID: %s\n", resp.Header.Get(wechatpay.HeaderRequestID))
+		if wechatpay.IsVerified(resp) {
+			fmt.Fprintf(a.stderr, "Signature: verified (Wechatpay-Serial %s)\n", resp.Header.Get(wechatpay.HeaderSerial))
+		} else {
+			fmt.Fprintf(a.stderr, "Signature: none (not verified)\n")
+		}
+	}
+	if err := wechatpay.CheckResponse(resp); err != nil {
+		return err
+	}
+	_, err = io.Copy(a.stdout, resp.Body)
+	return err
+}
+
+// resolve joins the base URL and a PATH argument. A full http(s) URL is
+// taken as it is; anything else must be an absolute path.
+func resolve(base, path string) (string, error) {
+	if strings.HasPrefix(path, "https://") || strings.HasPrefix(path, "http://") {
+		return path, nil
+	}
+	if !strings.HasPrefix(path, "/") {
+		return "", usagef("PATH %q must start with / (for example /v3/certificates)", path)
+	}
+	return strings.TrimSuffix(base, "/") + path, nil
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/wxpaykit/wechatpay"
+)
+
+var certsHelp = help{
+	synopsis: "certs [-o DIR] [flags]",
+	text: `Downloads the merchant's WeChat Pay platform certificates, decrypts them with
+the APIv3 key, checks them (serial, RSA key, validity, and the signature of
+the download itself), and writes each to DIR/wechatpay_<SERIAL>.pem. Each file
+is written under a temporary name and renamed, so an interrupted run never
+leaves half a file. Prints one line per certificate: serial, not-before,
+not-after, and which one is the newest.`,
+	example: `wechatpay certs -sandbox -o /tmp/certs
+wechatpay certs -mchid 1900000001 -serial 3775B6A45ACD588826D15E583A95F5DD12345678 -key apiclient_key.pem -apiv3-key "$WECHATPAY_APIV3_KEY" -o certs/`,
+}
+
+func (a *app) certs(name string, args []string) error {
+	fs := a.newFlagSet(name, certsHelp)
+	creds := addCredFlags(fs)
+	dir := fs.String("o", ".", "write the certificates into `DIR`")
+	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
+	pos, err := fs.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usagef("unexpected argument %q", pos[0])
+	}
+	s, err := creds.load(a, name, needSigner|needAPIv3)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+
+	store, err := wechatpay.NewStore(wechatpay.StoreOptions{})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if err := store.Register(s.cfg); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(a.ctx, *timeout)
+	defer cancel()
+	if err := store.Refresh(ctx, s.cfg.MerchantID); err != nil {
+		return err
+	}
+	certs := store.Certificates(s.cfg.MerchantID) // newest expiry first
+	if len(certs) == 0 {
+		return errors.New("the download succeeded but listed no usable certificate")
+	}
+	if err := os.MkdirAll(*dir, 0o755); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERIAL\tNOT BEFORE\tNOT AFTER\t\tFILE")
+	for i, c := range certs {
+		serial := wechatpay.CertificateSerial(c)
+		path := filepath.Join(*dir, "wechatpay_"+serial+".pem")
+		if err := writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}), 0o644); err != nil {
+			return err
+		}
+		mark := ""
+		if i == 0 {
+			mark = "newest"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", serial, c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339), mark, path)
+	}
+	return tw.Flush()
+}
+
+// writeFileAtomic writes data to a temporary file in the same directory,
+// syncs it, and renames it over path: readers see the old file or the new
+// one, never a part.
+func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		return err
+	}
+	if err = f.Chmod(perm); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// parseCertFile is used by verify: it reads one PEM certificate.
+func parseCertFile(path string) (*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return wechatpay.LoadCertificate(data)
+}

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+
+	"github.com/wxpaykit/wechatpay"
+)
+
+// report prints err for command name and returns the exit status.
+func (a *app) report(name string, err error) int {
+	if err == nil {
+		return exitOK
+	}
+	var fe *flagError
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK // the help was printed
+	case errors.As(err, &fe):
+		// The flag package already printed the problem.
+		fmt.Fprintf(a.stderr, "Run 'wechatpay %s -h' for usage.\n", name)
+		return exitUsage
+	}
+	var ue *usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(a.stderr, "wechatpay %s: %s\nRun 'wechatpay %s -h' for usage.\n", name, ue.msg, name)
+		return exitUsage
+	}
+	code, msg := classify(err)
+	fmt.Fprintln(a.stderr, msg)
+	return code
+}
+
+// classify maps an error to its exit status and a message that says, in
+// plain words, what went wrong and what to do.
+func classify(err error) (int, string) {
+	var (
+		ee     *exitError
+		ce     *credError
+		apiErr *wechatpay.APIError
+		ve     *wechatpay.VerifyError
+	)
+	switch {
+	case errors.As(err, &ee):
+		return ee.code, ee.msg
+	case errors.As(err, &ce):
+		return exitUsage, ce.Error()
+	case errors.As(err, &apiErr):
+		// Also when it comes inside a *VerifyError: a certificate
+		// download that WeChat Pay refused (SIGN_ERROR from a wrong key).
+		return exitAPIError, describeAPIError(apiErr, err)
+	case errors.Is(err, wechatpay.ErrDecrypt):
+		return exitUsage, "wechatpay: the APIv3 key is wrong: the platform certificates do not decrypt with it.\n" +
+			"  Check -apiv3-key / WECHATPAY_APIV3_KEY against the key set in the merchant platform (商户平台 → API安全 → APIv3密钥).\n" +
+			"  error: " + err.Error()
+	case errors.Is(err, wechatpay.ErrNoPlatformCertificates):
+		return exitAPIError, "wechatpay: WeChat Pay answered 404 RESOURCE_NOT_EXISTS to the certificate download: this merchant has no platform certificates and uses a WeChat Pay public key.\n" +
+			"  Pass -public-key-id PUB_KEY_ID_... and -public-key pub_key.pem (or set WECHATPAY_PUBLIC_KEY_ID and WECHATPAY_PUBLIC_KEY)."
+	case isVerifyFailure(err):
+		return exitVerify, "wechatpay: the response signature did not verify: " + whyNotVerified(err) + "\n  error: " + err.Error()
+	case isNetwork(err):
+		return exitFailure, "wechatpay: " + strings.TrimPrefix(err.Error(), "wechatpay: ")
+	case errors.As(err, &ve):
+		return exitVerify, "wechatpay: the response could not be verified.\n  error: " + err.Error()
+	}
+	return exitFailure, "wechatpay: " + strings.TrimPrefix(err.Error(), "wechatpay: ")
+}
+
+var verifySentinels = []error{
+	wechatpay.ErrClockSkew,
+	wechatpay.ErrSignatureProbe,
+	wechatpay.ErrUnknownSerial,
+	wechatpay.ErrExpiredKey,
+	wechatpay.ErrBadSignature,
+	wechatpay.ErrMissingSignature,
+	wechatpay.ErrSignatureType,
+}
+
+func isVerifyFailure(err error) bool {
+	for _, s := range verifySentinels {
+		if errors.Is(err, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// whyNotVerified explains a verification failure in one sentence.
+func whyNotVerified(err error) string {
+	var ve *wechatpay.VerifyError
+	serial := ""
+	if errors.As(err, &ve) {
+		serial = ve.Serial
+	}
+	switch {
+	case errors.Is(err, wechatpay.ErrClockSkew):
+		return "clock skew: the response's Wechatpay-Timestamp is more than 5 minutes away from this machine's clock (check the system time, or a replayed response)."
+	case errors.Is(err, wechatpay.ErrSignatureProbe):
+		return "signature probe: WeChat Pay sent a deliberately invalid signature (WECHATPAY/SIGNTEST/...) to check that clients verify; it was rightly rejected."
+	case errors.Is(err, wechatpay.ErrUnknownSerial):
+		if strings.HasPrefix(serial, "PUB_KEY_ID_") {
+			return fmt.Sprintf("unknown serial: the response is signed with WeChat Pay public key %s, which is not configured; pass -public-key-id and -public-key.", serial)
+		}
+		return fmt.Sprintf("unknown serial: %q is not among the merchant's platform certificates or public keys.", serial)
+	case errors.Is(err, wechatpay.ErrExpiredKey):
+		return fmt.Sprintf("expired key: the platform certificate %s has expired.", serial)
+	case errors.Is(err, wechatpay.ErrBadSignature):
+		return "signature mismatch: the body or headers were altered in transit, or signed with a different key."
+	case errors.Is(err, wechatpay.ErrMissingSignature):
+		return "missing signature: the response lacks well-formed Wechatpay-Timestamp, -Nonce, -Signature and -Serial headers (is the base URL really WeChat Pay?)."
+	case errors.Is(err, wechatpay.ErrSignatureType):
+		return "unsupported Wechatpay-Signature-Type."
+	}
+	return "unknown reason."
+}
+
+// isNetwork reports errors of the connection rather than of WeChat Pay.
+func isNetwork(err error) bool {
+	var op *net.OpError
+	var dns *net.DNSError
+	return errors.As(err, &op) || errors.As(err, &dns) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// describeAPIError prints WeChat Pay's error with everything support will
+// ask for, and a hint for SIGN_ERROR.
+func describeAPIError(e *wechatpay.APIError, wrapped error) string {
+	var b strings.Builder
+	b.WriteString("wechatpay: WeChat Pay answered")
+	if e != wrapped {
+		var ve *wechatpay.VerifyError
+		if errors.As(wrapped, &ve) || errors.Is(wrapped, wechatpay.ErrCertificateDownload) {
+			b.WriteString(" the platform certificate download with")
+		}
+	}
+	fmt.Fprintf(&b, " HTTP %d", e.StatusCode)
+	if e.Code != "" {
+		fmt.Fprintf(&b, " %s", e.Code)
+	}
+	if e.Message != "" {
+		fmt.Fprintf(&b, ": %s", e.Message)
+	}
+	b.WriteString("\n")
+	if len(e.Detail) > 0 {
+		fmt.Fprintf(&b, "  detail:     %s\n", e.Detail)
+	}
+	if e.RequestID != "" {
+		fmt.Fprintf(&b, "  Request-ID: %s\n", e.RequestID)
+	}
+	if e.Verified {
+		b.WriteString("  (this error response's signature was verified)\n")
+	} else {
+		b.WriteString("  (this error response was not signed, so it is not verified)\n")
+	}
+	if e.Code == "SIGN_ERROR" {
+		b.WriteString(signErrorHint(e.Detail))
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+// signErrorHint turns the detail of a SIGN_ERROR into the sign command that
+// reproduces what WeChat Pay checked.
+func signErrorHint(detail json.RawMessage) string {
+	var d struct {
+		SignInformation struct {
+			Method    string `json:"method"`
+			Truncated string `json:"truncated_sign_message"`
+			URL       string `json:"url"`
+		} `json:"sign_information"`
+	}
+	hint := "  hint: SIGN_ERROR means the Authorization did not verify with the certificate of -serial: check that -key is the private key of that certificate, and that the body sent is the body signed.\n"
+	if json.Unmarshal(detail, &d) != nil || d.SignInformation.Truncated == "" {
+		return hint
+	}
+	lines := strings.Split(d.SignInformation.Truncated, "\n")
+	if len(lines) < 4 {
+		return hint
+	}
+	return hint + fmt.Sprintf("  WeChat Pay checked this signing string (truncated): %q\n  Reproduce it with: wechatpay sign -method %s -url '%s' -timestamp %s -nonce %s [-d @body.json]\n",
+		d.SignInformation.Truncated, lines[0], lines[1], lines[2], lines[3])
+}
