@@ -344,6 +344,11 @@ func (s *Store) refresh(ctx context.Context, m *merchant, serial string, force b
 func (s *Store) join(ctx context.Context, m *merchant, serial string, force bool) error {
 	ch := s.group.DoChan(m.id, func() (any, error) {
 		if !force {
+			// A download that finished just before this call started may
+			// already have brought the serial: then there is nothing to do.
+			if e, ok := s.keys.Peek(storeKey{m.id, serial}); ok && s.clock().Before(e.notAfter) {
+				return nil, nil
+			}
 			if err := s.mayDownload(m, serial); err != nil {
 				return nil, err
 			}

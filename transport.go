@@ -106,7 +106,8 @@ func WithoutResponseVerification(ctx context.Context) context.Context {
 }
 
 // unsignedPrefixes are WeChat Pay's documented downloads whose responses
-// carry no signature (PROTOCOL §2.5). Only GET requests qualify.
+// carry no signature (PROTOCOL §2.5). Only GET requests qualify. An entry
+// ending in "/" matches the paths below it; any other matches exactly.
 var unsignedPrefixes = []string{
 	"/v3/billdownload/file",
 	"/v3/merchant-service/images/",
@@ -127,7 +128,7 @@ func isUnsignedDownload(req *http.Request) bool {
 	}
 	p := req.URL.Path
 	for _, prefix := range unsignedPrefixes {
-		if strings.HasPrefix(p, prefix) {
+		if p == prefix || strings.HasSuffix(prefix, "/") && strings.HasPrefix(p, prefix) {
 			return true
 		}
 	}

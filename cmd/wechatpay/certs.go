@@ -21,8 +21,13 @@ the APIv3 key, checks them (serial, RSA key, validity, and the signature of
 the download itself), and writes each to DIR/wechatpay_<SERIAL>.pem. Each file
 is written under a temporary name and renamed, so an interrupted run never
 leaves half a file. Prints one line per certificate: serial, not-before,
-not-after, and which one is the newest.`,
+not-after, and which one is the newest.
+
+With -v2, the certificates come from the APIv2 endpoint /risk/getcertficates
+instead, signed with the APIv2 key (-apiv2-key or WECHATPAY_APIV2_KEY) and
+still decrypted with the APIv3 key: for merchants wired for APIv2 only.`,
 	example: `wechatpay certs -sandbox -o /tmp/certs
+wechatpay certs -sandbox -v2 -o /tmp/certs
 wechatpay certs -mchid 1900000001 -serial 3775B6A45ACD588826D15E583A95F5DD12345678 -key apiclient_key.pem -apiv3-key "$WECHATPAY_APIV3_KEY" -o certs/`,
 }
 
@@ -31,6 +36,8 @@ func (a *app) certs(name string, args []string) error {
 	creds := addCredFlags(fs)
 	dir := fs.String("o", ".", "write the certificates into `DIR`")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
+	v2 := fs.Bool("v2", false, "download with the APIv2 endpoint /risk/getcertficates")
+	apiv2Key := fs.String("apiv2-key", "", "the APIv2 `KEY` for -v2 (default $WECHATPAY_APIV2_KEY)")
 	pos, err := fs.parse(args)
 	if err != nil {
 		return err
@@ -54,7 +61,28 @@ func (a *app) certs(name string, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(a.ctx, *timeout)
 	defer cancel()
-	if err := store.Refresh(ctx, s.cfg.MerchantID); err != nil {
+	if *v2 {
+		key := *apiv2Key
+		if key == "" {
+			key = os.Getenv("WECHATPAY_APIV2_KEY")
+		}
+		if key == "" && s.srv != nil {
+			key = s.srv.Merchant().APIv2Key
+		}
+		if len(key) != 32 {
+			return &credError{cmd: name, problems: []string{fmt.Sprintf("-v2 needs the 32-byte APIv2 key: -apiv2-key KEY or WECHATPAY_APIV2_KEY (got %d bytes)", len(key))}}
+		}
+		got, err := wechatpay.FetchCertificatesV2(ctx, wechatpay.V2Config{
+			MerchantID: s.cfg.MerchantID, APIv2Key: key, APIv3Key: s.cfg.APIv3Key,
+			BaseURL: s.cfg.BaseURL, Base: s.cfg.Base,
+		})
+		if err != nil {
+			return err
+		}
+		if err := store.AddCertificates(s.cfg.MerchantID, got); err != nil {
+			return err
+		}
+	} else if err := store.Refresh(ctx, s.cfg.MerchantID); err != nil {
 		return err
 	}
 	certs := store.Certificates(s.cfg.MerchantID) // newest expiry first

@@ -421,3 +421,19 @@ func TestNotify(t *testing.T) {
 	wantCode(t, runApp(t, nil, "", "notify", "-sandbox-dir", dir, "-url", "not a url"), exitUsage, "-url must be")
 	wantCode(t, runApp(t, nil, "", "notify", "-sandbox-dir", dir, "-url", merchant.URL, "-d", "[1]"), exitUsage, "JSON object")
 }
+
+func TestCertsV2(t *testing.T) {
+	dir := t.TempDir()
+	r := runApp(t, nil, "", "certs", "-sandbox", "-v2", "-o", dir)
+	wantCode(t, r, exitOK, "newest", "wechatpay_")
+	files, _ := filepath.Glob(filepath.Join(dir, "wechatpay_*.pem"))
+	if len(files) != 1 {
+		t.Errorf("certs -v2 wrote %v; want one certificate file", files)
+	}
+	wantCode(t, runApp(t, nil, "", "certs", "-sandbox", "-v2", "-apiv2-key", "short", "-o", dir), exitUsage, "APIv2 key", "WECHATPAY_APIV2_KEY")
+	// A wrong APIv2 key of the right length is refused by the sandbox.
+	r = runApp(t, nil, "", "certs", "-sandbox", "-v2", "-apiv2-key", strings.Repeat("k", 32), "-o", dir)
+	if r.code == exitOK {
+		t.Errorf("certs -v2 with a wrong APIv2 key succeeded:\n%s", r)
+	}
+}

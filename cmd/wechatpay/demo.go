@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"time"
 
 	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/middleware"
 	"github.com/wxpaykit/wechatpay/wechatpaytest"
 )
 
@@ -19,7 +21,8 @@ var demoHelp = help{
 each step and its outcome: credentials, certificate download and
 verification, a signed call with a verified response, a certificate rotation
 met by one lazy download, a tampered response rejected, a signature probe
-recognised, and public-key mode. Needs no account and no flags. Ends with
+recognised, public-key mode, and a callback notification verified and
+decrypted by the middleware. Needs no account and no flags. Ends with
 the Go code that wires a real client.`,
 	example: `wechatpay demo`,
 }
@@ -214,12 +217,41 @@ func (a *app) demo(name string, args []string) error {
 		return lines, nil
 	})
 
-	// ---- CALLBACK STEP -------------------------------------------------
-	// Placeholder for the callback notification step: mount
-	// middleware.Notifications on an httptest server, have srv.Notify post
-	// a signed notification to it, and print the decrypted transaction.
-	// Add it here with d.step("Receive a callback notification", ...).
-	// ---------------------------------------------------------------------
+	d.step("Receive a callback notification (verified, then decrypted)", func() ([]string, error) {
+		var got *middleware.Notification
+		h := middleware.Notifications(middleware.Config{Keys: store, MerchantID: m.ID, APIv3Key: m.APIv3Key})(
+			http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				got, _ = middleware.NotificationFrom(r.Context())
+			}))
+		merchant := httptest.NewServer(h)
+		defer merchant.Close()
+		resp, err := srv.Notify(ctx, merchant.URL+"/wechatpay/notify", "TRANSACTION.SUCCESS", wechatpaytest.PaymentResource(m))
+		if err != nil {
+			return nil, err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent || got == nil {
+			return nil, fmt.Errorf("the merchant's endpoint answered %d", resp.StatusCode)
+		}
+		tx, err := got.Transaction()
+		if err != nil {
+			return nil, err
+		}
+		// A forged copy (probe signature) never reaches the handler.
+		got = nil
+		probe, err := srv.Notify(ctx, merchant.URL+"/wechatpay/notify", "TRANSACTION.SUCCESS", wechatpaytest.PaymentResource(m), wechatpaytest.NotifyProbe())
+		if err != nil {
+			return nil, err
+		}
+		probe.Body.Close()
+		if got != nil || probe.StatusCode != http.StatusUnauthorized {
+			return nil, fmt.Errorf("a probe notification was answered %d", probe.StatusCode)
+		}
+		return []string{
+			fmt.Sprintf("%s %s: order %s, %d %s, state %s", tx.TransactionID, "TRANSACTION.SUCCESS", tx.OutTradeNo, tx.Amount.Total, tx.Amount.Currency, tx.TradeState),
+			"answered 204; a probe-signed copy was answered 401 and never reached the handler",
+		}, nil
+	})
 
 	fmt.Fprint(w, `
 Wire a real client in three lines of Go:

@@ -400,10 +400,11 @@ func TestDemo(t *testing.T) {
 		"certificate downloads: 1 before, 2 after",
 		"rejected: ", "signature does not match", "signature probe",
 		"Wechatpay-Serial: PUB_KEY_ID_",
+		"TRANSACTION.SUCCESS: order ", "answered 204", "answered 401",
 		"client := &http.Client{Transport: t}",
-		"All 7 steps passed.")
-	if strings.Count(r.stdout, "   ok\n") != 7 {
-		t.Errorf("want 7 ok steps:\n%s", r)
+		"All 8 steps passed.")
+	if strings.Count(r.stdout, "   ok\n") != 8 {
+		t.Errorf("want 8 ok steps:\n%s", r)
 	}
 	wantCode(t, runApp(t, nil, "", "demo", "extra"), exitUsage, "no arguments")
 }
