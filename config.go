@@ -5,6 +5,7 @@ import (
 	"crypto/rsa"
 	"fmt"
 	"net/http"
+	"net/url"
 )
 
 // DefaultBaseURL is WeChat Pay's mainland API host.
@@ -59,6 +60,18 @@ func (c Config) String() string {
 
 // GoString is String, so that %#v does not print secrets either.
 func (c Config) GoString() string { return c.String() }
+
+// parseBaseURL parses an API host URL; empty means DefaultBaseURL.
+func parseBaseURL(base string) (*url.URL, error) {
+	if base == "" {
+		base = DefaultBaseURL
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("BaseURL %q is not an http(s) URL", truncate(base, 80))
+	}
+	return u, nil
+}
 
 func redacted(set bool) string {
 	if set {

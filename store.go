@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -193,13 +192,9 @@ func (s *Store) Register(cfg Config) error {
 	if cfg.APIv3Key == "" && cfg.PublicKey == nil {
 		problems = append(problems, "need APIv3Key (to download platform certificates) or PublicKeyID and PublicKey")
 	}
-	base := cfg.BaseURL
-	if base == "" {
-		base = DefaultBaseURL
-	}
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		problems = append(problems, fmt.Sprintf("BaseURL %q is not an http(s) URL", truncate(base, 80)))
+	u, err := parseBaseURL(cfg.BaseURL)
+	if err != nil {
+		problems = append(problems, err.Error())
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("wechatpay: config: %s", strings.Join(problems, "; "))

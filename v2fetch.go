@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -75,13 +74,9 @@ func fetchCertificatesV2(ctx context.Context, cfg V2Config) ([]*x509.Certificate
 	if err != nil {
 		problems = append(problems, err.Error())
 	}
-	base := cfg.BaseURL
-	if base == "" {
-		base = DefaultBaseURL
-	}
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		problems = append(problems, fmt.Sprintf("BaseURL %q is not an http(s) URL", truncate(base, 80)))
+	u, err := parseBaseURL(cfg.BaseURL)
+	if err != nil {
+		problems = append(problems, err.Error())
 	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("config: %s", strings.Join(problems, "; "))
