@@ -167,16 +167,8 @@ func fetchCertificates(ctx context.Context, m *merchant, roots *x509.CertPool, n
 	}
 	req.Header.Set("Authorization", auth)
 	req.Header.Set("Accept", "application/json")
-	ua := m.userAgent
-	if ua == "" {
-		ua = defaultUserAgent
-	}
-	req.Header.Set("User-Agent", ua)
-	base := m.base
-	if base == nil {
-		base = http.DefaultTransport
-	}
-	resp, err := base.RoundTrip(req)
+	req.Header.Set("User-Agent", userAgentOr(m.userAgent))
+	resp, err := baseOr(m.base).RoundTrip(req)
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,22 @@ const DefaultMaxBodySize = 8 << 20
 
 const defaultUserAgent = "wxpaykit-wechatpay-go/1 (+https://github.com/wxpaykit/wechatpay)"
 
+// userAgentOr returns ua, or the library's default User-Agent when empty.
+func userAgentOr(ua string) string {
+	if ua == "" {
+		return defaultUserAgent
+	}
+	return ua
+}
+
+// baseOr returns rt, or http.DefaultTransport when nil.
+func baseOr(rt http.RoundTripper) http.RoundTripper {
+	if rt == nil {
+		return http.DefaultTransport
+	}
+	return rt
+}
+
 // ErrNotConfigured is returned by a Transport missing its Signer or
 // Verifier: it refuses to send rather than pass unverified data.
 var ErrNotConfigured = errors.New("wechatpay: transport needs a Signer and a Verifier")
@@ -184,11 +200,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		h.Set("Accept", "application/json")
 	}
 	if h.Get("User-Agent") == "" {
-		ua := t.UserAgent
-		if ua == "" {
-			ua = defaultUserAgent
-		}
-		h.Set("User-Agent", ua)
+		h.Set("User-Agent", userAgentOr(t.UserAgent))
 	}
 	if len(body) > 0 && h.Get("Content-Type") == "" {
 		h.Set("Content-Type", "application/json")
@@ -197,11 +209,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		h.Set(HeaderSerial, serial)
 	}
 
-	base := t.Base
-	if base == nil {
-		base = http.DefaultTransport
-	}
-	resp, err := base.RoundTrip(r2)
+	resp, err := baseOr(t.Base).RoundTrip(r2)
 	if err != nil {
 		return nil, err
 	}

@@ -387,17 +387,9 @@ func (t *V2Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		r2.Header.Set("Content-Type", "text/xml; charset=utf-8")
 	}
 	if r2.Header.Get("User-Agent") == "" {
-		ua := t.UserAgent
-		if ua == "" {
-			ua = defaultUserAgent
-		}
-		r2.Header.Set("User-Agent", ua)
+		r2.Header.Set("User-Agent", userAgentOr(t.UserAgent))
 	}
-	base := t.Base
-	if base == nil {
-		base = http.DefaultTransport
-	}
-	resp, err := base.RoundTrip(r2)
+	resp, err := baseOr(t.Base).RoundTrip(r2)
 	if err != nil {
 		return nil, err
 	}

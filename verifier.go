@@ -34,9 +34,9 @@ const (
 	HeaderRequestID     = "Request-Id"
 )
 
-// probePrefix starts the deliberately wrong signatures WeChat Pay sends to
+// ProbePrefix starts the deliberately wrong signatures WeChat Pay sends to
 // test that merchants verify (PROTOCOL §2.4).
-const probePrefix = "WECHATPAY/SIGNTEST/"
+const ProbePrefix = "WECHATPAY/SIGNTEST/"
 
 // publicKeyPrefix starts the IDs of WeChat Pay public keys (PROTOCOL §3).
 const publicKeyPrefix = "PUB_KEY_ID_"
@@ -145,7 +145,7 @@ func (v *Verifier) verify(ctx context.Context, h http.Header, serial string, bod
 	if d := now().Unix() - sec; d > int64(maxSkew/time.Second) || d < -int64(maxSkew/time.Second) {
 		return fmt.Errorf("%w: %s is %ds from now, more than %s", ErrClockSkew, HeaderTimestamp, d, maxSkew)
 	}
-	if strings.HasPrefix(sig, probePrefix) {
+	if strings.HasPrefix(sig, ProbePrefix) {
 		return ErrSignatureProbe
 	}
 	key, err := v.Keys.PublicKey(ctx, v.MerchantID, serial)

@@ -287,7 +287,7 @@ func (s *Server) writeSigned(w http.ResponseWriter, r *http.Request, m *merchant
 	case FaultProbe:
 		var junk [256]byte
 		rand.Read(junk[:])
-		sig = "WECHATPAY/SIGNTEST/" + base64.StdEncoding.EncodeToString(junk[:])
+		sig = wechatpay.ProbePrefix + base64.StdEncoding.EncodeToString(junk[:])
 	case FaultInvalidBase64:
 		sig = "!!not-base64!!"
 	case FaultRandomSerial:

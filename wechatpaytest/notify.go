@@ -190,7 +190,7 @@ func (s *Server) notificationRequest(ctx context.Context, url, eventType string,
 	if o.probe {
 		var junk [256]byte
 		rand.Read(junk[:])
-		sig = "WECHATPAY/SIGNTEST/" + base64.StdEncoding.EncodeToString(junk[:])
+		sig = wechatpay.ProbePrefix + base64.StdEncoding.EncodeToString(junk[:])
 	}
 	if o.serial != "" {
 		serial = o.serial

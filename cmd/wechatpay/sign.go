@@ -194,7 +194,7 @@ func (a *app) verify(name string, args []string) error {
 	writeVisible(a.stdout, wechatpay.ResponseMessage(*timestamp, *nonce, data))
 	fmt.Fprintln(a.stdout)
 
-	if strings.HasPrefix(*signature, "WECHATPAY/SIGNTEST/") {
+	if strings.HasPrefix(*signature, wechatpay.ProbePrefix) {
 		return invalid("signature probe: the signature starts with WECHATPAY/SIGNTEST/, which WeChat Pay sends on purpose to check that merchants verify; rejecting it is correct")
 	}
 	sec, err := strconv.ParseInt(*timestamp, 10, 64)
