@@ -393,16 +393,22 @@ func (t *V2Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	if resp.Header == nil {
+		resp.Header = http.Header{}
+	}
+	resp.Header.Del(verifiedHeader) // only this process says what it verified
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		resp.Body.Close() // WeChat Pay does not redirect: never follow one
+		return nil, fmt.Errorf("wechatpay: APIv2 %s answered HTTP %d, a redirect: refused", r2.URL.Path, resp.StatusCode)
+	}
 	ok2xx := resp.StatusCode >= 200 && resp.StatusCode < 300
-	if v, _ := req.Context().Value(unsignedKey{}).(bool); v && ok2xx {
+	if ok2xx && unverifiedAllowed(r2) {
 		return resp, nil
 	}
-	rbody, err := readAll(resp.Body, resp.ContentLength, t.maxBody())
-	resp.Body.Close()
+	rbody, err := readResponseBody(resp, r2.Method, t.maxBody())
 	if err != nil {
 		return nil, fmt.Errorf("wechatpay: reading APIv2 response of %s: %w", r2.URL.Path, err)
 	}
-	verified := false
 	if ok2xx {
 		rfields, err := parseV2(rbody)
 		if err != nil {
@@ -413,10 +419,10 @@ func (t *V2Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if err := VerifyV2(answer, t.Key, signType); err != nil {
 				return nil, fmt.Errorf("wechatpay: APIv2 response of %s: %w", r2.URL.Path, err)
 			}
-			verified = true
+			markVerified(resp.Header)
 		}
 	}
-	resp.Body = &responseBody{Reader: bytes.NewReader(rbody), verified: verified}
+	resp.Body = io.NopCloser(bytes.NewReader(rbody))
 	resp.ContentLength = int64(len(rbody))
 	return resp, nil
 }

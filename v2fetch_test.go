@@ -55,6 +55,7 @@ func TestFetchCertificatesV2FeedsStore(t *testing.T) {
 		Signer:   &wechatpay.Signer{MerchantID: m.ID, CertificateSerial: m.CertificateSerial, Key: m.PrivateKey},
 		Verifier: &wechatpay.Verifier{MerchantID: m.ID, Keys: store},
 		Base:     srv.Config().Base,
+		BaseURL:  srv.URL,
 	}
 	resp, err := (&http.Client{Transport: tr}).Get(srv.URL + "/v3/echo/v2-fed")
 	if err != nil {
