@@ -9,7 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strings"
+	"net/url"
 	"sync"
 	"time"
 )
@@ -23,9 +23,13 @@ const (
 // Failover is an [http.RoundTripper] that sends a request for WeChat Pay's
 // main host to the backup host when the main host fails, stays on the
 // backup after repeated failures, and goes back to the main host when it
-// answers again (PROTOCOL §11: api.mch.weixin.qq.com and its backup
-// api2.mch.weixin.qq.com; apihk.mch.weixin.qq.com and api.mch). Requests
-// for any other host, a sandbox for example, pass through unchanged.
+// answers again. The two hosts are those the Transport signs for: its
+// BaseURL's host and WeChat Pay's other documented host of that region
+// (PROTOCOL §11: api.mch.weixin.qq.com and its backup
+// api2.mch.weixin.qq.com; apihk.mch.weixin.qq.com and api.mch). A request
+// for the other host fails over to the BaseURL's. Requests for any other
+// host, and all requests of a Transport whose BaseURL is a custom host (a
+// sandbox, a proxy), pass through to the Transport unchanged.
 //
 // It wraps a Transport, so every attempt is signed afresh. A failure is a
 // connection that could not be made (refused, DNS, a TLS certificate
@@ -96,17 +100,29 @@ func repeatable(req *http.Request) bool {
 	return v
 }
 
-// otherHost returns the host that stands in for host when it fails, or ""
-// when there is none: WeChat Pay's documented pairs (PROTOCOL §11). The
-// requested host is always the main one of its pair.
-func (f *Failover) otherHost(host string) string {
-	switch host {
-	case "api.mch.weixin.qq.com":
-		return "api2.mch.weixin.qq.com"
-	case "api2.mch.weixin.qq.com", "apihk.mch.weixin.qq.com":
-		return "api.mch.weixin.qq.com"
+// otherHost returns the host that stands in for u's host when it fails,
+// or "" when there is none: the other of the two hosts the Transport signs
+// for (its BaseURL's host and WeChat Pay's documented other host of that
+// region, PROTOCOL §11), never a host the Transport would refuse. A
+// custom BaseURL (a sandbox, a proxy) has no other host.
+func (f *Failover) otherHost(u *url.URL) string {
+	h, err := f.Transport.apiHosts()
+	if err != nil || len(h.hosts) < 2 {
+		return "" // the Transport reports a bad BaseURL itself
 	}
-	return ""
+	var other string
+	switch normalHost(u.Scheme, u.Host) {
+	case h.hosts[0]:
+		other = h.hosts[1]
+	case h.hosts[1]:
+		other = h.hosts[0]
+	default:
+		return ""
+	}
+	if h.check(&url.URL{Scheme: u.Scheme, Host: other}) != nil {
+		return ""
+	}
+	return other
 }
 
 func (f *Failover) clock() time.Time {
@@ -151,11 +167,11 @@ func (f *Failover) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, errors.New("wechatpay: Failover has no Transport")
 	}
-	if req.URL == nil || req.URL.Scheme != "https" || req.URL.Port() != "" && req.URL.Port() != "443" {
+	if req.URL == nil {
 		return f.Transport.RoundTrip(req)
 	}
-	main := strings.ToLower(req.URL.Hostname())
-	backup := f.otherHost(main)
+	main := normalHost(req.URL.Scheme, req.URL.Host)
+	backup := f.otherHost(req.URL)
 	if backup == "" {
 		return f.Transport.RoundTrip(req)
 	}

@@ -32,6 +32,7 @@ import (
 const (
 	mainHost   = "api.mch.weixin.qq.com"
 	backupHost = "api2.mch.weixin.qq.com"
+	hkHost     = "apihk.mch.weixin.qq.com"
 )
 
 // Modes of a fakeHost.
@@ -56,6 +57,7 @@ type fakeHost struct {
 type failoverRig struct {
 	srv          *wechatpaytest.Server
 	main, backup *fakeHost
+	hk           *fakeHost // apihk.mch.weixin.qq.com
 	failover     *wechatpay.Failover
 	client       *http.Client
 
@@ -66,13 +68,15 @@ type failoverRig struct {
 	now     time.Time
 }
 
-func newFailoverRig(t *testing.T, f *wechatpay.Failover) *failoverRig {
+// newFailoverRig returns the hosts and a client using f with a Transport
+// for baseURL ("" means the main host).
+func newFailoverRig(t *testing.T, f *wechatpay.Failover, baseURL ...string) *failoverRig {
 	t.Helper()
 	r := &failoverRig{now: time.Unix(1_800_000_000, 0)}
 	r.srv = newSandbox(t, wechatpaytest.WithPublicKey())
 	target, _ := url.Parse(r.srv.URL)
 	proxy := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(target) }}
-	cert, pool := hostCertificate(t, mainHost, backupHost)
+	cert, pool := hostCertificate(t, mainHost, backupHost, hkHost)
 	stop := make(chan struct{})
 	newHost := func() *fakeHost {
 		h := &fakeHost{}
@@ -104,7 +108,7 @@ func newFailoverRig(t *testing.T, f *wechatpay.Failover) *failoverRig {
 		t.Cleanup(h.ts.Close)
 		return h
 	}
-	r.main, r.backup = newHost(), newHost()
+	r.main, r.backup, r.hk = newHost(), newHost(), newHost()
 	t.Cleanup(func() { close(stop) }) // runs before the servers close
 	refused := closedAddr(t)
 
@@ -119,6 +123,8 @@ func newFailoverRig(t *testing.T, f *wechatpay.Failover) *failoverRig {
 				h = r.main
 			case backupHost + ":443":
 				h = r.backup
+			case hkHost + ":443":
+				h = r.hk
 			default:
 				r.outside = append(r.outside, addr)
 			}
@@ -138,6 +144,9 @@ func newFailoverRig(t *testing.T, f *wechatpay.Failover) *failoverRig {
 	m := r.srv.Merchant()
 	cfg := r.srv.Config()
 	cfg.BaseURL = "https://" + mainHost
+	if len(baseURL) > 0 {
+		cfg.BaseURL = baseURL[0]
+	}
 	cfg.PublicKeyID, cfg.PublicKey = m.PublicKeyID, m.PublicKey // no certificate download needed
 	cfg.Base = base
 	store, err := wechatpay.NewStore(wechatpay.StoreOptions{})
@@ -196,11 +205,15 @@ func (r *failoverRig) counts() (int, int) {
 // do sends a request to the main host and returns the answer's status
 // and the echoed body, or the error.
 func (r *failoverRig) do(ctx context.Context, method, path, body string) (int, string, error) {
+	return r.doURL(ctx, method, "https://"+mainHost+path, body)
+}
+
+func (r *failoverRig) doURL(ctx context.Context, method, url, body string) (int, string, error) {
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, "https://"+mainHost+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	if err != nil {
 		return 0, "", err
 	}
@@ -388,31 +401,52 @@ func TestFailoverSwitchBack(t *testing.T) {
 	wantEvents(t, r.takeEvents())
 }
 
-// TestFailoverOnlyDocumentedHosts checks that a request for a host with no
-// documented backup (a sandbox, a proxy) is never sent elsewhere, and that
-// a verification failure is not taken for a host failure.
-func TestFailoverOnlyDocumentedHosts(t *testing.T) {
-	r := newFailoverRig(t, &wechatpay.Failover{FailAfter: 1})
-	req, _ := http.NewRequest("GET", "https://pay.example.com/v3/echo/q", nil)
-	if _, err := r.client.Do(req); err == nil {
-		t.Fatal("a request to an undialable custom host succeeded")
+// TestFailoverOnlyAllowedHosts checks that Failover uses only the hosts
+// the Transport signs for: the global host fails over to the mainland
+// one; a custom BaseURL (a sandbox, a proxy) has no other host, so its
+// requests are never sent elsewhere, and WeChat Pay's hosts are refused
+// for it before anything is dialed. It also checks that a verification
+// failure is not taken for a host failure.
+func TestFailoverOnlyAllowedHosts(t *testing.T) {
+	// Global: apihk fails over to api.mch.
+	g := newFailoverRig(t, &wechatpay.Failover{}, "https://"+hkHost)
+	g.hk.mode.Store(hostDown)
+	status, _, err := g.doURL(context.Background(), "GET", "https://"+hkHost+"/v3/echo/q", "")
+	if err != nil || status != 200 {
+		t.Fatalf("global GET = %d, %v; want 200 from %s", status, err, mainHost)
 	}
-	if m, b := r.counts(); m != 0 || b != 0 {
-		t.Errorf("main, backup got %d, %d; want none", m, b)
+	if m, b := g.counts(); m != 1 || b != 0 {
+		t.Errorf("global: main, backup got %d, %d; want 1, 0 (api2 is not a global host)", m, b)
 	}
-	r.mu.Lock()
-	if !slices.Equal(r.outside, []string{"pay.example.com:443"}) {
-		t.Errorf("dialed outside hosts %v; want only the requested pay.example.com:443", r.outside)
-	}
-	r.outside = nil // expected: the dialer refused it
-	r.mu.Unlock()
-	wantEvents(t, r.takeEvents())
+	wantEvents(t, g.takeEvents(), "failover→"+mainHost)
 
+	// A custom BaseURL: no failover, and WeChat Pay's hosts are refused.
+	c := newFailoverRig(t, &wechatpay.Failover{FailAfter: 1}, "https://pay.example.com")
+	if _, _, err := c.doURL(context.Background(), "GET", "https://pay.example.com/v3/echo/q", ""); err == nil {
+		t.Fatal("a request to the undialable custom host succeeded")
+	}
+	for _, u := range []string{"https://" + mainHost + "/v3/echo/q", "https://" + backupHost + "/v3/echo/q"} {
+		if _, _, err := c.doURL(context.Background(), "GET", u, ""); !errors.Is(err, wechatpay.ErrHostNotAllowed) {
+			t.Errorf("custom BaseURL, GET %s: err = %v; want ErrHostNotAllowed", u, err)
+		}
+	}
+	if m, b := c.counts(); m != 0 || b != 0 || c.hk.requests.Load() != 0 {
+		t.Errorf("custom BaseURL: WeChat Pay's hosts got %d, %d, %d requests; want none", m, b, c.hk.requests.Load())
+	}
+	c.mu.Lock()
+	if !slices.Equal(c.dialed, []string{"pay.example.com:443"}) {
+		t.Errorf("custom BaseURL dialed %v; want only pay.example.com:443", c.dialed)
+	}
+	c.outside = nil // expected: the test dialer refused it
+	c.mu.Unlock()
+	wantEvents(t, c.takeEvents())
+
+	r := newFailoverRig(t, &wechatpay.Failover{FailAfter: 1})
 	// A forged answer from the main host fails verification: returned,
 	// not re-sent, and not counted against the host.
 	r.main.mode.Store(hostForges)
-	req, _ = http.NewRequest("GET", "https://"+mainHost+"/v3/echo/q", nil)
-	_, err := r.client.Do(req)
+	req, _ := http.NewRequest("GET", "https://"+mainHost+"/v3/echo/q", nil)
+	_, err = r.client.Do(req)
 	var ve *wechatpay.VerifyError
 	if !errors.As(err, &ve) {
 		t.Fatalf("err = %v; want a *VerifyError", err)
