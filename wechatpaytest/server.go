@@ -65,6 +65,8 @@ type options struct {
 	publicKey     bool
 	publicKeyOnly bool
 	addr          string
+	clockOffset   time.Duration // WithClockOffset (clock.go)
+	wholeClock    bool
 }
 
 // WithPublicKey gives each merchant a WeChat Pay public key (a PUB_KEY_ID_
@@ -153,6 +155,7 @@ func NewServer(opts ...Option) *Server {
 		closing:   make(chan struct{}),
 		merchants: make(map[string]*merchant),
 	}
+	s.clockOffset.Store(int64(o.clockOffset))
 	s.newRootCA()
 	s.defaultID = s.AddMerchant().ID
 
