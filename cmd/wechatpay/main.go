@@ -79,6 +79,7 @@ func commands() []command {
 		{"verify", "verify a response or callback signature offline", (*app).verify},
 		{"sandbox", "run the WeChat Pay sandbox as a server and write its credentials", (*app).sandbox},
 		{"notify", "have a running sandbox post a signed callback notification to a URL", (*app).notify},
+		{"doctor", "check the merchant's setup step by step: hosts, clock, keys; say how to fix each problem", (*app).doctor},
 		{"demo", "walk through the library against an embedded sandbox", (*app).demo},
 	}
 }
