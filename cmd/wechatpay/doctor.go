@@ -55,7 +55,7 @@ type doctor struct {
 
 func (a *app) doctor(name string, args []string) error {
 	fs := a.newFlagSet(name, doctorHelp)
-	creds := addCredFlags(fs)
+	creds := addCredFlags(fs, needSigner|needKeys)
 	timeout := fs.Duration("timeout", 10*time.Second, "give up on each step after this long")
 	pos, err := fs.parse(args)
 	if err != nil {

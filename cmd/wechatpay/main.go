@@ -81,6 +81,7 @@ func commands() []command {
 		{"notify", "have a running sandbox post a signed callback notification to a URL", (*app).notify},
 		{"doctor", "check the merchant's setup step by step: hosts, clock, keys; say how to fix each problem", (*app).doctor},
 		{"demo", "walk through the library against an embedded sandbox", (*app).demo},
+		{"version", "print the version of this program and of Go", (*app).version},
 	}
 }
 
@@ -103,7 +104,11 @@ func (a *app) main(args []string) int {
 			return a.report(name, c.run(a, name, args[1:]))
 		}
 	}
-	fmt.Fprintf(a.stderr, "wechatpay: unknown command %q\nRun 'wechatpay help' for the list of commands.\n", name)
+	fmt.Fprintf(a.stderr, "wechatpay: unknown command %q\n", name)
+	if s := suggest(name); s != "" {
+		fmt.Fprintf(a.stderr, "Did you mean 'wechatpay %s'?\n", s)
+	}
+	fmt.Fprintf(a.stderr, "Run 'wechatpay help' for the list of commands.\n")
 	return exitUsage
 }
 
