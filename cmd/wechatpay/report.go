@@ -209,7 +209,7 @@ func atHost(err error, baseURL string, timeout time.Duration) error {
 
 // shellQuote quotes s for a POSIX shell: as it is when it holds only
 // characters no shell treats specially, otherwise in single quotes, with
-// each ' written as '\''. Nothing inside can end the quoting.
+// each ' written as '\”. Nothing inside can end the quoting.
 func shellQuote(s string) string {
 	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:=@%+,-") == "" {
 		return s
