@@ -209,7 +209,9 @@ func atHost(err error, baseURL string, timeout time.Duration) error {
 
 // shellQuote quotes s for a POSIX shell: as it is when it holds only
 // characters no shell treats specially, otherwise in single quotes, with
-// each ' written as '\”. Nothing inside can end the quoting.
+// each single quote written as quote, backslash, quote, quote (it closes
+// the quoting, adds an escaped quote and reopens). Nothing inside can end
+// the quoting.
 func shellQuote(s string) string {
 	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:=@%+,-") == "" {
 		return s
