@@ -58,6 +58,9 @@ type app struct {
 
 	// ready, if set, is called by the sandbox command once it listens.
 	ready func(baseURL, dir string)
+	// isTerminal, if set, replaces the check of whether a writer is a
+	// terminal (for progress display).
+	isTerminal func(io.Writer) bool
 }
 
 // command is one subcommand.
@@ -75,6 +78,7 @@ func commands() []command {
 		{"put", "signed PUT with a JSON body (-d)", (*app).call},
 		{"patch", "signed PATCH with a JSON body (-d)", (*app).call},
 		{"delete", "signed DELETE", (*app).call},
+		{"bill", "download a day's trade or fund flow bill, check its hash, write it atomically", (*app).bill},
 		{"sign", "print a request's signing string and Authorization header (debug SIGN_ERROR)", (*app).sign},
 		{"verify", "verify a response or callback signature offline", (*app).verify},
 		{"sandbox", "run the WeChat Pay sandbox as a server and write its credentials", (*app).sandbox},
