@@ -49,6 +49,9 @@ func DownloadBill(ctx context.Context, client *http.Client, downloadURL, hashTyp
 	var h hash.Hash
 	switch strings.ToUpper(hashType) {
 	case "SHA1":
+		if sha1Refused() {
+			return errFIPSOnly("bill download", "a SHA-1 check of the file")
+		}
 		h = sha1.New()
 	case "SHA256", "SHA-256":
 		h = sha256.New()

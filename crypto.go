@@ -192,6 +192,9 @@ func EncryptOAEP(pub *rsa.PublicKey, plaintext []byte) (string, error) {
 	if pub == nil {
 		return "", errors.New("wechatpay: encrypt: nil public key")
 	}
+	if sha1Refused() {
+		return "", errFIPSOnly("encrypt", "RSA-OAEP with SHA-1")
+	}
 	if limit := pub.Size() - 2*sha1.Size - 2; len(plaintext) > limit {
 		return "", fmt.Errorf("wechatpay: encrypt: plaintext is %d bytes, RSA-OAEP allows at most %d", len(plaintext), limit)
 	}
@@ -208,6 +211,9 @@ func DecryptOAEP(key crypto.Decrypter, ciphertext string) ([]byte, error) {
 	ct, err := base64.StdEncoding.DecodeString(ciphertext)
 	if err != nil {
 		return nil, errors.New("wechatpay: decrypt: ciphertext is not valid base64")
+	}
+	if _, ok := key.(*rsa.PrivateKey); ok && sha1Refused() {
+		return nil, errFIPSOnly("decrypt", "RSA-OAEP with SHA-1")
 	}
 	pt, err := key.Decrypt(rand.Reader, ct, &rsa.OAEPOptions{Hash: crypto.SHA1})
 	if err != nil {

@@ -193,6 +193,9 @@ func SignV2(params map[string]string, key, signType string) (string, error) {
 		mac.Write([]byte(b.String()))
 		sum = mac.Sum(nil)
 	case SignTypeMD5:
+		if md5Refused() {
+			return "", errFIPSOnly("APIv2 sign", "MD5 (sign_type MD5; HMAC-SHA256 works)")
+		}
 		s := md5.Sum([]byte(b.String()))
 		sum = s[:]
 	default:
