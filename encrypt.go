@@ -17,7 +17,7 @@ import (
 // platform certificate with the latest expiry, downloaded if none is
 // cached. Use one key for all the fields of a request.
 func (s *Store) EncryptionKey(ctx context.Context, merchantID string) (serial string, key *rsa.PublicKey, err error) {
-	m, err := s.merchant(merchantID)
+	m, err := s.registration(merchantID)
 	if err != nil {
 		return "", nil, err
 	}
@@ -101,7 +101,7 @@ func Decrypt(store *Store, merchantID, ciphertext string) (string, error) {
 	if store == nil {
 		return "", errors.New("wechatpay: decrypt: nil Store")
 	}
-	m, err := store.merchant(merchantID)
+	m, err := store.registration(merchantID)
 	if err != nil {
 		return "", err
 	}

@@ -140,7 +140,9 @@ func TestEncryptAfterCertificateExpired(t *testing.T) {
 	m := srv.Merchant()
 	old := srv.SigningSerial(m.ID)
 	srv.SetCertificateExpiry(m.ID, old, time.Now().Add(3*time.Second))
-	client, store := newClient(t, srv.Config(), wechatpay.StoreOptions{})
+	// The store may download again once a second, so that the expiry
+	// leads to a new download within the test.
+	client, store := newClient(t, srv.Config(), wechatpay.StoreOptions{MinRefreshInterval: time.Second})
 	ctx := context.Background()
 
 	ct, serial, err := wechatpay.Encrypt(ctx, store, m.ID, "王五")

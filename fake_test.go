@@ -80,7 +80,13 @@ type fakeWeChat struct {
 	hang      bool // certificate downloads block until their context ends
 	status    int  // non-zero: certificate downloads answer this status
 	downloads atomic.Int32
-	body      []byte // business response body
+	body      []byte           // business response body
+	errBody   []byte           // with status: the error JSON; nil means SYSTEM_ERROR
+	gate      chan struct{}    // if set, certificate downloads wait for it to close
+	expire    map[int]string   // index into certs → expire_time to list instead
+	typo      bool             // list expire_time under "expire_time " as WeChat Pay's doc does
+	panicWith any              // if set, certificate downloads panic with it
+	now       func() time.Time // the clock of response timestamps; nil means time.Now
 }
 
 func (f *fakeWeChat) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -90,14 +96,27 @@ func (f *fakeWeChat) RoundTrip(req *http.Request) (*http.Response, error) {
 	f.mu.Lock()
 	if req.URL.Path == "/v3/certificates" {
 		f.downloads.Add(1)
-		hang, status := f.hang, f.status
+		hang, status, gate, errBody, p := f.hang, f.status, f.gate, f.errBody, f.panicWith
 		f.mu.Unlock()
+		if p != nil {
+			panic(p)
+		}
+		if gate != nil {
+			select {
+			case <-gate:
+			case <-req.Context().Done():
+				return nil, req.Context().Err()
+			}
+		}
 		if hang {
 			<-req.Context().Done()
 			return nil, req.Context().Err()
 		}
 		if status != 0 {
-			return f.respond(status, []byte(`{"code":"SYSTEM_ERROR","message":"boom"}`)), nil
+			if errBody == nil {
+				errBody = []byte(`{"code":"SYSTEM_ERROR","message":"boom"}`)
+			}
+			return f.respond(status, errBody), nil
 		}
 		f.mu.Lock()
 		body := f.certificatesBody()
@@ -115,7 +134,7 @@ func (f *fakeWeChat) certificatesBody() []byte {
 		panic(err)
 	}
 	var resp CertificatesResponse
-	for _, c := range f.certs {
+	for i, c := range f.certs {
 		nonce := NewNonce()[:12]
 		pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.cert.Raw})
 		ct, err := SealResource(aead, nonce, "certificate", pemBytes)
@@ -128,8 +147,14 @@ func (f *fakeWeChat) certificatesBody() []byte {
 			ExpireTime:         c.cert.NotAfter.Format(time.RFC3339),
 			EncryptCertificate: EncryptedResource{Algorithm: algorithmAESGCM, Nonce: nonce, AssociatedData: "certificate", Ciphertext: ct},
 		})
+		if e, ok := f.expire[i]; ok {
+			resp.Data[i].ExpireTime = e
+		}
 	}
 	b, _ := json.Marshal(resp)
+	if f.typo {
+		b = bytes.ReplaceAll(b, []byte(`"expire_time":`), []byte(`"expire_time ":`))
+	}
 	return b
 }
 
@@ -137,8 +162,12 @@ func (f *fakeWeChat) certificatesBody() []byte {
 func (f *fakeWeChat) respond(status int, body []byte) *http.Response {
 	f.mu.Lock()
 	c := f.certs[f.signWith]
+	now := time.Now
+	if f.now != nil {
+		now = f.now
+	}
 	f.mu.Unlock()
-	h := signedHeader(c.key, certSerial(c.cert), time.Now(), body)
+	h := signedHeader(c.key, certSerial(c.cert), now(), body)
 	return &http.Response{StatusCode: status, Header: h, Body: io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body))}
 }
 

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 )
@@ -118,7 +117,7 @@ func (s *Store) AddCertificates(merchantID string, certs []*x509.Certificate) er
 	if len(certs) == 0 {
 		return errors.New("wechatpay: AddCertificates: no certificates")
 	}
-	now := s.clock()
+	now := s.wall()
 	for _, c := range certs {
 		serial := certSerial(c)
 		pub, ok := c.PublicKey.(*rsa.PublicKey)
@@ -136,25 +135,22 @@ func (s *Store) AddCertificates(merchantID string, certs []*x509.Certificate) er
 			}
 		}
 	}
-	v, _ := s.merchants.LoadOrStore(merchantID, &merchant{id: merchantID})
-	m := v.(*merchant)
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	r, err := s.registration(merchantID)
+	if err != nil {
+		r = &registration{id: merchantID, gen: s.gen.Add(1)}
+		r.lastAttempt.Store(int64(never))
+		r.lastSuccess.Store(int64(never))
+		s.replace(merchantID, r)
+	}
+	cs := &certSet{reg: r, keys: map[string]*storedKey{}, source: "added"}
+	if cur := s.currentSet(r); cur != nil {
+		for serial, k := range cur.keys {
+			cs.keys[serial] = k
+		}
+	}
 	for _, c := range certs {
-		serial := certSerial(c)
-		s.keys.Add(storeKey{m.id, serial}, &storedKey{pub: c.PublicKey.(*rsa.PublicKey), cert: c, notAfter: c.NotAfter, m: m})
-		if !slices.Contains(m.serials, serial) {
-			m.serials = append(slices.Clip(m.serials), serial)
-		}
+		cs.keys[certSerial(c)] = &storedKey{pub: c.PublicKey.(*rsa.PublicKey), cert: c, notAfter: c.NotAfter}
 	}
-	var newest *x509.Certificate
-	for _, serial := range m.serials {
-		if e, ok := s.keys.Peek(storeKey{m.id, serial}); ok && now.Before(e.notAfter) && (newest == nil || e.notAfter.After(newest.NotAfter)) {
-			newest = e.cert
-		}
-	}
-	if newest != nil {
-		m.newest = certSerial(newest)
-	}
+	s.sets.Add(merchantID, cs)
 	return nil
 }
