@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // EncryptionKey returns the key that encrypts sensitive request fields of
@@ -36,9 +38,9 @@ func (s *Store) EncryptionKey(ctx context.Context, merchantID string) (serial st
 	}
 	pub, ok := c.PublicKey.(*rsa.PublicKey)
 	if !ok {
-		return "", nil, fmt.Errorf("wechatpay: platform certificate %s has a %T key, want RSA", certSerial(c), c.PublicKey)
+		return "", nil, fmt.Errorf("wechatpay: platform certificate %s has a %T key, want RSA", wire.CertSerial(c), c.PublicKey)
 	}
-	return certSerial(c), pub, nil
+	return wire.CertSerial(c), pub, nil
 }
 
 // Encrypt encrypts one sensitive request field of merchantID with

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/wire"
 	"github.com/wxpaykit/wechatpay/wechatpaytest"
 )
 
@@ -158,7 +159,7 @@ func TestEncryptAfterCertificateExpired(t *testing.T) {
 	var oldCert *rsa.PublicKey
 	var expiry time.Time
 	for _, c := range srv.Certificates(m.ID) {
-		if wechatpay.CertificateSerial(c) == old {
+		if wire.CertSerial(c) == old {
 			oldCert, expiry = c.PublicKey.(*rsa.PublicKey), c.NotAfter
 		}
 	}

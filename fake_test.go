@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 var (
@@ -129,23 +131,23 @@ func (f *fakeWeChat) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 func (f *fakeWeChat) certificatesBody() []byte {
-	aead, err := NewAEAD(f.apiv3Key)
+	aead, err := wire.NewAEAD(f.apiv3Key)
 	if err != nil {
 		panic(err)
 	}
-	var resp CertificatesResponse
+	var resp wire.CertificatesResponse
 	for i, c := range f.certs {
-		nonce := NewNonce()[:12]
+		nonce := wire.NewNonce()[:12]
 		pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.cert.Raw})
-		ct, err := SealResource(aead, nonce, "certificate", pemBytes)
+		ct, err := wire.Seal(aead, nonce, "certificate", pemBytes)
 		if err != nil {
 			panic(err)
 		}
-		resp.Data = append(resp.Data, CertificateData{
-			SerialNo:           certSerial(c.cert),
+		resp.Data = append(resp.Data, wire.CertificateData{
+			SerialNo:           wire.CertSerial(c.cert),
 			EffectiveTime:      c.cert.NotBefore.Format(time.RFC3339),
 			ExpireTime:         c.cert.NotAfter.Format(time.RFC3339),
-			EncryptCertificate: EncryptedResource{Algorithm: algorithmAESGCM, Nonce: nonce, AssociatedData: "certificate", Ciphertext: ct},
+			EncryptCertificate: wire.EncryptedResource{Algorithm: wire.AlgorithmAESGCM, Nonce: nonce, AssociatedData: "certificate", Ciphertext: ct},
 		})
 		if e, ok := f.expire[i]; ok {
 			resp.Data[i].ExpireTime = e
@@ -167,25 +169,25 @@ func (f *fakeWeChat) respond(status int, body []byte) *http.Response {
 		now = f.now
 	}
 	f.mu.Unlock()
-	h := signedHeader(c.key, certSerial(c.cert), now(), body)
+	h := signedHeader(c.key, wire.CertSerial(c.cert), now(), body)
 	return &http.Response{StatusCode: status, Header: h, Body: io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body))}
 }
 
 // signedHeader returns the Wechatpay-* headers signing body at ts.
 func signedHeader(key *rsa.PrivateKey, serial string, ts time.Time, body []byte) http.Header {
 	tss := strconv.FormatInt(ts.Unix(), 10)
-	nonce := NewNonce()
-	sig, err := SignMessage(key, ResponseMessage(tss, nonce, body))
+	nonce := wire.NewNonce()
+	sig, err := wire.Sign(key, wire.ResponseMessage(tss, nonce, body))
 	if err != nil {
 		panic(err)
 	}
 	h := http.Header{}
-	h.Set(HeaderTimestamp, tss)
-	h.Set(HeaderNonce, nonce)
-	h.Set(HeaderSignature, sig)
-	h.Set(HeaderSerial, serial)
-	h.Set(HeaderSignatureType, SchemeRSA)
-	h.Set(HeaderRequestID, "08F1A2B3C4D5")
+	h.Set(wire.HeaderTimestamp, tss)
+	h.Set(wire.HeaderNonce, nonce)
+	h.Set(wire.HeaderSignature, sig)
+	h.Set(wire.HeaderSerial, serial)
+	h.Set(wire.HeaderSignatureType, wire.SchemeRSA)
+	h.Set(wire.HeaderRequestID, "08F1A2B3C4D5")
 	return h
 }
 

@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // maxCertResponse bounds a certificate download; a real one is a few KiB.
@@ -32,34 +34,6 @@ func certificatesURL(base *url.URL) string {
 	u.Fragment = ""
 	return u.String()
 }
-
-// CertificatesResponse is the JSON of a platform certificate download
-// (PROTOCOL §4.2). The effective_time and expire_time fields are advisory:
-// validity is read from the certificates themselves.
-type CertificatesResponse struct {
-	Data []CertificateData `json:"data"`
-}
-
-// CertificateData is one entry of CertificatesResponse.
-type CertificateData struct {
-	SerialNo           string            `json:"serial_no"`
-	EffectiveTime      string            `json:"effective_time,omitempty"`
-	ExpireTime         string            `json:"expire_time,omitempty"`
-	EncryptCertificate EncryptedResource `json:"encrypt_certificate"`
-}
-
-// EncryptedResource is an AEAD_AES_256_GCM ciphertext as WeChat Pay sends
-// it in certificate downloads and callbacks.
-type EncryptedResource struct {
-	Algorithm      string `json:"algorithm"`
-	Nonce          string `json:"nonce"`
-	AssociatedData string `json:"associated_data"`
-	Ciphertext     string `json:"ciphertext"`
-	OriginalType   string `json:"original_type,omitempty"`
-}
-
-// algorithmAESGCM is the only resource algorithm supported.
-const algorithmAESGCM = "AEAD_AES_256_GCM"
 
 // ParseCertificates decrypts and checks the certificates of a download
 // body with the APIv3 key's AEAD, as of now; roots, if not nil, is the pool
@@ -85,7 +59,7 @@ func ParseCertificates(body []byte, aead cipher.AEAD, now time.Time, roots *x509
 // documentation spells the key "expire_time " with a space (PROTOCOL
 // §4.2), so both spellings are read.
 type certEntry struct {
-	CertificateData
+	wire.CertificateData
 	ExpireTimeTypo string `json:"expire_time "`
 }
 
@@ -134,11 +108,11 @@ type errSkip struct{ reason string }
 func (e errSkip) Error() string { return e.reason }
 
 func parseCertificate(d certEntry, aead cipher.AEAD, roots *x509.CertPool, now time.Time) (*storedKey, error) {
-	serial := truncate(d.SerialNo, 64)
-	if d.EncryptCertificate.Algorithm != algorithmAESGCM {
-		return nil, fmt.Errorf("certificate %s: unsupported algorithm %q", serial, truncate(d.EncryptCertificate.Algorithm, 32))
+	serial := wire.Truncate(d.SerialNo, 64)
+	if d.EncryptCertificate.Algorithm != wire.AlgorithmAESGCM {
+		return nil, fmt.Errorf("certificate %s: unsupported algorithm %q", serial, wire.Truncate(d.EncryptCertificate.Algorithm, 32))
 	}
-	pemBytes, err := OpenResource(aead, d.EncryptCertificate.Nonce, d.EncryptCertificate.AssociatedData, d.EncryptCertificate.Ciphertext)
+	pemBytes, err := wire.Open(aead, d.EncryptCertificate.Nonce, d.EncryptCertificate.AssociatedData, d.EncryptCertificate.Ciphertext)
 	if err != nil {
 		return nil, fmt.Errorf("certificate %s: %w", serial, err)
 	}
@@ -146,7 +120,7 @@ func parseCertificate(d certEntry, aead cipher.AEAD, roots *x509.CertPool, now t
 	if err != nil {
 		return nil, fmt.Errorf("certificate %s: %w", serial, err)
 	}
-	if got := certSerial(c); !strings.EqualFold(got, d.SerialNo) {
+	if got := wire.CertSerial(c); !strings.EqualFold(got, d.SerialNo) {
 		return nil, fmt.Errorf("certificate listed as %s has serial %s", serial, got)
 	}
 	pub, ok := c.PublicKey.(*rsa.PublicKey)
@@ -225,7 +199,7 @@ func checkDownload(ctx context.Context, r *registration, body []byte, header htt
 	}
 	downloaded := make(map[string]*rsa.PublicKey, len(keys))
 	for _, k := range keys {
-		downloaded[certSerial(k.cert)] = k.pub
+		downloaded[wire.CertSerial(k.cert)] = k.pub
 	}
 	v := &Verifier{MerchantID: r.id, Keys: keyFunc(func(serial string) *rsa.PublicKey {
 		if k := downloaded[strings.ToUpper(serial)]; k != nil {
@@ -246,5 +220,5 @@ func (f keyFunc) PublicKey(_ context.Context, _, serial string) (*rsa.PublicKey,
 	if k := f(serial); k != nil {
 		return k, nil
 	}
-	return nil, fmt.Errorf("%w %q", ErrUnknownSerial, truncate(serial, 64))
+	return nil, fmt.Errorf("%w %q", ErrUnknownSerial, wire.Truncate(serial, 64))
 }

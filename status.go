@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // KeyInfo describes one verification key a Store holds. It holds nothing
@@ -65,8 +67,8 @@ func (s *Store) Status(merchantIDs ...string) []MerchantStatus {
 		r.mu.Unlock()
 		if cs, ok := s.sets.Peek(r.id); ok && cs.reg == r && !r.superseded.Load() {
 			for _, c := range s.Certificates(r.id) {
-				k := cs.keys[certSerial(c)]
-				st.Keys = append(st.Keys, KeyInfo{Serial: certSerial(c), NotBefore: c.NotBefore, NotAfter: k.notAfter, Source: cs.source})
+				k := cs.keys[wire.CertSerial(c)]
+				st.Keys = append(st.Keys, KeyInfo{Serial: wire.CertSerial(c), NotBefore: c.NotBefore, NotAfter: k.notAfter, Source: cs.source})
 			}
 			if last := time.Duration(r.lastSuccess.Load()); r.aead != nil && last != never {
 				st.NextRefresh = now.Add(last + s.opts.RefreshInterval - mono)

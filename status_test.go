@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 func TestStoreStatus(t *testing.T) {
@@ -14,7 +16,7 @@ func TestStoreStatus(t *testing.T) {
 	defer s.Close()
 	clock := newTestClock(s, f)
 	ctx := context.Background()
-	serial := certSerial(f.certs[0].cert)
+	serial := wire.CertSerial(f.certs[0].cert)
 	if _, err := s.PublicKey(ctx, "1900000001", serial); err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/wxpaykit/wechatpay/internal/wire"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -128,7 +129,7 @@ func (cs *certSet) newest(now time.Time) *storedKey {
 			continue
 		}
 		if best == nil || k.notAfter.After(best.notAfter) ||
-			k.notAfter.Equal(best.notAfter) && certSerial(k.cert) > certSerial(best.cert) {
+			k.notAfter.Equal(best.notAfter) && wire.CertSerial(k.cert) > wire.CertSerial(best.cert) {
 			best = k
 		}
 	}
@@ -261,14 +262,14 @@ func (s *Store) Register(cfg Config) error {
 	var aead cipher.AEAD
 	if cfg.APIv3Key != "" {
 		var err error
-		if aead, err = NewAEAD(cfg.APIv3Key); err != nil {
+		if aead, err = wire.NewAEAD(cfg.APIv3Key); err != nil {
 			problems = append(problems, err.Error())
 		}
 	}
 	if (cfg.PublicKeyID == "") != (cfg.PublicKey == nil) {
 		problems = append(problems, "PublicKeyID and PublicKey must be set together")
-	} else if cfg.PublicKeyID != "" && !strings.HasPrefix(cfg.PublicKeyID, publicKeyPrefix) {
-		problems = append(problems, fmt.Sprintf("PublicKeyID %q does not start with %s", truncate(cfg.PublicKeyID, 64), publicKeyPrefix))
+	} else if cfg.PublicKeyID != "" && !strings.HasPrefix(cfg.PublicKeyID, wire.PublicKeyPrefix) {
+		problems = append(problems, fmt.Sprintf("PublicKeyID %q does not start with %s", wire.Truncate(cfg.PublicKeyID, 64), wire.PublicKeyPrefix))
 	}
 	if cfg.APIv3Key == "" && cfg.PublicKey == nil {
 		problems = append(problems, "need APIv3Key (to download platform certificates) or PublicKeyID and PublicKey")
@@ -341,7 +342,7 @@ func (s *Store) Unregister(merchantID string) { s.replace(merchantID, nil) }
 func (s *Store) registration(id string) (*registration, error) {
 	v, ok := s.merchants.Load(id)
 	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownMerchant, truncate(id, 32))
+		return nil, fmt.Errorf("%w: %q", ErrUnknownMerchant, wire.Truncate(id, 32))
 	}
 	return v.(*registration), nil
 }
@@ -381,11 +382,11 @@ func (s *Store) publicKeySlow(ctx context.Context, merchantID, serial string) (*
 	if err != nil {
 		return nil, err
 	}
-	if strings.HasPrefix(serial, publicKeyPrefix) {
+	if strings.HasPrefix(serial, wire.PublicKeyPrefix) {
 		if k := r.publicKeys[serial]; k != nil {
 			return k, nil
 		}
-		return nil, fmt.Errorf("%w: public key %q is not configured for merchant %s", ErrUnknownSerial, truncate(serial, 64), r.id)
+		return nil, fmt.Errorf("%w: public key %q is not configured for merchant %s", ErrUnknownSerial, wire.Truncate(serial, 64), r.id)
 	}
 	serial = strings.ToUpper(serial)
 	lookup := func() (*storedKey, bool) {
@@ -400,7 +401,7 @@ func (s *Store) publicKeySlow(ctx context.Context, merchantID, serial string) (*
 		return k.pub, nil
 	}
 	if r.aead == nil {
-		return nil, fmt.Errorf("%w %q: merchant %s has no APIv3Key to download platform certificates", ErrUnknownSerial, truncate(serial, 64), r.id)
+		return nil, fmt.Errorf("%w %q: merchant %s has no APIv3Key to download platform certificates", ErrUnknownSerial, wire.Truncate(serial, 64), r.id)
 	}
 	err = s.refresh(ctx, r, false, func(cs *certSet) bool {
 		k := cs.keys[serial]
@@ -409,9 +410,9 @@ func (s *Store) publicKeySlow(ctx context.Context, merchantID, serial string) (*
 	var rr errRecentlyRefreshed
 	switch {
 	case errors.As(err, &rr):
-		return nil, fmt.Errorf("%w %q for merchant %s: %w", ErrUnknownSerial, truncate(serial, 64), r.id, rr)
+		return nil, fmt.Errorf("%w %q for merchant %s: %w", ErrUnknownSerial, wire.Truncate(serial, 64), r.id, rr)
 	case errors.Is(err, ErrNoPlatformCertificates):
-		return nil, fmt.Errorf("%w %q: %w", ErrUnknownSerial, truncate(serial, 64), err)
+		return nil, fmt.Errorf("%w %q: %w", ErrUnknownSerial, wire.Truncate(serial, 64), err)
 	case err != nil:
 		return nil, err
 	}
@@ -422,7 +423,7 @@ func (s *Store) publicKeySlow(ctx context.Context, merchantID, serial string) (*
 	case k != nil:
 		return nil, fmt.Errorf("%w: %s expired at %s", ErrExpiredKey, serial, k.notAfter.Format(time.RFC3339))
 	}
-	return nil, fmt.Errorf("%w %q: not among merchant %s's platform certificates", ErrUnknownSerial, truncate(serial, 64), r.id)
+	return nil, fmt.Errorf("%w %q: not among merchant %s's platform certificates", ErrUnknownSerial, wire.Truncate(serial, 64), r.id)
 }
 
 // errRecentlyRefreshed is what a rate-limited refresh returns; callers then
@@ -456,7 +457,7 @@ func (s *Store) refresh(ctx context.Context, r *registration, force bool, have f
 		// re-raise its panic on a goroutine nobody can recover.
 		defer func() {
 			if p := recover(); p != nil {
-				err = fmt.Errorf("%w for merchant %s: panic during the download: %s", ErrCertificateDownload, r.id, truncate(fmt.Sprint(p), 200))
+				err = fmt.Errorf("%w for merchant %s: panic during the download: %s", ErrCertificateDownload, r.id, wire.Truncate(fmt.Sprint(p), 200))
 				r.recordFailure(err)
 			}
 		}()
@@ -623,7 +624,7 @@ func (s *Store) download(ctx context.Context, r *registration) (err error) {
 	}
 	cs := &certSet{reg: r, keys: make(map[string]*storedKey, len(keys)), source: "download"}
 	for _, k := range keys {
-		cs.keys[certSerial(k.cert)] = k
+		cs.keys[wire.CertSerial(k.cert)] = k
 	}
 	s.sets.Add(r.id, cs)
 	if r.superseded.Load() {
@@ -685,7 +686,7 @@ func (s *Store) Certificates(merchantID string) []*x509.Certificate {
 		if c := b.notAfter.Compare(a.notAfter); c != 0 {
 			return c
 		}
-		return strings.Compare(certSerial(b.cert), certSerial(a.cert))
+		return strings.Compare(wire.CertSerial(b.cert), wire.CertSerial(a.cert))
 	})
 	certs := make([]*x509.Certificate, len(keys))
 	for i, k := range keys {
@@ -703,7 +704,7 @@ func (s *Store) requestSerial(merchantID string) string {
 		return ""
 	}
 	if k := cs.newest(s.wall()); k != nil {
-		return certSerial(k.cert)
+		return wire.CertSerial(k.cert)
 	}
 	return ""
 }

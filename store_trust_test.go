@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // testClock is the Store's clock in these tests: a wall clock that can be
@@ -76,7 +78,7 @@ func TestStoreExpiredOnlyCertificateDoesNotLoop(t *testing.T) {
 	s := newTestStore(t, StoreOptions{}, f, "1900000001")
 	defer s.Close()
 	clock := newTestClock(s, f)
-	serial := certSerial(f.certs[0].cert)
+	serial := wire.CertSerial(f.certs[0].cert)
 	if _, err := s.PublicKey(context.Background(), "1900000001", serial); err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +104,7 @@ func TestStoreSetsCachedAsUnits(t *testing.T) {
 	s := newTestStore(t, StoreOptions{Size: 2}, f, "1900000001", "1900000002")
 	defer s.Close()
 	newTestClock(s, f)
-	serials := []string{certSerial(f.certs[0].cert), certSerial(f.certs[1].cert)}
+	serials := []string{wire.CertSerial(f.certs[0].cert), wire.CertSerial(f.certs[1].cert)}
 	for i := range 100 {
 		for _, id := range []string{"1900000001", "1900000002"} {
 			if _, err := s.PublicKey(context.Background(), id, serials[i%2]); err != nil {
@@ -128,7 +130,7 @@ func TestStoreOneDownloadPerIntervalWhateverTheInput(t *testing.T) {
 	s := newTestStore(t, StoreOptions{Size: 1, MinRefreshInterval: time.Minute}, f, ids...)
 	defer s.Close()
 	clock := newTestClock(s, f)
-	genuine := certSerial(f.certs[0].cert)
+	genuine := wire.CertSerial(f.certs[0].cert)
 	ctx := context.Background()
 	for _, id := range ids {
 		s.PublicKey(ctx, id, genuine) // first downloads: free
@@ -174,7 +176,7 @@ func TestStoreFailingDownloadRateLimited(t *testing.T) {
 	defer s.Close()
 	clock := newTestClock(s, f)
 	for range 30 {
-		if _, err := s.PublicKey(context.Background(), "1900000001", certSerial(f.certs[0].cert)); err == nil {
+		if _, err := s.PublicKey(context.Background(), "1900000001", wire.CertSerial(f.certs[0].cert)); err == nil {
 			t.Fatal("lookup succeeded against a failing endpoint")
 		}
 		clock.advance(time.Second)
@@ -186,7 +188,7 @@ func TestStoreFailingDownloadRateLimited(t *testing.T) {
 	f.mu.Lock()
 	f.status = 0
 	f.mu.Unlock()
-	if _, err := s.PublicKey(context.Background(), "1900000001", certSerial(f.certs[0].cert)); err != nil {
+	if _, err := s.PublicKey(context.Background(), "1900000001", wire.CertSerial(f.certs[0].cert)); err != nil {
 		t.Errorf("after the interval, with the endpoint back: %v", err)
 	}
 }
@@ -198,7 +200,7 @@ func TestStoreIntervalsUseMonotonicClock(t *testing.T) {
 	defer s.Close()
 	clock := newTestClock(s, f)
 	ctx := context.Background()
-	old := certSerial(f.certs[0].cert)
+	old := wire.CertSerial(f.certs[0].cert)
 	if _, err := s.PublicKey(ctx, "1900000001", old); err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +211,7 @@ func TestStoreIntervalsUseMonotonicClock(t *testing.T) {
 	f.mu.Unlock()
 	clock.stepWall(-2 * time.Hour)
 	clock.advance(2 * time.Minute)
-	if _, err := s.PublicKey(ctx, "1900000001", certSerial(f.certs[1].cert)); err != nil {
+	if _, err := s.PublicKey(ctx, "1900000001", wire.CertSerial(f.certs[1].cert)); err != nil {
 		t.Fatalf("rotated serial after a clock step back: %v", err)
 	}
 	// Refresh-ahead still runs after RefreshInterval of monotonic time,
@@ -231,7 +233,7 @@ func TestStoreUnregisterDiscardsDownloadInFlight(t *testing.T) {
 	f.gate = make(chan struct{})
 	s := newTestStore(t, StoreOptions{}, f, "1900000001")
 	defer s.Close()
-	serial := certSerial(f.certs[0].cert)
+	serial := wire.CertSerial(f.certs[0].cert)
 	done := make(chan error, 1)
 	go func() {
 		_, err := s.PublicKey(context.Background(), "1900000001", serial)
@@ -258,7 +260,7 @@ func TestStoreReRegisterDuringDownload(t *testing.T) {
 	f.gate = make(chan struct{})
 	s := newTestStore(t, StoreOptions{}, f, "1900000001")
 	defer s.Close()
-	serial := certSerial(f.certs[0].cert)
+	serial := wire.CertSerial(f.certs[0].cert)
 	done := make(chan error, 1)
 	go func() {
 		_, err := s.PublicKey(context.Background(), "1900000001", serial)
@@ -291,7 +293,7 @@ func TestStoreTrustInputChangeDropsCertificates(t *testing.T) {
 	s := newTestStore(t, StoreOptions{}, sandbox, "1900000001")
 	defer s.Close()
 	ctx := context.Background()
-	sandboxSerial := certSerial(sandbox.certs[0].cert)
+	sandboxSerial := wire.CertSerial(sandbox.certs[0].cert)
 	if _, err := s.PublicKey(ctx, "1900000001", sandboxSerial); err != nil {
 		t.Fatal(err)
 	}
@@ -361,7 +363,7 @@ func TestStorePanicInUserCodeBecomesError(t *testing.T) {
 			errs := make(chan error, 16)
 			for range 16 {
 				wg.Go(func() {
-					_, err := s.PublicKey(context.Background(), "1900000001", certSerial(f.certs[0].cert))
+					_, err := s.PublicKey(context.Background(), "1900000001", wire.CertSerial(f.certs[0].cert))
 					errs <- err
 				})
 			}
@@ -383,7 +385,7 @@ func TestStoreResourceNotExistsDropsCertificates(t *testing.T) {
 	f := newFake(t)
 	s := newTestStore(t, StoreOptions{}, f, "1900000001")
 	defer s.Close()
-	serial := certSerial(f.certs[0].cert)
+	serial := wire.CertSerial(f.certs[0].cert)
 	ctx := context.Background()
 	if _, err := s.PublicKey(ctx, "1900000001", serial); err != nil {
 		t.Fatal(err)
@@ -410,11 +412,11 @@ func TestStoreExpireTimeEndsValidity(t *testing.T) {
 		s := newTestStore(t, StoreOptions{}, f, "1900000001")
 		clock := newTestClock(s, f)
 		ctx := context.Background()
-		first := certSerial(f.certs[0].cert)
+		first := wire.CertSerial(f.certs[0].cert)
 		if _, err := s.PublicKey(ctx, "1900000001", first); err != nil {
 			t.Fatal(err)
 		}
-		if c, _ := s.Newest(ctx, "1900000001"); c == nil || certSerial(c) != certSerial(f.certs[1].cert) {
+		if c, _ := s.Newest(ctx, "1900000001"); c == nil || wire.CertSerial(c) != wire.CertSerial(f.certs[1].cert) {
 			t.Errorf("typo=%v: Newest = %v; want the certificate that lasts longer by expire_time", typo, c)
 		}
 		clock.advance(2 * time.Hour)
@@ -448,7 +450,7 @@ func TestStorePublicKeyMerchantSurvivesCertificateEndpoint(t *testing.T) {
 				t.Fatalf("HTTP %d from the certificate endpoint: public-key response: %v", status, err)
 			}
 			// Responses naming a platform certificate fail, without a loop.
-			h = signedHeader(testKey(1), certSerial(f.certs[0].cert), clock.Now(), body)
+			h = signedHeader(testKey(1), wire.CertSerial(f.certs[0].cert), clock.Now(), body)
 			if err := v.Verify(context.Background(), h, body); err == nil {
 				t.Fatal("a platform-certificate signature verified with no certificate")
 			}

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // DefaultMaxBodySize bounds request and response bodies a Transport reads
@@ -253,7 +255,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		h.Set("Content-Type", "application/json")
 	}
 	if serial := t.requestSerial(r2); serial != "" {
-		h.Set(HeaderSerial, serial)
+		h.Set(wire.HeaderSerial, serial)
 	}
 
 	resp, err := baseOr(t.Base).RoundTrip(r2)
@@ -263,7 +265,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if resp.Header == nil {
 		resp.Header = http.Header{}
 	}
-	resp.Header.Del(verifiedHeader) // only this process says what it verified
+	resp.Header.Del(wire.VerifiedHeader) // only this process says what it verified
 	mustVerify := resp.StatusCode >= 200 && resp.StatusCode < 400
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 && unverifiedAllowed(r2) {
 		return resp, nil // streamed: a bill may be larger than memory
@@ -272,7 +274,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wechatpay: reading response of %s %s: %w", method, r2.URL.Path, err)
 	}
-	if mustVerify || len(resp.Header[HeaderSignature]) > 0 {
+	if mustVerify || len(resp.Header[wire.HeaderSignature]) > 0 {
 		if err := t.Verifier.Verify(req.Context(), resp.Header, rbody); err != nil {
 			var ve *VerifyError
 			if hint := unsignedHint(r2.URL.Path); hint != "" && errors.As(err, &ve) && errors.Is(err, ErrMissingSignature) {
@@ -280,7 +282,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return nil, err
 		}
-		markVerified(resp.Header)
+		wire.MarkVerified(resp.Header)
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(rbody))
 	resp.ContentLength = int64(len(rbody))
@@ -294,7 +296,7 @@ func (t *Transport) requestSerial(r *http.Request) string {
 	if s, ok := r.Context().Value(serialKey{}).(string); ok && s != "" {
 		return s
 	}
-	if r.Header.Get(HeaderSerial) != "" {
+	if r.Header.Get(wire.HeaderSerial) != "" {
 		return ""
 	}
 	if t.PublicKeyID != "" {
@@ -306,25 +308,13 @@ func (t *Transport) requestSerial(r *http.Request) string {
 	return ""
 }
 
-// verifiedHeader carries, on a response a Transport of this process
-// verified, this process's verifiedToken. A Transport deletes it from
-// every response it receives, and a server cannot guess the token, so it
-// cannot be forged; being a header, it survives whatever wraps the body
-// (http.Client's Timeout, tracing and logging transports).
-const verifiedHeader = "X-Wxpaykit-Verified"
-
-var verifiedToken = NewNonce()
-
-func markVerified(h http.Header) { h[verifiedHeader] = []string{verifiedToken} }
-
 // IsVerified reports whether resp's signature was verified by a Transport
 // (or a V2Transport) of this process. Every 2xx and 3xx response a
 // Transport returns is verified, except the answers to requests marked
 // with WithoutResponseVerification. It keeps working when anything wraps
 // the response's body, and a server cannot make it report true.
 func IsVerified(resp *http.Response) bool {
-	v := resp.Header[verifiedHeader]
-	return len(v) == 1 && v[0] == verifiedToken
+	return wire.IsVerified(resp.Header)
 }
 
 // readResponseBody reads and closes resp.Body, bounded by limit. HEAD
@@ -402,13 +392,13 @@ func (e *APIError) Error() string {
 		fmt.Fprintf(&b, " %s", e.Code)
 	}
 	if e.Message != "" {
-		fmt.Fprintf(&b, ": %s", truncate(e.Message, 200))
+		fmt.Fprintf(&b, ": %s", wire.Truncate(e.Message, 200))
 	}
 	if len(e.Detail) > 0 {
-		fmt.Fprintf(&b, " (detail %s)", truncate(string(e.Detail), 500))
+		fmt.Fprintf(&b, " (detail %s)", wire.Truncate(string(e.Detail), 500))
 	}
 	if e.RequestID != "" {
-		fmt.Fprintf(&b, " [Request-ID %s]", truncate(e.RequestID, 64))
+		fmt.Fprintf(&b, " [Request-ID %s]", wire.Truncate(e.RequestID, 64))
 	}
 	if !e.Verified {
 		b.WriteString(" [unverified]")
@@ -417,7 +407,7 @@ func (e *APIError) Error() string {
 }
 
 func newAPIError(resp *http.Response, body []byte, verified bool) *APIError {
-	e := &APIError{StatusCode: resp.StatusCode, RequestID: resp.Header.Get(HeaderRequestID), Verified: verified}
+	e := &APIError{StatusCode: resp.StatusCode, RequestID: resp.Header.Get(wire.HeaderRequestID), Verified: verified}
 	var j struct {
 		Code    string          `json:"code"`
 		Message string          `json:"message"`

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // V2Config is what FetchCertificatesV2 needs. Its String method never
@@ -56,7 +58,7 @@ const v2CertificatesPath = "/risk/getcertficates"
 func FetchCertificatesV2(ctx context.Context, cfg V2Config) ([]*x509.Certificate, error) {
 	certs, err := fetchCertificatesV2(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("%w for merchant %s (APIv2 getcertficates): %w", ErrCertificateDownload, truncate(cfg.MerchantID, 32), err)
+		return nil, fmt.Errorf("%w for merchant %s (APIv2 getcertficates): %w", ErrCertificateDownload, wire.Truncate(cfg.MerchantID, 32), err)
 	}
 	return certs, nil
 }
@@ -69,7 +71,7 @@ func fetchCertificatesV2(ctx context.Context, cfg V2Config) ([]*x509.Certificate
 	if cfg.APIv2Key == "" {
 		problems = append(problems, "APIv2Key is empty")
 	}
-	aead, err := NewAEAD(cfg.APIv3Key)
+	aead, err := wire.NewAEAD(cfg.APIv3Key)
 	if err != nil {
 		problems = append(problems, err.Error())
 	}
@@ -92,7 +94,7 @@ func fetchCertificatesV2(ctx context.Context, cfg V2Config) ([]*x509.Certificate
 		return nil, err
 	}
 	if id := answer["mch_id"]; id != "" && id != cfg.MerchantID {
-		return nil, fmt.Errorf("answer is for merchant %q", truncate(id, 32))
+		return nil, fmt.Errorf("answer is for merchant %q", wire.Truncate(id, 32))
 	}
 	list := answer["certificates"]
 	if list == "" {
@@ -119,7 +121,7 @@ func (s *Store) AddCertificates(merchantID string, certs []*x509.Certificate) er
 	}
 	now := s.wall()
 	for _, c := range certs {
-		serial := certSerial(c)
+		serial := wire.CertSerial(c)
 		pub, ok := c.PublicKey.(*rsa.PublicKey)
 		switch {
 		case !ok:
@@ -149,7 +151,7 @@ func (s *Store) AddCertificates(merchantID string, certs []*x509.Certificate) er
 		}
 	}
 	for _, c := range certs {
-		cs.keys[certSerial(c)] = &storedKey{pub: c.PublicKey.(*rsa.PublicKey), cert: c, notAfter: c.NotAfter}
+		cs.keys[wire.CertSerial(c)] = &storedKey{pub: c.PublicKey.(*rsa.PublicKey), cert: c, notAfter: c.NotAfter}
 	}
 	s.sets.Add(merchantID, cs)
 	return nil

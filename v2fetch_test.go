@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/wire"
 	"github.com/wxpaykit/wechatpay/wechatpaytest"
 )
 
@@ -28,10 +29,10 @@ func TestFetchCertificatesV2FeedsStore(t *testing.T) {
 	}
 	var got, want []string
 	for _, c := range certs {
-		got = append(got, wechatpay.CertificateSerial(c))
+		got = append(got, wire.CertSerial(c))
 	}
 	for _, c := range srv.Certificates(m.ID) {
-		want = append(want, wechatpay.CertificateSerial(c))
+		want = append(want, wire.CertSerial(c))
 	}
 	slices.Sort(got)
 	slices.Sort(want)
