@@ -68,11 +68,7 @@ func parseBaseURL(base string) (*url.URL, error) {
 	if base == "" {
 		base = DefaultBaseURL
 	}
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("BaseURL %q is not an http(s) URL", wire.Truncate(base, 80))
-	}
-	return u, nil
+	return wire.ParseBaseURL(base)
 }
 
 func redacted(set bool) string {

@@ -74,15 +74,7 @@ func LoadPrivateKeyFile(path string) (*rsa.PrivateKey, error) {
 
 // LoadCertificate parses one PEM certificate.
 func LoadCertificate(pemBytes []byte) (*x509.Certificate, error) {
-	block, _ := pem.Decode(pemBytes)
-	if block == nil || block.Type != "CERTIFICATE" {
-		return nil, errors.New("wechatpay: certificate: no PEM CERTIFICATE block found")
-	}
-	c, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("wechatpay: certificate: %w", err)
-	}
-	return c, nil
+	return wire.ParseCertificatePEM(pemBytes)
 }
 
 // LoadPublicKey parses a WeChat Pay public key (pub_key.pem): a PEM

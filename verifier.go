@@ -22,7 +22,7 @@ var (
 	ErrSignatureProbe   = errors.New("wechatpay: signature probe (WECHATPAY/SIGNTEST), verification failed as intended")
 	ErrMissingSignature = errors.New("wechatpay: missing or malformed signature headers")
 	ErrSignatureType    = errors.New("wechatpay: unsupported Wechatpay-Signature-Type")
-	ErrBodyTooLarge     = errors.New("wechatpay: body exceeds size limit")
+	ErrBodyTooLarge     = wire.ErrBodyTooLarge
 	ErrExpiredKey       = errors.New("wechatpay: certificate for serial has expired")
 )
 
