@@ -94,15 +94,15 @@ func TestAEADAndOAEP(t *testing.T) {
 		}
 	}
 	key := testKey(2)
-	enc, err := EncryptOAEP(&key.PublicKey, []byte("张三"))
+	enc, err := wire.EncryptOAEP(&key.PublicKey, []byte("张三"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if pt, err := DecryptOAEP(key, enc); err != nil || string(pt) != "张三" {
 		t.Errorf("DecryptOAEP = %q, %v", pt, err)
 	}
-	if _, err := EncryptOAEP(&key.PublicKey, make([]byte, 215)); err == nil || !strings.Contains(err.Error(), "at most 214") {
-		t.Errorf("EncryptOAEP(215 bytes) = %v; want an error naming the 214-byte limit", err)
+	if _, err := wire.EncryptOAEP(&key.PublicKey, make([]byte, 215)); err == nil || !strings.Contains(err.Error(), "at most 214") {
+		t.Errorf("wire.EncryptOAEP(215 bytes) = %v; want an error naming the 214-byte limit", err)
 	}
 }
 

@@ -14,19 +14,6 @@ import (
 	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
-// DefaultMaxBodySize bounds request and response bodies a Transport reads
-// into memory when no MaxBodySize is set.
-const DefaultMaxBodySize = 8 << 20
-
-// ErrNotConfigured is returned by a Transport missing its Signer or
-// Verifier: it refuses to send rather than pass unverified data.
-var ErrNotConfigured = errors.New("wechatpay: transport needs a Signer and a Verifier")
-
-// ErrHostNotAllowed is returned, before anything is sent, for a request to
-// a host the Transport does not sign for. A signature is a credential for
-// five minutes: it goes only to the merchant's API hosts.
-var ErrHostNotAllowed = errors.New("wechatpay: refusing to sign a request for a host that is not this merchant's WeChat Pay API host")
-
 // Transport is an [http.RoundTripper] that signs WeChat Pay APIv3 requests
 // and verifies the signature of every response it returns. Put it in any
 // [http.Client]; retries and tracing belong in RoundTrippers that wrap it,
@@ -123,6 +110,32 @@ func WithSerial(ctx context.Context, serial string) context.Context {
 // authenticated: check it against a hash from a signed answer.
 func WithoutResponseVerification(ctx context.Context) context.Context {
 	return wire.WithoutVerification(ctx)
+}
+
+type signedBodyKey struct{}
+
+// withSignedBody returns a context that makes the Transport sign signed
+// instead of the request body. WeChat Pay's media uploads need it: their
+// signature covers only the JSON of the multipart "meta" part
+// (docs/protocol.md §1.4). The Transport refuses the request unless
+// signed occurs verbatim in the body it sends. NewMediaUploadRequest sets
+// it.
+func withSignedBody(ctx context.Context, signed []byte) context.Context {
+	return context.WithValue(ctx, signedBodyKey{}, bytes.Clone(signed))
+}
+
+// signedBody returns the bytes the Transport signs for a request with
+// body: those marked by withSignedBody, which must be part of body, or
+// body itself.
+func signedBody(ctx context.Context, body []byte) ([]byte, error) {
+	b, ok := ctx.Value(signedBodyKey{}).([]byte)
+	if !ok {
+		return body, nil
+	}
+	if len(b) == 0 || !bytes.Contains(body, b) {
+		return nil, errors.New("wechatpay: the signed meta JSON of this upload is not part of the request body")
+	}
+	return b, nil
 }
 
 // knownUnsigned are WeChat Pay's documented downloads whose responses

@@ -272,8 +272,8 @@ func TestDecryptField(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	platform := srv.Certificates(m.ID)[0]
-	ctPlatform, _ := wechatpay.EncryptOAEP(platform.PublicKey.(*rsa.PublicKey), []byte("p"))
-	ctPublic, _ := wechatpay.EncryptOAEP(m.PublicKey, []byte("k"))
+	ctPlatform, _ := wire.EncryptOAEP(platform.PublicKey.(*rsa.PublicKey), []byte("p"))
+	ctPublic, _ := wire.EncryptOAEP(m.PublicKey, []byte("k"))
 	for _, tc := range []struct {
 		ct, serial string
 		status     int

@@ -147,5 +147,5 @@ func parseCertFile(path string) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	return wechatpay.LoadCertificate(data)
+	return wire.ParseCertificatePEM(data)
 }
