@@ -15,9 +15,11 @@ import (
 //   - a network error that happened before the request was sent (the
 //     connection could not be made: dial, DNS);
 //   - a 429 (FREQUENCY_LIMITED, RATELIMIT_EXCEEDED), after a pause;
-//   - a 5xx such as 500 SYSTEM_ERROR or 503 SERVICE_UNAVAILABLE, with the
-//     same parameters (the same out_trade_no or out_refund_no, which
-//     WeChat Pay de-duplicates).
+//   - a 5xx such as 500 SYSTEM_ERROR or 503 SERVICE_UNAVAILABLE.
+//
+// Making a state-changing call again means sending the same parameters,
+// above all the same out_trade_no or out_refund_no, which WeChat Pay
+// de-duplicates; never a new number, which could pay or refund twice.
 //
 // It is false for everything else, in particular for a signature that did
 // not verify (*VerifyError: retrying does not make an unauthenticated

@@ -1,9 +1,13 @@
 package payments_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/rsa"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -185,5 +189,25 @@ func TestOutcomeUnknownThroughPayments(t *testing.T) {
 	r, err := c.Refund(context.Background(), payments.RefundRequest{OutTradeNo: "T1", OutRefundNo: "R1", Amount: payments.RefundAmount{Refund: 1, Total: 1}})
 	if err != nil || r.Status != "PROCESSING" || r.CreateTime.IsZero() || !r.SuccessTime.IsZero() {
 		t.Errorf("Refund = %+v, %v; want PROCESSING with a create_time and no success_time", r, err)
+	}
+}
+
+// The Client holds the merchant's private key; no way of printing it
+// shows the key.
+func TestClientDoesNotPrintItsKey(t *testing.T) {
+	_, c := sandboxClient(t)
+	k := c.Key.(*rsa.PrivateKey)
+	secrets := []string{k.D.String(), k.Primes[0].String(), k.Primes[1].String()}
+	var logged bytes.Buffer
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("client", "c", c, "v", *c)
+	for _, out := range []string{fmt.Sprint(c), fmt.Sprintf("%v", *c), fmt.Sprintf("%+v", *c), fmt.Sprintf("%#v", *c), fmt.Sprintf("%#v", c), logged.String()} {
+		for _, s := range secrets {
+			if strings.Contains(out, s[:20]) {
+				t.Fatalf("key material printed: %.200s", out)
+			}
+		}
+		if !strings.Contains(out, c.MerchantID) {
+			t.Errorf("output %q does not describe the client", out)
+		}
 	}
 }

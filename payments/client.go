@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -41,6 +42,30 @@ type Client struct {
 	// for a sub-merchant), which signs the front-end payment parameters.
 	// Needed by JSAPI and App only.
 	Key crypto.Signer
+}
+
+// String describes c without its key.
+func (c Client) String() string {
+	key := "none"
+	if c.Key != nil {
+		key = "set"
+	}
+	return fmt.Sprintf("payments.Client{BaseURL: %q, MerchantID: %q, AppID: %q, SubMerchantID: %q, SubAppID: %q, Key: %s}",
+		trimBase(c.BaseURL), c.MerchantID, c.AppID, c.SubMerchantID, c.SubAppID, key)
+}
+
+// GoString is String, so that %#v does not print the key either.
+func (c Client) GoString() string { return c.String() }
+
+// LogValue describes c to log/slog without its key.
+func (c Client) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("base_url", trimBase(c.BaseURL)),
+		slog.String("mchid", c.MerchantID),
+		slog.String("appid", c.AppID),
+		slog.String("sub_mchid", c.SubMerchantID),
+		slog.Bool("key", c.Key != nil),
+	)
 }
 
 func (c *Client) partner() bool { return c.SubMerchantID != "" }
