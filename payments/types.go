@@ -10,7 +10,8 @@ import (
 
 // Field names and meanings follow WeChat Pay's API pages (PROTOCOL §12):
 // JSAPI/mini-program prepay, pay.weixin.qq.com/docs/merchant/products/jsapi-payment/apilist.html
-// and doc/v3/merchant/4012525167; the service provider's
+// and doc/v3/merchant/4012525167; H5, doc/v3/merchant/4012525153 and
+// docs/merchant/products/h5-payment/apilist.html; the service provider's
 // doc/v3/partner/4012523579; refunds,
 // docs/merchant/products/refund/apilist.html and doc/v3/partner/4012886219;
 // bills, doc/v3/merchant/4012556654. Amounts are in fen.
@@ -87,13 +88,11 @@ type StoreInfo struct {
 	Address  string `json:"address,omitempty"`
 }
 
-// H5Info is the H5 scene of a SceneInfo.
+// H5Info is the H5 scene of a SceneInfo. Only the field confirmed on
+// WeChat Pay's own H5 page is here; its other, optional sub-fields can be
+// sent with Do.
 type H5Info struct {
-	Type        string `json:"type"` // "Wap", "iOS", "Android"
-	AppName     string `json:"app_name,omitempty"`
-	AppURL      string `json:"app_url,omitempty"`
-	BundleID    string `json:"bundle_id,omitempty"`
-	PackageName string `json:"package_name,omitempty"`
+	Type string `json:"type"` // "Wap", "iOS", "Android"
 }
 
 // SettleInfo says how an order settles.
