@@ -358,13 +358,13 @@ func TestPrepayWireBody(t *testing.T) {
 		Attach:      "自定义数据",
 		NotifyURL:   "https://www.weixin.qq.com/wxpay/pay.php",
 		Amount:      payments.OrderAmount{Total: 100},
-		SceneInfo:   &payments.SceneInfo{PayerClientIP: "14.23.150.211", StoreInfo: &payments.StoreInfo{ID: "0001"}},
+		SceneInfo:   &payments.SceneInfo{PayerClientIP: "14.23.150.211"},
 	}
 	orig := req
 	if _, err := c.PrepayNative(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
-	want := `{"appid":"wxd678efh567hg6787","mchid":"` + c.MerchantID + `","description":"Image形象店-深圳腾大-QQ公仔","out_trade_no":"1217752501201407033233368018","time_expire":"2018-06-08T10:34:56+08:00","attach":"自定义数据","notify_url":"https://www.weixin.qq.com/wxpay/pay.php","amount":{"total":100,"currency":"CNY"},"scene_info":{"payer_client_ip":"14.23.150.211","store_info":{"id":"0001"}}}`
+	want := `{"appid":"wxd678efh567hg6787","mchid":"` + c.MerchantID + `","description":"Image形象店-深圳腾大-QQ公仔","out_trade_no":"1217752501201407033233368018","time_expire":"2018-06-08T10:34:56+08:00","attach":"自定义数据","notify_url":"https://www.weixin.qq.com/wxpay/pay.php","amount":{"total":100,"currency":"CNY"},"scene_info":{"payer_client_ip":"14.23.150.211"}}`
 	if string(got) != want {
 		t.Errorf("sent %s\nwant %s", got, want)
 	}

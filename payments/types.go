@@ -8,7 +8,10 @@ import (
 	"github.com/wxpaykit/wechatpay/middleware"
 )
 
-// Field names and meanings follow WeChat Pay's API pages (PROTOCOL §12):
+// Field names and meanings follow WeChat Pay's API pages (PROTOCOL §12);
+// only fields seen there are here. Optional objects whose sub-fields those
+// pages did not show (detail, settle_info, store_info, refund goods_detail)
+// are left out: send them with Do and a struct of your own.
 // JSAPI/mini-program prepay, pay.weixin.qq.com/docs/merchant/products/jsapi-payment/apilist.html
 // and doc/v3/merchant/4012525167; H5, doc/v3/merchant/4012525153 and
 // docs/merchant/products/h5-payment/apilist.html; the service provider's
@@ -39,10 +42,8 @@ type PrepayRequest struct {
 	GoodsTag      string      `json:"goods_tag,omitempty"`
 	SupportFapiao bool        `json:"support_fapiao,omitempty"`
 	Amount        OrderAmount `json:"amount"`
-	Payer         *Payer      `json:"payer,omitempty"` // JSAPI/mini-program only
-	Detail        *Detail     `json:"detail,omitempty"`
+	Payer         *Payer      `json:"payer,omitempty"`      // JSAPI/mini-program only
 	SceneInfo     *SceneInfo  `json:"scene_info,omitempty"` // required for H5
-	SettleInfo    *SettleInfo `json:"settle_info,omitempty"`
 }
 
 // OrderAmount is the amount of a prepay request.
@@ -55,37 +56,11 @@ type OrderAmount struct {
 // direct merchant, SpOpenID or SubOpenID for a service provider.
 type Payer = middleware.Payer
 
-// Detail is the optional goods detail of an order.
-type Detail struct {
-	CostPrice   int64         `json:"cost_price,omitempty"`
-	InvoiceID   string        `json:"invoice_id,omitempty"`
-	GoodsDetail []GoodsDetail `json:"goods_detail,omitempty"`
-}
-
-// GoodsDetail is one line of a Detail.
-type GoodsDetail struct {
-	MerchantGoodsID  string `json:"merchant_goods_id"`
-	WechatpayGoodsID string `json:"wechatpay_goods_id,omitempty"`
-	GoodsName        string `json:"goods_name,omitempty"`
-	Quantity         int64  `json:"quantity"`
-	UnitPrice        int64  `json:"unit_price"` // fen
-}
-
-// SceneInfo describes where the payment happens. PayerClientIP is
-// required; H5Info is required for H5 orders.
+// SceneInfo describes where the payment happens: the payer's IP and, for
+// H5 orders, the H5 scene.
 type SceneInfo struct {
-	PayerClientIP string     `json:"payer_client_ip"`
-	DeviceID      string     `json:"device_id,omitempty"`
-	StoreInfo     *StoreInfo `json:"store_info,omitempty"`
-	H5Info        *H5Info    `json:"h5_info,omitempty"`
-}
-
-// StoreInfo is the merchant's store in a SceneInfo.
-type StoreInfo struct {
-	ID       string `json:"id"`
-	Name     string `json:"name,omitempty"`
-	AreaCode string `json:"area_code,omitempty"`
-	Address  string `json:"address,omitempty"`
+	PayerClientIP string  `json:"payer_client_ip"`
+	H5Info        *H5Info `json:"h5_info,omitempty"`
 }
 
 // H5Info is the H5 scene of a SceneInfo. Only the field confirmed on
@@ -93,11 +68,6 @@ type StoreInfo struct {
 // sent with Do.
 type H5Info struct {
 	Type string `json:"type"` // "Wap", "iOS", "Android"
-}
-
-// SettleInfo says how an order settles.
-type SettleInfo struct {
-	ProfitSharing bool `json:"profit_sharing,omitempty"`
 }
 
 // Transaction is an order as the query calls return it: the same fields
@@ -114,12 +84,11 @@ type RefundRequest struct {
 	OutTradeNo    string `json:"out_trade_no,omitempty"`
 	// OutRefundNo is the merchant's refund number, up to 64 characters:
 	// the same number never refunds twice.
-	OutRefundNo  string            `json:"out_refund_no"`
-	Reason       string            `json:"reason,omitempty"`     // up to 80 bytes, shown to the payer
-	NotifyURL    string            `json:"notify_url,omitempty"` // overrides the configured one
-	FundsAccount string            `json:"funds_account,omitempty"`
-	Amount       RefundAmount      `json:"amount"`
-	GoodsDetail  []RefundGoodsLine `json:"goods_detail,omitempty"`
+	OutRefundNo  string       `json:"out_refund_no"`
+	Reason       string       `json:"reason,omitempty"`        // up to 80 bytes, shown to the payer
+	NotifyURL    string       `json:"notify_url,omitempty"`    // overrides the configured one
+	FundsAccount string       `json:"funds_account,omitempty"` // AVAILABLE, UNSETTLED
+	Amount       RefundAmount `json:"amount"`
 }
 
 // RefundAmount is the amount of a refund request.
@@ -134,16 +103,6 @@ type RefundAmount struct {
 type FundsSource struct {
 	Account string `json:"account"` // AVAILABLE, UNAVAILABLE
 	Amount  int64  `json:"amount"`
-}
-
-// RefundGoodsLine is one refunded line of goods.
-type RefundGoodsLine struct {
-	MerchantGoodsID  string `json:"merchant_goods_id"`
-	WechatpayGoodsID string `json:"wechatpay_goods_id,omitempty"`
-	GoodsName        string `json:"goods_name,omitempty"`
-	UnitPrice        int64  `json:"unit_price"`
-	RefundAmount     int64  `json:"refund_amount"`
-	RefundQuantity   int64  `json:"refund_quantity"`
 }
 
 // Refund is a refund as the refund and refund query calls return it.
@@ -205,7 +164,6 @@ type RefundResult struct {
 	SettlementTotal  int64         `json:"settlement_total"`
 	DiscountRefund   int64         `json:"discount_refund"`
 	Currency         string        `json:"currency"`
-	RefundFee        int64         `json:"refund_fee,omitempty"`
 }
 
 // TradeBillRequest asks for the trade bill of one day.
