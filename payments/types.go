@@ -11,7 +11,7 @@ import (
 // Field names and meanings follow WeChat Pay's API pages (PROTOCOL §12);
 // only fields seen there are here. Optional objects whose sub-fields those
 // pages did not show (detail, settle_info, store_info, refund goods_detail)
-// are left out: send them with Do and a struct of your own.
+// are left out: send them with Do and a struct of your own. Sources:
 // JSAPI/mini-program prepay, pay.weixin.qq.com/docs/merchant/products/jsapi-payment/apilist.html
 // and doc/v3/merchant/4012525167; H5, doc/v3/merchant/4012525153 and
 // docs/merchant/products/h5-payment/apilist.html; the service provider's
