@@ -106,20 +106,23 @@ func ClassifyError(req *http.Request, err error) error {
 	default:
 		return err
 	}
+	e := &OutcomeUnknownError{Method: req.Method, Err: err}
+	if req.URL != nil {
+		e.Path = req.URL.Path
+	}
+	// First: an answer came that did not verify. An *APIError inside it
+	// is that of a certificate download, not the answer to req.
+	var verr *VerifyError
+	if errors.As(err, &verr) {
+		e.RequestID = verr.RequestID
+		return e
+	}
 	var apiErr *APIError
 	if errors.As(err, &apiErr) {
 		return err // WeChat Pay answered, and CheckResponse read the answer
 	}
 	if notSent(err) || errors.Is(err, ErrNotConfigured) {
 		return err
-	}
-	e := &OutcomeUnknownError{Method: req.Method, Err: err}
-	if req.URL != nil {
-		e.Path = req.URL.Path
-	}
-	var verr *VerifyError
-	if errors.As(err, &verr) {
-		e.RequestID = verr.RequestID
 	}
 	return e
 }

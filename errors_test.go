@@ -121,6 +121,17 @@ func TestRetryAndOutcomeUnknown(t *testing.T) {
 		}
 		return &http.Client{Transport: tr, Timeout: 2 * time.Second}
 	}
+	// A client with a cold Store of its own, which must download
+	// certificates to verify its first answer.
+	cold := func() *http.Client {
+		c := cfg
+		c.Store = nil
+		tr, err := wechatpay.NewTransport(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &http.Client{Transport: tr, Timeout: 2 * time.Second}
+	}
 	resetClient := dialTo(rstListener(t))
 	refusedClient := dialTo(closedAddr(t))
 
@@ -149,6 +160,7 @@ func TestRetryAndOutcomeUnknown(t *testing.T) {
 		path      string
 		timeout   time.Duration
 		fault     wechatpaytest.Fault
+		certFault wechatpaytest.CertFault
 		unknown   bool // an *OutcomeUnknownError
 		retryable bool
 		requestID bool // the error carries a Request-ID
@@ -159,6 +171,7 @@ func TestRetryAndOutcomeUnknown(t *testing.T) {
 		{name: "POST connection reset after the request", client: resetClient, method: "POST", path: "/v3/test/reset", unknown: true},
 		{name: "POST 2xx with a tampered body", method: "POST", path: "/v3/test/ok", fault: wechatpaytest.FaultTamperBody, unknown: true, requestID: true, reached: true},
 		{name: "POST 2xx with a probe signature", method: "POST", path: "/v3/test/ok", fault: wechatpaytest.FaultProbe, unknown: true, requestID: true, reached: true},
+		{name: "POST 2xx but the certificate download answers 500", client: cold(), method: "POST", path: "/v3/test/ok", certFault: wechatpaytest.CertStatus500, unknown: true, requestID: true, reached: true},
 		{name: "POST 429 FREQUENCY_LIMITED", method: "POST", path: "/v3/test/429", retryable: true, requestID: true, reached: true},
 		{name: "POST 500 SYSTEM_ERROR", method: "POST", path: "/v3/test/500", retryable: true, requestID: true, reached: true},
 		{name: "POST 400 PARAM_ERROR", method: "POST", path: "/v3/test/400", requestID: true, reached: true},
@@ -180,6 +193,8 @@ func TestRetryAndOutcomeUnknown(t *testing.T) {
 			}
 			srv.SetFault(tc.fault)
 			defer srv.SetFault(wechatpaytest.FaultNone)
+			srv.SetCertFault(tc.certFault)
+			defer srv.SetCertFault(wechatpaytest.CertOK)
 			for len(received) > 0 {
 				<-received
 			}
@@ -212,7 +227,7 @@ func TestRetryAndOutcomeUnknown(t *testing.T) {
 					t.Errorf("err = %v; want an *APIError with a Request-ID", err)
 				}
 			}
-			if tc.fault != wechatpaytest.FaultNone {
+			if tc.fault != wechatpaytest.FaultNone || tc.certFault != wechatpaytest.CertOK {
 				var verr *wechatpay.VerifyError
 				if !errors.As(err, &verr) {
 					t.Errorf("err = %v; want a *VerifyError inside", err)
