@@ -3,6 +3,7 @@ package middleware_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/wxpaykit/wechatpay"
 	"github.com/wxpaykit/wechatpay/middleware"
+	"github.com/wxpaykit/wechatpay/payments"
 	"github.com/wxpaykit/wechatpay/wechatpaytest"
 )
 
@@ -237,4 +239,51 @@ func TestRouterRegistrationPanics(t *testing.T) {
 			tc.f(&rt)
 		}()
 	}
+}
+
+// A Router behind Notifications: each verified notification goes to the
+// handler of its event type, with its resource decoded.
+func ExampleRouter() {
+	srv := wechatpaytest.NewServer() // stands in for WeChat Pay
+	defer srv.Close()
+	m := srv.Merchant()
+	store, _ := wechatpay.NewStore(wechatpay.StoreOptions{})
+	defer store.Close()
+	_ = store.Register(srv.Config())
+
+	var rt middleware.Router
+	rt.OnTransaction(middleware.EventTransactionSuccess, func(ctx context.Context, n *middleware.Notification, tx *middleware.Transaction) error {
+		// Record tx.OutTradeNo as paid, idempotently.
+		fmt.Println("paid:", payments.FormatAmount(tx.Amount.Total, tx.Amount.Currency), tx.TradeState)
+		return nil
+	})
+	rt.OnRefund(middleware.EventRefundSuccess, func(ctx context.Context, n *middleware.Notification, rf *middleware.Refund) error {
+		fmt.Println("refunded:", payments.FormatAmount(rf.Amount.Refund, "CNY"))
+		return nil
+	})
+	notify := httptest.NewServer(middleware.Notifications(middleware.Config{Keys: store, MerchantID: m.ID, APIv3Key: m.APIv3Key})(&rt))
+	defer notify.Close()
+
+	for _, ev := range []struct {
+		typ string
+		res map[string]any
+	}{
+		{"TRANSACTION.SUCCESS", wechatpaytest.PaymentResource(m)},
+		{"REFUND.SUCCESS", wechatpaytest.RefundResource(m)},
+		{"MARKETING.FAVOR.USED", map[string]any{}},
+	} {
+		resp, err := srv.Notify(context.Background(), notify.URL, ev.typ, ev.res)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		resp.Body.Close()
+		fmt.Println(ev.typ, "answered", resp.StatusCode)
+	}
+	// Output:
+	// paid: 1.00 CNY SUCCESS
+	// TRANSACTION.SUCCESS answered 204
+	// refunded: 1.00 CNY
+	// REFUND.SUCCESS answered 204
+	// MARKETING.FAVOR.USED answered 501
 }
