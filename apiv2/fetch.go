@@ -35,7 +35,7 @@ type Config struct {
 
 // String describes c without its keys.
 func (c Config) String() string {
-	return fmt.Sprintf("wechatpay.V2Config{MerchantID: %q, APIv2Key: %s, APIv3Key: %s, BaseURL: %q}",
+	return fmt.Sprintf("apiv2.Config{MerchantID: %q, APIv2Key: %s, APIv3Key: %s, BaseURL: %q}",
 		c.MerchantID, wire.Redacted(c.APIv2Key != ""), wire.Redacted(c.APIv3Key != ""), c.BaseURL)
 }
 

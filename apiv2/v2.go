@@ -293,7 +293,7 @@ func Check(fields map[string]string) error {
 //	if err != nil { ... }
 //	base := http.DefaultTransport.(*http.Transport).Clone()
 //	base.TLSClientConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
-//	client := &http.Client{Transport: &wechatpay.V2Transport{MerchantID: "1900000001", Key: apiv2Key, Base: base}}
+//	client := &http.Client{Transport: &apiv2.Transport{MerchantID: "1900000001", Key: apiv2Key, Base: base}}
 //
 // Like Transport, RoundTrip never modifies the caller's request, closes
 // its body exactly once and reads bodies only up to MaxBodySize. A
@@ -324,7 +324,7 @@ var _ http.RoundTripper = (*Transport)(nil)
 
 // String describes t without its key.
 func (t *Transport) String() string {
-	return fmt.Sprintf("wechatpay.V2Transport{MerchantID: %q, Key: %s, SignType: %q}", t.MerchantID, wire.Redacted(t.Key != ""), t.SignType)
+	return fmt.Sprintf("apiv2.Transport{MerchantID: %q, Key: %s, SignType: %q}", t.MerchantID, wire.Redacted(t.Key != ""), t.SignType)
 }
 
 // GoString is String, so that %#v does not print the key either.
