@@ -12,11 +12,9 @@ import (
 	"io"
 	"net/http"
 	"strings"
-)
 
-// ErrBillHash is returned (wrapped) by DownloadBill when the downloaded
-// file does not match the hash the bill request announced.
-var ErrBillHash = errors.New("wechatpay: bill file does not match its hash")
+	"github.com/wxpaykit/wechatpay/internal/wire"
+)
 
 // BillFile is the answer of the bill requests (/v3/bill/tradebill,
 // /v3/bill/fundflowbill and the like): where to download the file and the
@@ -49,18 +47,18 @@ func DownloadBill(ctx context.Context, client *http.Client, downloadURL, hashTyp
 	var h hash.Hash
 	switch strings.ToUpper(hashType) {
 	case "SHA1":
-		if sha1Refused() {
-			return errFIPSOnly("bill download", "a SHA-1 check of the file")
+		if wire.SHA1Refused() {
+			return wire.ErrFIPSOnly("bill download", "a SHA-1 check of the file")
 		}
 		h = sha1.New()
 	case "SHA256", "SHA-256":
 		h = sha256.New()
 	default:
-		return fmt.Errorf("wechatpay: bill download: unsupported hash_type %q (want SHA1 or SHA256)", truncate(hashType, 20))
+		return fmt.Errorf("wechatpay: bill download: unsupported hash_type %q (want SHA1 or SHA256)", wire.Truncate(hashType, 20))
 	}
 	want, err := hex.DecodeString(hashValue)
 	if err != nil || len(want) != h.Size() {
-		return fmt.Errorf("wechatpay: bill download: hash_value %q is not a hex %s digest", truncate(hashValue, 80), strings.ToUpper(hashType))
+		return fmt.Errorf("wechatpay: bill download: hash_value %q is not a hex %s digest", wire.Truncate(hashValue, 80), strings.ToUpper(hashType))
 	}
 	if client == nil {
 		return errors.New("wechatpay: bill download: nil client")
@@ -86,7 +84,7 @@ func DownloadBill(ctx context.Context, client *http.Client, downloadURL, hashTyp
 	}
 	if got := h.Sum(nil); !bytes.Equal(got, want) {
 		return fmt.Errorf("%w: %s of the %d bytes received is %x, the bill request announced %s (Request-ID %s)",
-			ErrBillHash, strings.ToUpper(hashType), n, got, strings.ToLower(hashValue), truncate(resp.Header.Get(HeaderRequestID), 64))
+			ErrBillHash, strings.ToUpper(hashType), n, got, strings.ToLower(hashValue), wire.Truncate(resp.Header.Get(wire.HeaderRequestID), 64))
 	}
 	return nil
 }

@@ -2,21 +2,17 @@ package wechatpay
 
 import (
 	"crypto"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha1"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
-)
 
-// ErrAPIv3Key is returned (wrapped) when an APIv3 key is not exactly 32 bytes.
-var ErrAPIv3Key = errors.New("wechatpay: APIv3 key must be exactly 32 bytes")
+	"github.com/wxpaykit/wechatpay/internal/wire"
+)
 
 // LoadPrivateKey parses a merchant API private key (apiclient_key.pem) in
 // PKCS#8 ("BEGIN PRIVATE KEY") or PKCS#1 ("BEGIN RSA PRIVATE KEY") PEM form.
@@ -72,19 +68,6 @@ func LoadPrivateKeyFile(path string) (*rsa.PrivateKey, error) {
 	return k, nil
 }
 
-// LoadCertificate parses one PEM certificate.
-func LoadCertificate(pemBytes []byte) (*x509.Certificate, error) {
-	block, _ := pem.Decode(pemBytes)
-	if block == nil || block.Type != "CERTIFICATE" {
-		return nil, errors.New("wechatpay: certificate: no PEM CERTIFICATE block found")
-	}
-	c, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("wechatpay: certificate: %w", err)
-	}
-	return c, nil
-}
-
 // LoadPublicKey parses a WeChat Pay public key (pub_key.pem): a PEM
 // "PUBLIC KEY" (SubjectPublicKeyInfo) or "RSA PUBLIC KEY" (PKCS#1) block,
 // or a certificate, whose key is returned.
@@ -136,75 +119,6 @@ func LoadPublicKeyFile(path string) (*rsa.PublicKey, error) {
 	return k, nil
 }
 
-// NewAEAD returns the AEAD_AES_256_GCM cipher for an APIv3 key, which must
-// be exactly 32 bytes. The error never contains the key.
-func NewAEAD(apiv3Key string) (cipher.AEAD, error) {
-	if len(apiv3Key) != 32 {
-		return nil, fmt.Errorf("%w (got %d bytes)", ErrAPIv3Key, len(apiv3Key))
-	}
-	block, err := aes.NewCipher([]byte(apiv3Key))
-	if err != nil {
-		return nil, fmt.Errorf("wechatpay: APIv3 key: %w", err)
-	}
-	// WeChat Pay's nonces are 12 bytes, the standard GCM nonce size.
-	return cipher.NewGCM(block)
-}
-
-// ErrDecrypt is returned (wrapped) when an AEAD_AES_256_GCM ciphertext does
-// not open: the APIv3 key is wrong, or the ciphertext, nonce or associated
-// data were altered.
-var ErrDecrypt = errors.New("wechatpay: AEAD_AES_256_GCM decryption failed (wrong APIv3 key or tampered data)")
-
-// OpenResource decrypts an AEAD_AES_256_GCM resource as WeChat Pay sends it
-// in certificate downloads and callback notifications: ciphertext is
-// Base64(ciphertext ‖ tag), nonce and associatedData are used as raw bytes
-// (PROTOCOL §4.3).
-func OpenResource(aead cipher.AEAD, nonce, associatedData, ciphertext string) ([]byte, error) {
-	ct, err := base64.StdEncoding.DecodeString(ciphertext)
-	if err != nil {
-		return nil, fmt.Errorf("wechatpay: ciphertext is not valid base64: %w", err)
-	}
-	if len(nonce) != aead.NonceSize() {
-		return nil, fmt.Errorf("wechatpay: AEAD nonce is %d bytes, want %d", len(nonce), aead.NonceSize())
-	}
-	pt, err := aead.Open(nil, []byte(nonce), ct, []byte(associatedData))
-	if err != nil {
-		return nil, ErrDecrypt
-	}
-	return pt, nil
-}
-
-// SealResource is the inverse of OpenResource; the sandbox uses it to
-// encrypt certificates and notifications as WeChat Pay does.
-func SealResource(aead cipher.AEAD, nonce, associatedData string, plaintext []byte) (string, error) {
-	if len(nonce) != aead.NonceSize() {
-		return "", fmt.Errorf("wechatpay: AEAD nonce is %d bytes, want %d", len(nonce), aead.NonceSize())
-	}
-	ct := aead.Seal(nil, []byte(nonce), plaintext, []byte(associatedData))
-	return base64.StdEncoding.EncodeToString(ct), nil
-}
-
-// EncryptOAEP encrypts a sensitive request field with RSA-OAEP (SHA-1,
-// MGF1-SHA-1, empty label) and returns it Base64-encoded (PROTOCOL §7).
-// Plaintexts longer than the key allows (214 bytes for RSA-2048: 256 - 2*20 - 2)
-// are refused with an error that says so.
-func EncryptOAEP(pub *rsa.PublicKey, plaintext []byte) (string, error) {
-	if pub == nil {
-		return "", errors.New("wechatpay: encrypt: nil public key")
-	}
-	if sha1Refused() {
-		return "", errFIPSOnly("encrypt", "RSA-OAEP with SHA-1")
-	}
-	if limit := pub.Size() - 2*sha1.Size - 2; len(plaintext) > limit {
-		return "", fmt.Errorf("wechatpay: encrypt: plaintext is %d bytes, RSA-OAEP allows at most %d", len(plaintext), limit)
-	}
-	ct, err := rsa.EncryptOAEP(sha1.New(), rand.Reader, pub, plaintext, nil)
-	if err != nil {
-		return "", fmt.Errorf("wechatpay: encrypt: %w", err)
-	}
-	return base64.StdEncoding.EncodeToString(ct), nil
-}
-
 // DecryptOAEP decrypts a Base64 RSA-OAEP (SHA-1) field that WeChat Pay
 // encrypted with the merchant certificate, using the merchant private key.
 func DecryptOAEP(key crypto.Decrypter, ciphertext string) ([]byte, error) {
@@ -212,8 +126,8 @@ func DecryptOAEP(key crypto.Decrypter, ciphertext string) ([]byte, error) {
 	if err != nil {
 		return nil, errors.New("wechatpay: decrypt: ciphertext is not valid base64")
 	}
-	if _, ok := key.(*rsa.PrivateKey); ok && sha1Refused() {
-		return nil, errFIPSOnly("decrypt", "RSA-OAEP with SHA-1")
+	if _, ok := key.(*rsa.PrivateKey); ok && wire.SHA1Refused() {
+		return nil, wire.ErrFIPSOnly("decrypt", "RSA-OAEP with SHA-1")
 	}
 	pt, err := key.Decrypt(rand.Reader, ct, &rsa.OAEPOptions{Hash: crypto.SHA1})
 	if err != nil {
@@ -221,13 +135,3 @@ func DecryptOAEP(key crypto.Decrypter, ciphertext string) ([]byte, error) {
 	}
 	return pt, nil
 }
-
-// certSerial formats a certificate serial number as WeChat Pay writes it:
-// upper-case hex of the big-endian bytes.
-func certSerial(c *x509.Certificate) string {
-	return fmt.Sprintf("%X", c.SerialNumber.Bytes())
-}
-
-// CertificateSerial returns the serial of c in WeChat Pay's notation
-// (upper-case hex), as found in Wechatpay-Serial headers.
-func CertificateSerial(c *x509.Certificate) string { return certSerial(c) }

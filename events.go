@@ -8,40 +8,39 @@ import (
 	"time"
 )
 
-// An EventKind names what an Event reports.
-type EventKind string
-
-// The kinds of Event. A failure carries its error in Event.Err.
+// The kinds of Event (its Kind). A failure carries its error in
+// Event.Err. They are plain strings, ready to be metric labels.
 const (
 	// EventCertificateDownload: a download of a merchant's platform
 	// certificates finished, successfully (Err nil, Serials set) or not.
-	EventCertificateDownload EventKind = "certificate_download"
+	EventCertificateDownload = "certificate_download"
 	// EventRefreshFailed: a background refresh ahead of expiry failed;
 	// the keys already held keep serving.
-	EventRefreshFailed EventKind = "refresh_failed"
+	EventRefreshFailed = "refresh_failed"
 	// EventBadSignature, EventClockSkew, EventSignatureProbe and
 	// EventUnknownSerial: a response or callback failed verification for
 	// that reason. EventVerifyFailed is any other verification failure
 	// (missing headers, unsupported type, expired key, download error).
-	EventBadSignature   EventKind = "verify_bad_signature"
-	EventClockSkew      EventKind = "verify_clock_skew"
-	EventSignatureProbe EventKind = "verify_signature_probe"
-	EventUnknownSerial  EventKind = "verify_unknown_serial"
-	EventVerifyFailed   EventKind = "verify_failed"
+	EventBadSignature   = "verify_bad_signature"
+	EventClockSkew      = "verify_clock_skew"
+	EventSignatureProbe = "verify_signature_probe"
+	EventUnknownSerial  = "verify_unknown_serial"
+	EventVerifyFailed   = "verify_failed"
 	// EventRateLimited: an unknown serial was not looked up because the
 	// merchant's last download was less than MinRefreshInterval ago.
-	EventRateLimited EventKind = "rate_limited"
-	// EventFailover: requests now go to Host, the backup, because the
-	// main host failed (Err). EventFailback: the main host (Host)
-	// answered again and requests go back to it.
-	EventFailover EventKind = "failover"
-	EventFailback EventKind = "failback"
+	EventRateLimited = "rate_limited"
+	// EventFailover: a Failover sent a request to Host, the other host,
+	// because the first failed (Err says which and how). EventFailback:
+	// the main host (Host) answered again after a Failover had stayed on
+	// the backup, and requests go back to it.
+	EventFailover = "failover"
+	EventFailback = "failback"
 	// EventCallbackRefused: the callback middleware refused a request
 	// (Status holds its answer, Err why).
-	EventCallbackRefused EventKind = "callback_refused"
+	EventCallbackRefused = "callback_refused"
 	// EventsDropped: an Async hook dropped events because it was slow;
 	// Err says how many. It is delivered before the next event.
-	EventsDropped EventKind = "events_dropped"
+	EventsDropped = "events_dropped"
 )
 
 // An Event is something an operator may want to count or log: a
@@ -50,7 +49,7 @@ const (
 // an Authorization header or a decrypted payload. Fields that do not
 // apply to a Kind are zero.
 type Event struct {
-	Kind       EventKind
+	Kind       string // one of the Event... constants
 	Time       time.Time
 	MerchantID string
 	Serial     string        // the serial or public-key ID concerned
@@ -197,7 +196,7 @@ func SlogEvents(l *slog.Logger) EventHook {
 		if ev.Err != nil {
 			attrs = append(attrs, slog.String("error", ev.Err.Error()))
 		}
-		r := slog.NewRecord(ev.Time, level, "wechatpay: "+string(ev.Kind), 0)
+		r := slog.NewRecord(ev.Time, level, "wechatpay: "+ev.Kind, 0)
 		if ev.Time.IsZero() {
 			r.Time = time.Now()
 		}
@@ -223,7 +222,7 @@ func (h EventHook) deliver(ctx context.Context, e *Event) {
 }
 
 // verifyEventKind classifies a verification error into its event kind.
-func verifyEventKind(err error) EventKind {
+func verifyEventKind(err error) string {
 	switch {
 	case errors.Is(err, ErrSignatureProbe):
 		return EventSignatureProbe

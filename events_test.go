@@ -63,7 +63,7 @@ func TestEmitStampsTime(t *testing.T) {
 func TestVerifyEventKind(t *testing.T) {
 	tests := []struct {
 		err  error
-		want EventKind
+		want string
 	}{
 		{&VerifyError{Err: ErrBadSignature}, EventBadSignature},
 		{&VerifyError{Err: fmt.Errorf("%w: 400s", ErrClockSkew)}, EventClockSkew},

@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"sync"
 	"time"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // Defaults of Failover.
@@ -175,7 +177,7 @@ func (f *Failover) RoundTrip(req *http.Request) (*http.Response, error) {
 	if backup == "" {
 		return f.Transport.RoundTrip(req)
 	}
-	body, err := readRequestBody(req, f.Transport.maxBody())
+	body, err := wire.ReadRequestBody(req, f.Transport.maxBody())
 	if err != nil {
 		return nil, err
 	}
@@ -346,5 +348,5 @@ func requestIDOf(resp *http.Response) string {
 	if resp == nil {
 		return ""
 	}
-	return truncate(resp.Header.Get(HeaderRequestID), 64)
+	return wire.Truncate(resp.Header.Get(wire.HeaderRequestID), 64)
 }

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/wire"
 	"github.com/wxpaykit/wechatpay/wechatpaytest"
 )
 
@@ -94,10 +95,10 @@ func newFailoverRig(t *testing.T, f *wechatpay.Failover, baseURL ...string) *fai
 				panic(http.ErrAbortHandler) // never answer, not even late
 			case hostForges:
 				h := w.Header()
-				h.Set(wechatpay.HeaderTimestamp, strconv.FormatInt(time.Now().Unix(), 10))
-				h.Set(wechatpay.HeaderNonce, "N")
-				h.Set(wechatpay.HeaderSerial, "PUB_KEY_ID_0114567890123456789012345678901234") // never downloaded
-				h.Set(wechatpay.HeaderSignature, "AAAA")
+				h.Set(wire.HeaderTimestamp, strconv.FormatInt(time.Now().Unix(), 10))
+				h.Set(wire.HeaderNonce, "N")
+				h.Set(wire.HeaderSerial, "PUB_KEY_ID_0114567890123456789012345678901234") // never downloaded
+				h.Set(wire.HeaderSignature, "AAAA")
 				w.Write([]byte(`{}`))
 			default:
 				proxy.ServeHTTP(w, req)
@@ -236,7 +237,7 @@ func wantEvents(t *testing.T, got []wechatpay.Event, want ...string) {
 	t.Helper()
 	var s []string
 	for _, ev := range got {
-		s = append(s, string(ev.Kind)+"→"+ev.Host)
+		s = append(s, ev.Kind+"→"+ev.Host)
 		if ev.Time.IsZero() {
 			t.Errorf("event %s has no time", ev.Kind)
 		}
@@ -484,16 +485,4 @@ func hostCertificate(t *testing.T, names ...string) (tls.Certificate, *x509.Cert
 	pool := x509.NewCertPool()
 	pool.AddCert(c)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
-}
-
-// closedAddr returns a loopback address nothing listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
 }

@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/url"
 	"strings"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // WeChat Pay's documented API hosts, by region (PROTOCOL §1.6, §11). A
@@ -59,7 +61,7 @@ func normalHost(scheme, host string) string {
 // same scheme as the BaseURL, and one of the hosts.
 func (h apiHosts) check(u *url.URL) error {
 	if u.Scheme != h.scheme {
-		return fmt.Errorf("%w: %s://%s (this merchant's API is %s://%s)", ErrHostNotAllowed, truncate(u.Scheme, 16), truncate(u.Host, 80), h.scheme, h.hosts[0])
+		return fmt.Errorf("%w: %s://%s (this merchant's API is %s://%s)", ErrHostNotAllowed, wire.Truncate(u.Scheme, 16), wire.Truncate(u.Host, 80), h.scheme, h.hosts[0])
 	}
 	host := normalHost(u.Scheme, u.Host)
 	for _, allowed := range h.hosts {
@@ -67,7 +69,7 @@ func (h apiHosts) check(u *url.URL) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: %s (allowed: %s)", ErrHostNotAllowed, truncate(u.Host, 80), strings.Join(h.hosts, ", "))
+	return fmt.Errorf("%w: %s (allowed: %s)", ErrHostNotAllowed, wire.Truncate(u.Host, 80), strings.Join(h.hosts, ", "))
 }
 
 // backup returns the other host of the region for the BaseURL's host, or ""

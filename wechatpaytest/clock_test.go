@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/wire"
 	"github.com/wxpaykit/wechatpay/wechatpaytest"
 )
 
@@ -21,7 +22,7 @@ func TestWithClockOffset(t *testing.T) {
 	signer := &wechatpay.Signer{MerchantID: m.ID, CertificateSerial: m.CertificateSerial, Key: m.PrivateKey}
 	get := func(ts int64) (*http.Response, string) {
 		t.Helper()
-		auth, err := signer.AuthorizationAt("GET", "/v3/certificates", nil, ts, wechatpay.NewNonce())
+		auth, err := signer.AuthorizationAt("GET", "/v3/certificates", nil, ts, wire.NewNonce())
 		if err != nil {
 			t.Fatal(err)
 		}

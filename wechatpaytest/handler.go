@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // maxBody bounds the request bodies the sandbox reads.
@@ -65,12 +65,18 @@ func isCertificatePath(p string) bool {
 	return p == "/v3/certificates" || p == "/v3/global/certificates"
 }
 
-// serveHTTP authenticates every request, then serves the certificate
-// endpoints itself and everything else through s.mux.
+// serveHTTP serves the cashier page without authentication, authenticates
+// every other request, then serves it with the first of: a route the test
+// registered with Handle, the certificate endpoints, the other built-in
+// routes, the control endpoints and the simulator's routes.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.setDate(w)
 	s.x.count(r.URL.Path)
 	if s.serveV2(w, r) { // APIv2: XML, signed with the APIv2 key
+		return
+	}
+	if r.URL.Path == CashierPath || strings.HasPrefix(r.URL.Path, CashierPath+"/") {
+		s.serveCashier(w, r) // the payer's page: no Authorization
 		return
 	}
 	isCert := isCertificatePath(r.URL.Path)
@@ -81,6 +87,17 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	r2 := r.WithContext(context.WithValue(r.Context(), merchantIDKey{}, m.info.ID))
+	r2.Body = io.NopCloser(bytes.NewReader(body))
+	r2.ContentLength = int64(len(body))
+	if _, pattern := s.mux.Handler(r2); pattern != "" {
+		// The test's own route wins over every built-in one.
+		s.requests.Add(1)
+		rec := &bufferedWriter{header: make(http.Header)}
+		s.mux.ServeHTTP(rec, r2)
+		s.writeSigned(w, r, m, rec.status, rec.header, rec.body.Bytes(), Fault(s.fault.Load()))
+		return
+	}
 	if isCert && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		m.downloads.Add(1)
 		s.serveCertificates(w, r, m)
@@ -89,40 +106,59 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.serveBuiltin(w, r, m, body) { // bills, media uploads, sensitive fields
 		return
 	}
-	if r.URL.Path == NotifyPath {
-		s.serveNotify(w, r, m, body)
-		return
-	}
-
-	r2 := r.WithContext(context.WithValue(r.Context(), merchantIDKey{}, m.info.ID))
-	r2.Body = io.NopCloser(bytes.NewReader(body))
-	r2.ContentLength = int64(len(body))
-	rec := &bufferedWriter{header: make(http.Header)}
-	if _, pattern := s.mux.Handler(r2); pattern == "" {
-		// No route: let the mux tell 404 from 405, then answer in JSON.
-		s.mux.ServeHTTP(rec, r2)
-		switch rec.status {
-		case http.StatusNotFound:
-			s.writeError(w, r, m, http.StatusNotFound, "NOT_FOUND", "请求的资源不存在", nil)
-			return
-		case http.StatusMethodNotAllowed:
-			w.Header().Set("Allow", rec.header.Get("Allow"))
+	if control := s.controlHandler(r.URL.Path); control != nil {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
 			s.writeError(w, r, m, http.StatusMethodNotAllowed, "INVALID_REQUEST", "不支持该HTTP方法", nil)
 			return
 		}
-		s.writeSigned(w, r, m, rec.status, rec.header, rec.body.Bytes(), FaultNone)
+		control(w, r, m, body)
 		return
 	}
-	s.requests.Add(1)
-	s.mux.ServeHTTP(rec, r2)
-	s.writeSigned(w, r, m, rec.status, rec.header, rec.body.Bytes(), Fault(s.fault.Load()))
+	if _, pattern := s.sims.Handler(r2); pattern != "" {
+		s.serveSigned(w, r, m, body, s.sims.ServeHTTP)
+		return
+	}
+
+	// No route: let the muxes tell 404 from 405, then answer in JSON.
+	rec := &bufferedWriter{header: make(http.Header)}
+	s.sims.ServeHTTP(rec, r2)
+	if rec.status == http.StatusNotFound {
+		rec = &bufferedWriter{header: make(http.Header)}
+		s.mux.ServeHTTP(rec, r2)
+	}
+	switch rec.status {
+	case http.StatusMethodNotAllowed:
+		w.Header().Set("Allow", rec.header.Get("Allow"))
+		s.writeError(w, r, m, http.StatusMethodNotAllowed, "INVALID_REQUEST", "不支持该HTTP方法", nil)
+	default:
+		s.writeError(w, r, m, http.StatusNotFound, "NOT_FOUND", "请求的资源不存在", nil)
+	}
+}
+
+// controlHandler returns the handler of the sandbox's control endpoint
+// path, or nil.
+func (s *Server) controlHandler(path string) func(http.ResponseWriter, *http.Request, *merchant, []byte) {
+	switch path {
+	case NotifyPath:
+		return s.serveNotifyPost
+	case PayPath:
+		return func(w http.ResponseWriter, r *http.Request, m *merchant, body []byte) {
+			s.serveSigned(w, r, m, body, s.servePayControl)
+		}
+	case FaultsPath:
+		return func(w http.ResponseWriter, r *http.Request, m *merchant, body []byte) {
+			s.serveSigned(w, r, m, body, s.serveFaultsControl)
+		}
+	}
+	return nil
 }
 
 // authenticate checks a request as WeChat Pay does (PROTOCOL §1, §8) and
 // returns its merchant and body. On failure it has written the signed
 // error response and returns ok == false.
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (m *merchant, body []byte, ok bool) {
-	auth, authErr := wechatpay.ParseAuthorization(r.Header.Get("Authorization"))
+	auth, authErr := wire.ParseAuthorization(r.Header.Get("Authorization"))
 	if authErr == nil {
 		m = s.lookup(auth.MerchantID) // also chooses the key that signs errors
 	}
@@ -157,8 +193,8 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (m *mercha
 		return fail(http.StatusBadRequest, "INVALID_REQUEST", "读取请求体失败", nil)
 	}
 	signed := signedPart(r, body) // media uploads sign their meta JSON only
-	msg := wechatpay.RequestMessage(r.Method, r.RequestURI, ts, auth.Nonce, signed)
-	if wechatpay.VerifyMessage(&m.info.PrivateKey.PublicKey, msg, auth.Signature) != nil {
+	msg := wire.RequestMessage(r.Method, r.RequestURI, ts, auth.Nonce, signed)
+	if wire.Verify(&m.info.PrivateKey.PublicKey, msg, auth.Signature) != nil {
 		d := signErrorDetail{Field: "signature", Location: "authorization"}
 		d.Detail.Issue = "sign not match"
 		d.SignInformation = signInformation{
@@ -169,7 +205,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (m *mercha
 		}
 		return fail(http.StatusUnauthorized, "SIGN_ERROR", msgBadSignature, d)
 	}
-	if serial := r.Header.Get(wechatpay.HeaderSerial); serial != "" && !s.hasKey(m, serial) {
+	if serial := r.Header.Get(wire.HeaderSerial); serial != "" && !s.hasKey(m, serial) {
 		return fail(http.StatusBadRequest, "PARAM_ERROR", msgRequestSerial, nil)
 	}
 	return m, body, true
@@ -260,14 +296,14 @@ func (s *Server) writeSigned(w http.ResponseWriter, r *http.Request, m *merchant
 	if m == nil {
 		m = s.merchant(s.defaultID)
 	}
-	serial, key := s.responseKey(m, r.Header.Get(wechatpay.HeaderSerial))
+	serial, key := s.responseKey(m, r.Header.Get(wire.HeaderSerial))
 	ts := strconv.FormatInt(s.now().Unix(), 10)
-	nonce := wechatpay.NewNonce()
-	msg := wechatpay.ResponseMessage(ts, nonce, body)
+	nonce := wire.NewNonce()
+	msg := wire.ResponseMessage(ts, nonce, body)
 	if fault == faultBadSignature {
 		msg = append(msg, '!')
 	}
-	sig, err := wechatpay.SignMessage(key, msg)
+	sig, err := wire.Sign(key, msg)
 	if err != nil {
 		panic(err) // an *rsa.PrivateKey always signs
 	}
@@ -288,7 +324,7 @@ func (s *Server) writeSigned(w http.ResponseWriter, r *http.Request, m *merchant
 	case FaultProbe:
 		var junk [256]byte
 		rand.Read(junk[:])
-		sig = wechatpay.ProbePrefix + base64.StdEncoding.EncodeToString(junk[:])
+		sig = wire.ProbePrefix + base64.StdEncoding.EncodeToString(junk[:])
 	case FaultInvalidBase64:
 		sig = "!!not-base64!!"
 	case FaultRandomSerial:
@@ -302,13 +338,13 @@ func (s *Server) writeSigned(w http.ResponseWriter, r *http.Request, m *merchant
 	if len(body) > 0 && h.Get("Content-Type") == "" {
 		h.Set("Content-Type", "application/json")
 	}
-	h.Set(wechatpay.HeaderRequestID, newRequestID())
+	h.Set(wire.HeaderRequestID, newRequestID())
 	if fault != FaultNoHeaders {
-		h.Set(wechatpay.HeaderTimestamp, ts)
-		h.Set(wechatpay.HeaderNonce, nonce)
-		h.Set(wechatpay.HeaderSignature, sig)
-		h.Set(wechatpay.HeaderSerial, serial)
-		h.Set(wechatpay.HeaderSignatureType, wechatpay.SchemeRSA)
+		h.Set(wire.HeaderTimestamp, ts)
+		h.Set(wire.HeaderNonce, nonce)
+		h.Set(wire.HeaderSignature, sig)
+		h.Set(wire.HeaderSerial, serial)
+		h.Set(wire.HeaderSignatureType, wire.SchemeRSA)
 	} else {
 		for k := range h {
 			if strings.HasPrefix(k, "Wechatpay-") {

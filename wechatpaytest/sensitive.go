@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // ErrRequestSerial is returned (wrapped) by DecryptField when the
@@ -31,7 +32,7 @@ func (s *Server) DecryptField(r *http.Request, ciphertext string) (string, error
 		return "", errors.New("wechatpaytest: DecryptField: request did not come through the sandbox")
 	}
 	m := s.merchant(id)
-	serial := r.Header.Get(wechatpay.HeaderSerial)
+	serial := r.Header.Get(wire.HeaderSerial)
 	key := s.decryptionKey(m, serial)
 	if key == nil {
 		return "", fmt.Errorf("%w: merchant %s has no valid key %q", ErrRequestSerial, id, serial)
@@ -68,7 +69,7 @@ func (s *Server) decryptionKey(m *merchant, serial string) *rsa.PrivateKey {
 // API certificate, so that the merchant decrypts it with its private key.
 func (s *Server) EncryptField(merchantID, plaintext string) (string, error) {
 	m := s.merchant(merchantID)
-	return wechatpay.EncryptOAEP(&m.info.PrivateKey.PublicKey, []byte(plaintext))
+	return wire.EncryptOAEP(&m.info.PrivateKey.PublicKey, []byte(plaintext))
 }
 
 // receiver is the request and answer of POST

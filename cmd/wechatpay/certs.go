@@ -11,7 +11,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/wxpaykit/wechatpay/apiv2"
+
 	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 var certsHelp = help{
@@ -74,7 +77,7 @@ func (a *app) certs(name string, args []string) error {
 		if len(key) != 32 {
 			return &credError{cmd: name, problems: []string{fmt.Sprintf("-v2 needs the 32-byte APIv2 key: -apiv2-key KEY or WECHATPAY_APIV2_KEY (got %d bytes)", len(key))}}
 		}
-		got, err := wechatpay.FetchCertificatesV2(ctx, wechatpay.V2Config{
+		got, err := apiv2.FetchCertificates(ctx, apiv2.Config{
 			MerchantID: s.cfg.MerchantID, APIv2Key: key, APIv3Key: s.cfg.APIv3Key,
 			BaseURL: s.cfg.BaseURL, Base: s.cfg.Base,
 		})
@@ -97,7 +100,7 @@ func (a *app) certs(name string, args []string) error {
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERIAL\tNOT BEFORE\tNOT AFTER\t\tFILE")
 	for i, c := range certs {
-		serial := wechatpay.CertificateSerial(c)
+		serial := wire.CertSerial(c)
 		path := filepath.Join(*dir, "wechatpay_"+serial+".pem")
 		if err := writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}), 0o644); err != nil {
 			return err
@@ -146,5 +149,5 @@ func parseCertFile(path string) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	return wechatpay.LoadCertificate(data)
+	return wire.ParseCertificatePEM(data)
 }

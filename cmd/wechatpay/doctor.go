@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 var doctorHelp = help{
@@ -277,7 +278,7 @@ func (d *doctor) checkClock() {
 	found := fmt.Sprintf("WeChat Pay's Date header is %s; this machine is %s", d.date.UTC().Format(time.RFC3339), describeOffset(off))
 	const fix = "set this machine's clock right and keep it right: enable NTP (timedatectl set-ntp true, or chrony); a container takes its host's clock"
 	switch abs := max(off, -off); {
-	case abs >= wechatpay.DefaultMaxSkew:
+	case abs >= 5*time.Minute:
 		d.line("FAIL", "clock", found+": WeChat Pay rejects requests more than 5 minutes off (SIGN_ERROR, timestamp expired), and answers look skewed", fix)
 	case abs > time.Minute:
 		d.line("WARN", "clock", found+": within WeChat Pay's 5 minutes, but drifting", fix)
@@ -320,7 +321,7 @@ func (d *doctor) checkSigned(u *url.URL) {
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "wechatpay-cli-doctor")
 	if d.cfg.PublicKeyID != "" {
-		req.Header.Set(wechatpay.HeaderSerial, d.cfg.PublicKeyID)
+		req.Header.Set(wire.HeaderSerial, d.cfg.PublicKeyID)
 	}
 	rt := d.base
 	if rt == nil {
@@ -347,7 +348,7 @@ func (d *doctor) checkSigned(u *url.URL) {
 		Detail  json.RawMessage `json:"detail"`
 	}
 	json.Unmarshal(body, &e)
-	requestID := clean(resp.Header.Get(wechatpay.HeaderRequestID), 64)
+	requestID := clean(resp.Header.Get(wire.HeaderRequestID), 64)
 
 	switch {
 	case resp.StatusCode == http.StatusOK:
@@ -416,12 +417,16 @@ func explainSignError(message string, detail json.RawMessage, d *doctor) (string
 // the answer's signature, and reports the mode and expiry dates.
 func (d *doctor) checkCertificates(h http.Header, body []byte) {
 	var certs []*x509.Certificate
+	var parsed []wire.Cert
 	if d.cfg.APIv3Key == "" {
 		d.line("skip", "APIv3 key", "not given; the platform certificates cannot be decrypted (public-key mode needs none)", "")
 	} else {
-		aead, err := wechatpay.NewAEAD(d.cfg.APIv3Key)
+		aead, err := wire.NewAEAD(d.cfg.APIv3Key)
 		if err == nil {
-			certs, err = wechatpay.ParseCertificates(body, aead, time.Now(), nil)
+			parsed, err = wire.ParseDownload(body, aead, time.Now(), nil)
+		}
+		for _, c := range parsed {
+			certs = append(certs, c.X509)
 		}
 		switch {
 		case errors.Is(err, wechatpay.ErrDecrypt):
@@ -446,7 +451,7 @@ func (d *doctor) checkCertificates(h http.Header, body []byte) {
 	}
 	for _, c := range certs {
 		left := c.NotAfter.Sub(now)
-		found := fmt.Sprintf("%s valid %s to %s (%d days left)", wechatpay.CertificateSerial(c), c.NotBefore.UTC().Format("2006-01-02"), c.NotAfter.UTC().Format("2006-01-02"), int(left.Hours()/24))
+		found := fmt.Sprintf("%s valid %s to %s (%d days left)", wire.CertSerial(c), c.NotBefore.UTC().Format("2006-01-02"), c.NotAfter.UTC().Format("2006-01-02"), int(left.Hours()/24))
 		if left < 30*24*time.Hour && len(certs) == 1 {
 			d.line("WARN", "platform certificate", found+": expires soon and no successor is listed yet",
 				"nothing to do if the library downloads certificates itself (it does); WeChat Pay lists the new certificate before the old one expires")
@@ -459,8 +464,8 @@ func (d *doctor) checkCertificates(h http.Header, body []byte) {
 // checkResponseSignature verifies the answer's signature with the key it
 // names: a listed certificate or the configured public key.
 func (d *doctor) checkResponseSignature(h http.Header, body []byte, certs []*x509.Certificate) {
-	serial := h.Get(wechatpay.HeaderSerial)
-	if serial == "" || h.Get(wechatpay.HeaderSignature) == "" {
+	serial := h.Get(wire.HeaderSerial)
+	if serial == "" || h.Get(wire.HeaderSignature) == "" {
 		d.line("FAIL", "answer signature", "WeChat Pay's answer is not signed", "check -base-url and any proxy between this machine and WeChat Pay: answers must come from WeChat Pay unaltered")
 		return
 	}
@@ -469,7 +474,7 @@ func (d *doctor) checkResponseSignature(h http.Header, body []byte, certs []*x50
 		key = d.cfg.PublicKey
 	}
 	for _, c := range certs {
-		if k, ok := c.PublicKey.(*rsa.PublicKey); ok && wechatpay.CertificateSerial(c) == serial {
+		if k, ok := c.PublicKey.(*rsa.PublicKey); ok && wire.CertSerial(c) == serial {
 			key = k
 		}
 	}
@@ -482,8 +487,8 @@ func (d *doctor) checkResponseSignature(h http.Header, body []byte, certs []*x50
 			"if the merchant uses a WeChat Pay public key, pass -public-key-id and -public-key as shown in the merchant platform")
 		return
 	}
-	msg := wechatpay.ResponseMessage(h.Get(wechatpay.HeaderTimestamp), h.Get(wechatpay.HeaderNonce), body)
-	if err := wechatpay.VerifyMessage(key, msg, h.Get(wechatpay.HeaderSignature)); err != nil {
+	msg := wire.ResponseMessage(h.Get(wire.HeaderTimestamp), h.Get(wire.HeaderNonce), body)
+	if err := wire.Verify(key, msg, h.Get(wire.HeaderSignature)); err != nil {
 		d.line("FAIL", "answer signature", "does not verify with "+clean(serial, 64)+": "+errText(err),
 			"if -public-key is given, check that it is the key of -public-key-id; otherwise something alters WeChat Pay's answers on the way")
 		return

@@ -1,4 +1,4 @@
-package wechatpay
+package wire
 
 import (
 	"crypto/md5"
@@ -16,9 +16,11 @@ import (
 // a panic or an error that blames the key. GODEBUG=fips140=on (the FIPS
 // module, with other algorithms still allowed) and GOEXPERIMENT=
 // boringcrypto use them normally.
+// SHA1Refused and MD5Refused report whether Go's FIPS 140-only mode
+// refuses SHA-1 and MD5 in this process.
 var (
-	sha1Refused = sync.OnceValue(func() bool { return panics(func() { sha1.Sum(nil) }) })
-	md5Refused  = sync.OnceValue(func() bool { return panics(func() { md5.Sum(nil) }) })
+	SHA1Refused = sync.OnceValue(func() bool { return panics(func() { sha1.Sum(nil) }) })
+	MD5Refused  = sync.OnceValue(func() bool { return panics(func() { md5.Sum(nil) }) })
 )
 
 func panics(f func()) (panicked bool) {
@@ -27,8 +29,8 @@ func panics(f func()) (panicked bool) {
 	return false
 }
 
-// errFIPSOnly says that what needs algo cannot run in FIPS 140-only mode.
-func errFIPSOnly(what, algo string) error {
+// ErrFIPSOnly says that what needs algo cannot run in FIPS 140-only mode.
+func ErrFIPSOnly(what, algo string) error {
 	return fmt.Errorf("wechatpay: %s: WeChat Pay requires %s here, which Go's FIPS 140-only mode (GODEBUG=fips140=only) refuses; "+
 		"run with GODEBUG=fips140=on (the FIPS module, other algorithms allowed) to use it", what, algo)
 }
