@@ -3,11 +3,9 @@ package wechatpay
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"sync"
@@ -210,8 +208,8 @@ func (f *Failover) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if !notSent && !again {
 		if err != nil {
-			return nil, fmt.Errorf("wechatpay: %s %s on %s failed after the request may have been sent, so it was not sent to %s: its outcome is unknown; query before repeating it (or mark it with WithRepeatable): %w",
-				methodOf(req), req.URL.Path, first, second, err)
+			return nil, &OutcomeUnknownError{Method: methodOf(req), Path: req.URL.Path,
+				Err: fmt.Errorf("%s failed after the request may have been sent, so it was not sent to %s (mark a request that is safe to send twice with WithRepeatable): %w", first, second, err)}
 		}
 		return resp, nil // a 5xx answer: the caller sees it as it is
 	}
@@ -304,7 +302,7 @@ func (f *Failover) merchantID() string {
 // hostFailed tells whether an attempt failed as a host failure (a 5xx, or
 // an error other than a verification failure or the caller's own
 // cancellation), and whether the request certainly was not sent.
-func hostFailed(resp *http.Response, err error) (failed, notSent bool) {
+func hostFailed(resp *http.Response, err error) (failed, certainlyNotSent bool) {
 	if err == nil {
 		return resp.StatusCode >= 500, false
 	}
@@ -312,29 +310,13 @@ func hostFailed(resp *http.Response, err error) (failed, notSent bool) {
 	if errors.As(err, &ve) {
 		return false, false // an answer came; it was not WeChat Pay's
 	}
-	if notSentError(err) {
+	if notSent(err) {
 		return true, true
 	}
 	if errors.Is(err, context.Canceled) {
 		return false, false
 	}
 	return true, false
-}
-
-// notSentError reports errors that happen before any byte of a request
-// is written: the connection could not be made.
-func notSentError(err error) bool {
-	var dnsErr *net.DNSError
-	if errors.As(err, &dnsErr) {
-		return true
-	}
-	var opErr *net.OpError
-	if errors.As(err, &opErr) && opErr.Op == "dial" {
-		return true
-	}
-	var certErr *tls.CertificateVerificationError
-	return errors.As(err, &certErr) // the handshake failed before the request
-
 }
 
 func methodOf(req *http.Request) string {

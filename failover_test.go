@@ -321,8 +321,9 @@ func TestFailoverHangAfterBody(t *testing.T) {
 	r := newFailoverRig(t, &wechatpay.Failover{AttemptTimeout: 300 * time.Millisecond})
 	r.main.mode.Store(hostHangs)
 	_, _, err := r.do(context.Background(), "POST", "/v3/echo/pay", `{"out_trade_no":"T3"}`)
-	if err == nil || !strings.Contains(err.Error(), "outcome is unknown") || !strings.Contains(err.Error(), "query before repeating") {
-		t.Fatalf("POST to a hanging host: err = %v; want an unknown-outcome error", err)
+	var unknown *wechatpay.OutcomeUnknownError
+	if !errors.As(err, &unknown) || unknown.Method != "POST" || unknown.Path != "/v3/echo/pay" || !strings.Contains(err.Error(), "WithRepeatable") {
+		t.Fatalf("POST to a hanging host: err = %v; want an *OutcomeUnknownError naming WithRepeatable", err)
 	}
 	if m, b := r.counts(); m != 1 || b != 0 {
 		t.Errorf("main, backup got %d, %d requests; want 1, 0 (no re-send)", m, b)
