@@ -333,6 +333,7 @@ func (d *doctor) checkSigned(u *url.URL) {
 	resp, err := rt.RoundTrip(req)
 	if err != nil {
 		d.line("FAIL", "signed request", fmt.Sprintf("GET %s: %s", path, errText(err)), "see the host checks above")
+		d.line("skip", "APIv3 key", "not checked: no certificate download", "")
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -352,10 +353,10 @@ func (d *doctor) checkSigned(u *url.URL) {
 
 	switch {
 	case resp.StatusCode == http.StatusOK:
-		d.line("ok", "private key and serial", fmt.Sprintf("WeChat Pay accepted the signed GET %s (HTTP 200 in %s)", path, ms(took)), "")
+		d.line("ok", "private key and serial", fmt.Sprintf("the API accepted the signed GET %s (HTTP 200 in %s)", path, ms(took)), "")
 		d.checkCertificates(resp.Header, body)
 	case resp.StatusCode == http.StatusNotFound && e.Code == "RESOURCE_NOT_EXISTS":
-		d.line("ok", "private key and serial", fmt.Sprintf("WeChat Pay accepted the signed GET %s (in %s)", path, ms(took)), "")
+		d.line("ok", "private key and serial", fmt.Sprintf("the API accepted the signed GET %s (in %s)", path, ms(took)), "")
 		if d.cfg.PublicKey == nil {
 			d.line("FAIL", "mode", "this merchant has no platform certificates: it uses a WeChat Pay public key, which is not configured",
 				"download the public key and its ID (PUB_KEY_ID_...) from the merchant platform (商户平台 → 账户中心 → API安全 → 微信支付公钥) and pass -public-key-id and -public-key")
@@ -366,6 +367,7 @@ func (d *doctor) checkSigned(u *url.URL) {
 	case resp.StatusCode == http.StatusUnauthorized && e.Code == "SIGN_ERROR":
 		found, fix := explainSignError(e.Message, e.Detail, d)
 		d.line("FAIL", "private key and serial", found+requestIDNote(requestID), fix)
+		d.line("skip", "APIv3 key", "not checked: the certificate download was refused", "")
 	default:
 		msg := fmt.Sprintf("GET %s answered HTTP %d", path, resp.StatusCode)
 		if e.Code != "" {
@@ -385,7 +387,7 @@ func requestIDNote(id string) string {
 // explainSignError turns WeChat Pay's SIGN_ERROR message into a finding
 // and its fix.
 func explainSignError(message string, detail json.RawMessage, d *doctor) (string, string) {
-	quoted := "WeChat Pay answered 401 SIGN_ERROR: " + clean(message, 200)
+	quoted := "the API answered 401 SIGN_ERROR: " + clean(message, 200)
 	var det struct {
 		Detail struct {
 			Issue string `json:"issue"`

@@ -61,6 +61,7 @@ func TestDoctorWrongPrivateKey(t *testing.T) {
 	r := runApp(t, nil, "", append(append([]string{"doctor"}, f.flags...), "-key", path)...)
 	f.checkNoSecrets(t, r)
 	wantCode(t, r, exitFailure, "1 check(s) failed")
+	wantCheck(t, r, "skip", "APIv3 key", "not checked")
 	wantCheck(t, r, "FAIL", "private key and serial", "401 SIGN_ERROR", "sign not match",
 		"fix: -key is not the private key of certificate "+f.m.CertificateSerial, "openssl rsa -in apiclient_key.pem -noout -modulus")
 	wantCheck(t, r, "ok", "API host")
@@ -82,6 +83,7 @@ func TestDoctorWrongAPIv3Key(t *testing.T) {
 	if strings.Contains(r.stdout+r.stderr, wrong) {
 		t.Errorf("output shows the APIv3 key given:\n%s", r)
 	}
+	t.Logf("doctor with a wrong APIv3 key:\n%s", r)
 	wantCode(t, r, exitFailure, "1 check(s) failed")
 	wantCheck(t, r, "ok", "private key and serial")
 	wantCheck(t, r, "FAIL", "APIv3 key", "does not decrypt the platform certificates", "fix: copy the APIv3 key", "APIv3密钥")
@@ -90,6 +92,7 @@ func TestDoctorWrongAPIv3Key(t *testing.T) {
 func TestDoctorClockOffset(t *testing.T) {
 	f := newFixture(t, wechatpaytest.WithClockOffset(10*time.Minute))
 	r := f.run(t, "", "doctor")
+	t.Logf("doctor with the sandbox 10 minutes ahead:\n%s", r)
 	wantCode(t, r, exitFailure, "2 check(s) failed")
 	wantCheck(t, r, "FAIL", "clock", "this machine is 10m0s behind", "WeChat Pay rejects requests more than 5 minutes off", "fix: set this machine's clock right", "NTP")
 	wantCheck(t, r, "FAIL", "private key and serial", "SIGN_ERROR", "timestamp is more than 5 minutes from WeChat Pay's clock", "it is 10m0s behind")
