@@ -223,6 +223,9 @@ func (r *failoverRig) doURL(ctx context.Context, method, url, body string) (int,
 		return 0, "", err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == 200 && !wechatpay.IsVerified(resp) {
+		return 0, "", errors.New("a 200 through Failover is not marked verified")
+	}
 	b, _ := io.ReadAll(resp.Body)
 	var e struct {
 		Body string `json:"body"`
