@@ -68,12 +68,3 @@ func (h apiHosts) check(u *url.URL) error {
 	}
 	return fmt.Errorf("%w: %s (allowed: %s)", ErrHostNotAllowed, wire.Truncate(u.Host, 80), strings.Join(h.hosts, ", "))
 }
-
-// backup returns the other host of the region for the BaseURL's host, or ""
-// when there is none.
-func (h apiHosts) backup() string {
-	if len(h.hosts) < 2 {
-		return ""
-	}
-	return h.hosts[1]
-}
