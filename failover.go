@@ -100,12 +100,12 @@ func repeatable(req *http.Request) bool {
 	return v
 }
 
-// otherHost returns the host that stands in for u's host when it fails,
+// alternate returns the host that stands in for u's host when it fails,
 // or "" when there is none: the other of the two hosts the Transport signs
 // for (its BaseURL's host and WeChat Pay's documented other host of that
 // region, PROTOCOL §11), never a host the Transport would refuse. A
 // custom BaseURL (a sandbox, a proxy) has no other host.
-func (f *Failover) otherHost(u *url.URL) string {
+func (f *Failover) alternate(u *url.URL) string {
 	h, err := f.Transport.apiHosts()
 	if err != nil || len(h.hosts) < 2 {
 		return "" // the Transport reports a bad BaseURL itself
@@ -171,7 +171,7 @@ func (f *Failover) RoundTrip(req *http.Request) (*http.Response, error) {
 		return f.Transport.RoundTrip(req)
 	}
 	main := normalHost(req.URL.Scheme, req.URL.Host)
-	backup := f.otherHost(req.URL)
+	backup := f.alternate(req.URL)
 	if backup == "" {
 		return f.Transport.RoundTrip(req)
 	}
