@@ -321,7 +321,7 @@ func TestFailover503(t *testing.T) {
 }
 
 func TestFailoverHangAfterBody(t *testing.T) {
-	r := newFailoverRig(t, &wechatpay.Failover{AttemptTimeout: 300 * time.Millisecond})
+	r := newFailoverRig(t, &wechatpay.Failover{AttemptTimeout: time.Second})
 	r.main.mode.Store(hostHangs)
 	_, _, err := r.do(context.Background(), "POST", "/v3/echo/pay", `{"out_trade_no":"T3"}`)
 	var unknown *wechatpay.OutcomeUnknownError
@@ -343,7 +343,7 @@ func TestFailoverHangAfterBody(t *testing.T) {
 	wantEvents(t, r.takeEvents(), "failover→"+backupHost)
 
 	// The caller's own deadline is not a host failure: nothing is re-sent.
-	ctx, cancel := context.WithTimeout(wechatpay.WithRepeatable(context.Background()), 100*time.Millisecond)
+	ctx, cancel := context.WithTimeout(wechatpay.WithRepeatable(context.Background()), 300*time.Millisecond)
 	defer cancel()
 	if _, _, err := r.do(ctx, "POST", "/v3/echo/pay", `{}`); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("err = %v; want the caller's deadline", err)
