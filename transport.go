@@ -83,7 +83,7 @@ func NewTransport(cfg Config) (*Transport, error) {
 	}
 	return &Transport{
 		Signer:      &Signer{MerchantID: cfg.MerchantID, CertificateSerial: cfg.CertificateSerial, Key: cfg.PrivateKey},
-		Verifier:    &Verifier{MerchantID: cfg.MerchantID, Keys: store},
+		Verifier:    &Verifier{MerchantID: cfg.MerchantID, Keys: store, Events: cfg.Events},
 		Base:        cfg.Base,
 		BaseURL:     cfg.BaseURL,
 		PublicKeyID: cfg.PublicKeyID,

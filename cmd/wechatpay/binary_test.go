@@ -206,7 +206,7 @@ func TestBinarySandboxProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := wechatpay.LoadPublicKeyFile(filepath.Join(dir, mj["public_key"]))
+	pub, err := loadPublicKeyFile(filepath.Join(dir, mj["public_key"]))
 	if err != nil {
 		t.Fatal(err)
 	}
