@@ -237,7 +237,7 @@ func (rf *refund) notificationJSON(o *order) map[string]any {
 		"out_trade_no": rf.OutTradeNo, "transaction_id": rf.TransactionID,
 		"out_refund_no": rf.OutRefundNo, "refund_id": rf.RefundID, "refund_status": rf.Status,
 		"user_received_account": "支付用户零钱",
-		"amount": map[string]any{"total": o.Total, "refund": rf.Refund, "payer_total": o.Total, "payer_refund": rf.Refund},
+		"amount":                map[string]any{"total": o.Total, "refund": rf.Refund, "payer_total": o.Total, "payer_refund": rf.Refund},
 	}
 	if !rf.SuccessTime.IsZero() {
 		m["success_time"] = rf.SuccessTime.In(beijing).Format(time.RFC3339)
