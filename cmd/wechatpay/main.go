@@ -80,6 +80,7 @@ func commands() []command {
 		{"verify", "verify a response or callback signature offline", (*app).verify},
 		{"sandbox", "run the WeChat Pay sandbox as a server and write its credentials", (*app).sandbox},
 		{"notify", "have a running sandbox post a signed callback notification to a URL", (*app).notify},
+		{"pay", "pay (or fail) an order on a running sandbox, as the payer would", (*app).pay},
 		{"demo", "walk through the library against an embedded sandbox", (*app).demo},
 	}
 }
