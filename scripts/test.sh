@@ -22,6 +22,16 @@ go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" ./...
 echo "== go test -race"
 go test -race -count=1 -timeout 10m ./...
 
+# The browser tests are a module of their own (chromedp); they need
+# Debian's chromium at /usr/bin/chromium, which .ci/run installs.
+echo "== browsertest: vet, staticcheck, go test -race (headless Chromium)"
+(
+	cd browsertest
+	go vet ./...
+	go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" ./...
+	go test -race -count=1 -timeout 5m ./...
+)
+
 echo "== fuzz ($FUZZTIME each)"
 for pkg in $(go list ./...); do
 	for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do

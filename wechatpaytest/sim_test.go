@@ -438,7 +438,7 @@ func TestRouteFaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp, body = do(t, srv, m, "GET", query, nil)
-	if !bytes.Contains(body, []byte(`"trade_state":"USERPAYING"`)) {
+	if resp.StatusCode != 200 || !bytes.Contains(body, []byte(`"trade_state":"USERPAYING"`)) {
 		t.Errorf("query: %s", body)
 	}
 	resp, body = do(t, srv, m, "POST", "/v3/pay/transactions/out-trade-no/FAULT001/close", []byte(`{"mchid":"`+m.ID+`"}`))
