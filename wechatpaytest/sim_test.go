@@ -3,6 +3,7 @@ package wechatpaytest
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -707,4 +708,69 @@ func FuzzOrderRoutes(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPartnerOrders runs a service provider's order: placed under
+// /v3/pay/partner, queried and closed with sp_mchid and sub_mchid, paid
+// with the sub-merchant's ID, and notified with the provider's keys.
+func TestPartnerOrders(t *testing.T) {
+	got := make(chan []byte, 2)
+	merchant := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got <- b
+	}))
+	defer merchant.Close()
+	srv := NewServer()
+	defer srv.Close()
+	sp := srv.Merchant()
+	const sub = "1900000109"
+	order := func(no string) []byte {
+		return []byte(fmt.Sprintf(`{"sp_appid":"wx1","sp_mchid":%q,"sub_mchid":%q,"description":"d","out_trade_no":%q,"notify_url":%q,"amount":{"total":7},"payer":{"sp_openid":"oSP"}}`, sp.ID, sub, no, merchant.URL))
+	}
+	resp, body := do(t, srv, sp, "POST", "/v3/pay/partner/transactions/jsapi", order("PART0001"))
+	if resp.StatusCode != 200 || !bytes.Contains(body, []byte(`"prepay_id":"wx`)) {
+		t.Fatalf("partner order: %d %s", resp.StatusCode, body)
+	}
+	q := "/v3/pay/partner/transactions/out-trade-no/PART0001?sp_mchid=" + sp.ID + "&sub_mchid=" + sub
+	resp, body = do(t, srv, sp, "GET", q, nil)
+	if resp.StatusCode != 200 || !bytes.Contains(body, []byte(`"sub_mchid":"`+sub+`"`)) || !bytes.Contains(body, []byte(`"trade_state":"NOTPAY"`)) {
+		t.Fatalf("partner query: %d %s", resp.StatusCode, body)
+	}
+	// The direct route does not see a partner order.
+	resp, body = do(t, srv, sp, "GET", "/v3/pay/transactions/out-trade-no/PART0001?mchid="+sp.ID, nil)
+	wantError(t, resp, body, 404, "ORDER_NOT_EXIST")
+	if err := srv.Pay(sub, "PART0001", PaySuccess); err != nil {
+		t.Fatal(err)
+	}
+	var n notification
+	if err := json.Unmarshal(<-got, &n); err != nil || n.EventType != "TRANSACTION.SUCCESS" {
+		t.Fatalf("notification %+v: %v", n, err)
+	}
+	m := srv.merchant(sp.ID)
+	plain, err := m.aead.Open(nil, []byte(n.Resource.Nonce), mustBase64(t, n.Resource.Ciphertext), []byte(n.Resource.AssociatedData))
+	if err != nil {
+		t.Fatalf("the provider's APIv3 key does not open the resource: %v", err)
+	}
+	if !bytes.Contains(plain, []byte(`"sp_mchid":"`+sp.ID+`"`)) || !bytes.Contains(plain, []byte(`"sp_openid":"oSP"`)) {
+		t.Errorf("resource %s", plain)
+	}
+	resp, body = do(t, srv, sp, "POST", "/v3/pay/partner/transactions/out-trade-no/PART0001/close", []byte(`{"sp_mchid":"`+sp.ID+`","sub_mchid":"`+sub+`"}`))
+	wantError(t, resp, body, 403, "ORDERPAID")
+	resp, body = do(t, srv, sp, "POST", "/v3/refund/domestic/refunds", []byte(`{"sub_mchid":"`+sub+`","out_trade_no":"PART0001","out_refund_no":"PR1","amount":{"refund":7,"total":7,"currency":"CNY"}}`))
+	if resp.StatusCode != 200 || !bytes.Contains(body, []byte(`"sub_mchid":"`+sub+`"`)) {
+		t.Errorf("partner refund: %d %s", resp.StatusCode, body)
+	}
+	resp, body = do(t, srv, sp, "GET", "/v3/refund/domestic/refunds/PR1?sub_mchid="+sub, nil)
+	if resp.StatusCode != 200 {
+		t.Errorf("partner refund query: %d %s", resp.StatusCode, body)
+	}
+}
+
+func mustBase64(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
