@@ -22,6 +22,16 @@ go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" ./...
 echo "== go test -race"
 go test -race -count=1 -timeout 10m ./...
 
+# The browser tests are a module of their own (chromedp); they need
+# Debian's chromium at /usr/bin/chromium, which .ci/run installs.
+echo "== browsertest: vet, staticcheck, go test -race (headless Chromium)"
+(
+	cd browsertest
+	go vet ./...
+	go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" ./...
+	go test -race -count=1 -timeout 5m ./...
+)
+
 # The same tests in Go's FIPS 140-3 mode and with BoringCrypto (which
 # needs cgo and a C compiler), for the packages that do cryptography.
 CRYPTO_PKGS=". ./middleware/ ./cmd/..."

@@ -177,7 +177,6 @@ func (c *credFlags) load(a *app, cmd string, n need) (*session, error) {
 			return nil, usagef("-sandbox brings its own credentials; drop %s", strings.Join(explicit, ", "))
 		}
 		srv := wechatpaytest.NewServer()
-		addSandboxRoutes(srv)
 		return &session{cfg: srv.Config(), srv: srv}, nil
 	}
 
