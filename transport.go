@@ -292,7 +292,7 @@ func (t *Transport) requestSerial(r *http.Request) string {
 }
 
 // IsVerified reports whether resp's signature was verified by a Transport
-// (or a V2Transport) of this process. Every 2xx and 3xx response a
+// (or an apiv2.Transport) of this process. Every 2xx and 3xx response a
 // Transport returns is verified, except the answers to requests marked
 // with WithoutResponseVerification. It keeps working when anything wraps
 // the response's body, and a server cannot make it report true.

@@ -25,6 +25,9 @@
 //	if err != nil { ... } // an *Error for FAIL answers; wechatpay.ErrBadSignature and the like for forged ones
 //	state := answer["trade_state"]
 //
+// An APIv2 sign has no timestamp, so a signed body must never reach
+// another host: see Transport.BaseURL.
+//
 // Calls that need mutual TLS with the merchant API certificate (refunds,
 // reversals, red packets, transfers) configure it on Transport.Base; see
 // [Transport].
@@ -39,9 +42,9 @@
 // verifies with the APIv2 key; then wechatpay.IsVerified reports true for
 // it. WeChat Pay does not sign answers whose return_code is FAIL, nor
 // non-2xx answers: those are returned unverified, and Post turns them into
-// errors. A redirect is refused, never followed. Unlike the APIv3
-// Transport, this Transport does not restrict the hosts it signs for:
-// give it only WeChat Pay's URLs.
+// errors. A redirect is refused, never followed. Like the APIv3
+// Transport, it signs only for WeChat Pay's hosts, or for its BaseURL's
+// host alone when that is not one of them.
 //
 // [docs/protocol.md]: https://github.com/wxpaykit/wechatpay/blob/main/docs/protocol.md
 package apiv2

@@ -24,6 +24,7 @@ func Example() {
 		MerchantID: m.ID,
 		Key:        m.APIv2Key,        // the APIv2 key
 		Base:       srv.Config().Base, // omit for http.DefaultTransport
+		BaseURL:    srv.URL,           // omit for WeChat Pay's own hosts
 	}}
 	answer, err := apiv2.Post(context.Background(), client, srv.URL+"/pay/orderquery", map[string]string{
 		"appid":        "wxd678efh567hg6787",
