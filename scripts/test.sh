@@ -16,6 +16,12 @@ fi
 echo "== go vet"
 go vet ./...
 
+echo "== root surface (go doc -short: at most 40 lines; names in testdata/api.txt)"
+lines=$(go doc -short . | wc -l)
+if [ "$lines" -gt 40 ]; then
+	echo "go doc -short of the root package prints $lines lines; the agreed limit is 40"; exit 1
+fi
+
 echo "== staticcheck $STATICCHECK_VERSION"
 go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" ./...
 
