@@ -53,8 +53,9 @@ type Cache interface {
 type Locker interface {
 	// TryLock takes the lock named key without waiting. ok is false when
 	// another holder has it. unlock, when ok, releases the lock if it is
-	// still this holder's; it may be called after the lock expired.
-	TryLock(ctx context.Context, key string) (unlock func(), ok bool, err error)
+	// still this holder's (it may be called after the lock expired) and
+	// returns promptly.
+	TryLock(ctx context.Context, key string) (unlock func() error, ok bool, err error)
 }
 
 // DirCache is a Cache that keeps each entry in a file of the directory it
