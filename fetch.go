@@ -148,10 +148,10 @@ func parseCertificate(d CertificateData, aead cipher.AEAD, roots *x509.CertPool,
 
 // fetchCertificates downloads m's platform certificates with a request
 // signed by m's signer but sent without response verification through a
-// Transport (that would re-enter the store). The response's own signature
-// is checked with one of the downloaded certificates, or with trusted, a
-// key the store already holds.
-func fetchCertificates(ctx context.Context, m *merchant, roots *x509.CertPool, now time.Time, trusted func(serial string) *rsa.PublicKey) (certs []*x509.Certificate, err error) {
+// Transport (that would re-enter the store), and checks them with
+// checkDownload as of now. It returns the download as received too, for
+// the Store's Cache.
+func fetchCertificates(ctx context.Context, m *merchant, roots *x509.CertPool, now time.Time, trusted func(serial string) *rsa.PublicKey) (certs []*x509.Certificate, raw *cachedDownload, err error) {
 	defer func() {
 		if err != nil {
 			err = fmt.Errorf("%w for merchant %s: %w", ErrCertificateDownload, m.id, err)
@@ -159,32 +159,46 @@ func fetchCertificates(ctx context.Context, m *merchant, roots *x509.CertPool, n
 	}()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.certURL, nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	auth, err := m.signer.Authorization(http.MethodGet, req.URL.RequestURI(), nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	req.Header.Set("Authorization", auth)
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", userAgentOr(m.userAgent))
 	resp, err := baseOr(m.base).RoundTrip(req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	body, err := readAll(resp.Body, resp.ContentLength, maxCertResponse)
 	resp.Body.Close()
 	if err != nil {
-		return nil, fmt.Errorf("reading response: %w", err)
+		return nil, nil, fmt.Errorf("reading response: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		apiErr := newAPIError(resp, body, false)
 		if resp.StatusCode == http.StatusNotFound && apiErr.Code == "RESOURCE_NOT_EXISTS" {
-			return nil, ErrNoPlatformCertificates
+			return nil, nil, ErrNoPlatformCertificates
 		}
-		return nil, apiErr
+		return nil, nil, apiErr
 	}
-	certs, err = ParseCertificates(body, m.aead, now, roots)
+	certs, err = checkDownload(ctx, m, resp.Header, body, roots, now, now, trusted)
+	if err != nil {
+		return nil, nil, err
+	}
+	return certs, newCachedDownload(m.id, m.certURL, now, resp.Header, body), nil
+}
+
+// checkDownload runs every check on a certificate download, fresh or read
+// back from a Cache: the certificates decrypt with m's APIv3 key, parse,
+// carry their serials and RSA keys of 2048 bits or more, chain to roots if
+// set, and are valid at validAt (those that are not are left out); and the
+// download's own signature verifies, as of signedAt, with one of them or
+// with trusted, a key the store already holds.
+func checkDownload(ctx context.Context, m *merchant, h http.Header, body []byte, roots *x509.CertPool, validAt, signedAt time.Time, trusted func(serial string) *rsa.PublicKey) ([]*x509.Certificate, error) {
+	certs, err := ParseCertificates(body, m.aead, validAt, roots)
 	if err != nil {
 		return nil, err
 	}
@@ -197,8 +211,8 @@ func fetchCertificates(ctx context.Context, m *merchant, roots *x509.CertPool, n
 			return k
 		}
 		return trusted(serial)
-	}), now: func() time.Time { return now }}
-	if err := v.Verify(ctx, resp.Header, body); err != nil {
+	}), now: func() time.Time { return signedAt }}
+	if err := v.Verify(ctx, h, body); err != nil {
 		return nil, fmt.Errorf("the download's own signature: %w", err)
 	}
 	return certs, nil

@@ -63,6 +63,28 @@ type StoreOptions struct {
 	FetchTimeout time.Duration
 	// Roots, if set, is the pool platform certificates must chain to.
 	Roots *x509.CertPool
+
+	// Cache, if set, keeps each certificate download as WeChat Pay sent it
+	// (DirCache across restarts, package redisstore across a fleet). A
+	// merchant with no certificates in memory, or whose certificates are
+	// due for a refresh, is first looked up there; what is found goes
+	// through every check of a fresh download, with the merchant's APIv3
+	// key and the clock of now, and is used only if it is newer than what
+	// the Store holds and at most a day old. An entry that fails the checks
+	// is deleted and replaced by a download. Verification of cached keys
+	// never touches the Cache.
+	Cache Cache
+	// Locker, if set, is a lock shared by a fleet: a Store takes it before
+	// downloading a merchant's certificates (into Cache), and one that
+	// cannot waits a moment for the holder's download to appear in Cache,
+	// then downloads by itself rather than fail. Without Cache it is
+	// ignored.
+	Locker Locker
+	// CacheErrorHandler, if set, receives every failure of Cache or Locker
+	// and every cache entry the checks refused (those errors wrap
+	// ErrCertificateDownload). The Store carries on without the cache:
+	// these errors never fail a verification. It must not block.
+	CacheErrorHandler func(err error)
 }
 
 // A Store holds the keys that verify WeChat Pay signatures: platform
@@ -84,6 +106,8 @@ type Store struct {
 	mu     sync.Mutex // guards closed and the Add side of bg
 	closed bool
 	bg     sync.WaitGroup
+
+	cacheRejected atomic.Int64 // cache entries refused by the checks
 
 	now func() time.Time // test hook; nil means time.Now
 }
@@ -359,7 +383,7 @@ func (s *Store) join(ctx context.Context, m *merchant, serial string, force bool
 		}
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.FetchTimeout)
 		defer cancel()
-		return nil, s.download(fctx, m)
+		return nil, s.obtain(fctx, m, serial)
 	})
 	select {
 	case <-ctx.Done():
@@ -451,20 +475,12 @@ func (s *Store) Refresh(ctx context.Context, merchantID string) error {
 	return s.refresh(ctx, m, "", true)
 }
 
-// download fetches, checks and caches m's certificates. It runs inside the
-// merchant's singleflight call.
+// download fetches, checks and caches m's certificates, and shares them
+// through the Cache. It runs inside the merchant's singleflight call.
 func (s *Store) download(ctx context.Context, m *merchant) error {
 	now := s.clock()
 	m.lastAttempt.Store(now.UnixNano())
-	certs, err := fetchCertificates(ctx, m, s.opts.Roots, now, func(serial string) *rsa.PublicKey {
-		if k := m.publicKeys[serial]; k != nil {
-			return k
-		}
-		if e, ok := s.keys.Peek(storeKey{m.id, serial}); ok && now.Before(e.notAfter) {
-			return e.pub
-		}
-		return nil
-	})
+	certs, raw, err := fetchCertificates(ctx, m, s.opts.Roots, now, s.trusted(m, now))
 	if errors.Is(err, ErrNoPlatformCertificates) {
 		m.publicKeyOnly.Store(true)
 	}
@@ -472,6 +488,29 @@ func (s *Store) download(ctx context.Context, m *merchant) error {
 		m.lastErr.Store(&err)
 		return err // the cache is left as it was
 	}
+	s.install(m, certs, now)
+	s.putCache(ctx, m, raw, certs)
+	return nil
+}
+
+// trusted returns the keys, besides a download's own certificates, that
+// may have signed it: m's configured public keys and its cached valid
+// certificates.
+func (s *Store) trusted(m *merchant, now time.Time) func(serial string) *rsa.PublicKey {
+	return func(serial string) *rsa.PublicKey {
+		if k := m.publicKeys[serial]; k != nil {
+			return k
+		}
+		if e, ok := s.keys.Peek(storeKey{m.id, serial}); ok && now.Before(e.notAfter) {
+			return e.pub
+		}
+		return nil
+	}
+}
+
+// install makes certs, checked, m's current certificates, as downloaded
+// at fetched.
+func (s *Store) install(m *merchant, certs []*x509.Certificate, fetched time.Time) {
 	m.lastErr.Store(nil)
 	m.publicKeyOnly.Store(false)
 	serials := make([]string, 0, len(certs))
@@ -495,8 +534,7 @@ func (s *Store) download(ctx context.Context, m *merchant) error {
 			s.keys.Remove(storeKey{m.id, serial})
 		}
 	}
-	m.lastSuccess.Store(now.UnixNano())
-	return nil
+	m.lastSuccess.Store(fetched.UnixNano())
 }
 
 // Newest returns merchantID's valid platform certificate with the latest
