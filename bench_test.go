@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // BenchmarkSignFloor is the RSA-2048 signature alone: the floor under the
@@ -58,7 +60,7 @@ func benchTransport(b *testing.B) (*Transport, *http.Request) {
 	f := newFake(b)
 	s := newTestStore(b, StoreOptions{}, f, "1900000001")
 	b.Cleanup(func() { s.Close() })
-	serial := certSerial(f.certs[0].cert)
+	serial := wire.CertSerial(f.certs[0].cert)
 	if _, err := s.PublicKey(context.Background(), "1900000001", serial); err != nil {
 		b.Fatal(err)
 	}
@@ -109,7 +111,7 @@ func BenchmarkStoreHit(b *testing.B) {
 	f := newFake(b)
 	s := newTestStore(b, StoreOptions{}, f, "1900000001")
 	defer s.Close()
-	serial := certSerial(f.certs[0].cert)
+	serial := wire.CertSerial(f.certs[0].cert)
 	ctx := context.Background()
 	if _, err := s.PublicKey(ctx, "1900000001", serial); err != nil {
 		b.Fatal(err)

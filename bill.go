@@ -12,6 +12,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // ErrBillHash is returned (wrapped) by DownloadBill when the downloaded
@@ -53,16 +55,17 @@ func DownloadBill(ctx context.Context, client *http.Client, downloadURL, hashTyp
 	case "SHA256", "SHA-256":
 		h = sha256.New()
 	default:
-		return fmt.Errorf("wechatpay: bill download: unsupported hash_type %q (want SHA1 or SHA256)", truncate(hashType, 20))
+		return fmt.Errorf("wechatpay: bill download: unsupported hash_type %q (want SHA1 or SHA256)", wire.Truncate(hashType, 20))
 	}
 	want, err := hex.DecodeString(hashValue)
 	if err != nil || len(want) != h.Size() {
-		return fmt.Errorf("wechatpay: bill download: hash_value %q is not a hex %s digest", truncate(hashValue, 80), strings.ToUpper(hashType))
+		return fmt.Errorf("wechatpay: bill download: hash_value %q is not a hex %s digest", wire.Truncate(hashValue, 80), strings.ToUpper(hashType))
 	}
 	if client == nil {
 		return errors.New("wechatpay: bill download: nil client")
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, downloadURL, nil)
+	// The file is authenticated by its hash, not by a signature.
+	req, err := http.NewRequestWithContext(WithoutResponseVerification(ctx), http.MethodGet, downloadURL, nil)
 	if err != nil {
 		return fmt.Errorf("wechatpay: bill download: %w", err)
 	}
@@ -82,7 +85,7 @@ func DownloadBill(ctx context.Context, client *http.Client, downloadURL, hashTyp
 	}
 	if got := h.Sum(nil); !bytes.Equal(got, want) {
 		return fmt.Errorf("%w: %s of the %d bytes received is %x, the bill request announced %s (Request-ID %s)",
-			ErrBillHash, strings.ToUpper(hashType), n, got, strings.ToLower(hashValue), truncate(resp.Header.Get(HeaderRequestID), 64))
+			ErrBillHash, strings.ToUpper(hashType), n, got, strings.ToLower(hashValue), wire.Truncate(resp.Header.Get(wire.HeaderRequestID), 64))
 	}
 	return nil
 }

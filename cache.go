@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // ErrCacheMiss is returned by a Cache's Get when it holds nothing under
@@ -219,12 +221,12 @@ func newCachedDownload(merchantID, url string, fetched time.Time, h http.Header,
 		URL:        url,
 		Fetched:    fetched.UTC().Round(0),
 		Header: cachedHeaders{
-			Timestamp:     h.Get(HeaderTimestamp),
-			Nonce:         h.Get(HeaderNonce),
-			Signature:     h.Get(HeaderSignature),
-			Serial:        h.Get(HeaderSerial),
-			SignatureType: h.Get(HeaderSignatureType),
-			RequestID:     h.Get(HeaderRequestID),
+			Timestamp:     h.Get(wire.HeaderTimestamp),
+			Nonce:         h.Get(wire.HeaderNonce),
+			Signature:     h.Get(wire.HeaderSignature),
+			Serial:        h.Get(wire.HeaderSerial),
+			SignatureType: h.Get(wire.HeaderSignatureType),
+			RequestID:     h.Get(wire.HeaderRequestID),
 		},
 		Body: body,
 	}
@@ -238,12 +240,12 @@ func (c *cachedDownload) header() http.Header {
 			h.Set(k, v)
 		}
 	}
-	set(HeaderTimestamp, c.Header.Timestamp)
-	set(HeaderNonce, c.Header.Nonce)
-	set(HeaderSignature, c.Header.Signature)
-	set(HeaderSerial, c.Header.Serial)
-	set(HeaderSignatureType, c.Header.SignatureType)
-	set(HeaderRequestID, c.Header.RequestID)
+	set(wire.HeaderTimestamp, c.Header.Timestamp)
+	set(wire.HeaderNonce, c.Header.Nonce)
+	set(wire.HeaderSignature, c.Header.Signature)
+	set(wire.HeaderSerial, c.Header.Serial)
+	set(wire.HeaderSignatureType, c.Header.SignatureType)
+	set(wire.HeaderRequestID, c.Header.RequestID)
 	return h
 }
 

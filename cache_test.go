@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 func TestDirCacheRoundTrip(t *testing.T) {
@@ -203,12 +205,12 @@ func TestDirCacheOversized(t *testing.T) {
 
 func testCachedDownload() *cachedDownload {
 	h := http.Header{}
-	h.Set(HeaderTimestamp, "1700000000")
-	h.Set(HeaderNonce, "n0nce")
-	h.Set(HeaderSignature, "c2ln")
-	h.Set(HeaderSerial, "ABCDEF")
-	h.Set(HeaderSignatureType, SchemeRSA)
-	h.Set(HeaderRequestID, "08F1A2B3C4D5")
+	h.Set(wire.HeaderTimestamp, "1700000000")
+	h.Set(wire.HeaderNonce, "n0nce")
+	h.Set(wire.HeaderSignature, "c2ln")
+	h.Set(wire.HeaderSerial, "ABCDEF")
+	h.Set(wire.HeaderSignatureType, wire.SchemeRSA)
+	h.Set(wire.HeaderRequestID, "08F1A2B3C4D5")
 	return newCachedDownload("1900000001", "https://api.mch.weixin.qq.com/v3/certificates", time.Unix(1700000001, 0), h, []byte("{\"data\": [ ]}\n\xff"))
 }
 
@@ -231,7 +233,7 @@ func TestCachedDownloadRoundTrip(t *testing.T) {
 		t.Errorf("decoded %+v; want %+v", got, c)
 	}
 	h := got.header()
-	for _, k := range []string{HeaderTimestamp, HeaderNonce, HeaderSignature, HeaderSerial, HeaderSignatureType, HeaderRequestID} {
+	for _, k := range []string{wire.HeaderTimestamp, wire.HeaderNonce, wire.HeaderSignature, wire.HeaderSerial, wire.HeaderSignatureType, wire.HeaderRequestID} {
 		if h.Get(k) == "" {
 			t.Errorf("header() lacks %s", k)
 		}

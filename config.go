@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // DefaultBaseURL is WeChat Pay's mainland API host.
@@ -68,7 +70,7 @@ func parseBaseURL(base string) (*url.URL, error) {
 	}
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("BaseURL %q is not an http(s) URL", truncate(base, 80))
+		return nil, fmt.Errorf("BaseURL %q is not an http(s) URL", wire.Truncate(base, 80))
 	}
 	return u, nil
 }

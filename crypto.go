@@ -2,8 +2,6 @@ package wechatpay
 
 import (
 	"crypto"
-	"crypto/aes"
-	"crypto/cipher"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha1"
@@ -13,10 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // ErrAPIv3Key is returned (wrapped) when an APIv3 key is not exactly 32 bytes.
-var ErrAPIv3Key = errors.New("wechatpay: APIv3 key must be exactly 32 bytes")
+var ErrAPIv3Key = wire.ErrAPIv3Key
 
 // LoadPrivateKey parses a merchant API private key (apiclient_key.pem) in
 // PKCS#8 ("BEGIN PRIVATE KEY") or PKCS#1 ("BEGIN RSA PRIVATE KEY") PEM form.
@@ -136,54 +136,6 @@ func LoadPublicKeyFile(path string) (*rsa.PublicKey, error) {
 	return k, nil
 }
 
-// NewAEAD returns the AEAD_AES_256_GCM cipher for an APIv3 key, which must
-// be exactly 32 bytes. The error never contains the key.
-func NewAEAD(apiv3Key string) (cipher.AEAD, error) {
-	if len(apiv3Key) != 32 {
-		return nil, fmt.Errorf("%w (got %d bytes)", ErrAPIv3Key, len(apiv3Key))
-	}
-	block, err := aes.NewCipher([]byte(apiv3Key))
-	if err != nil {
-		return nil, fmt.Errorf("wechatpay: APIv3 key: %w", err)
-	}
-	// WeChat Pay's nonces are 12 bytes, the standard GCM nonce size.
-	return cipher.NewGCM(block)
-}
-
-// ErrDecrypt is returned (wrapped) when an AEAD_AES_256_GCM ciphertext does
-// not open: the APIv3 key is wrong, or the ciphertext, nonce or associated
-// data were altered.
-var ErrDecrypt = errors.New("wechatpay: AEAD_AES_256_GCM decryption failed (wrong APIv3 key or tampered data)")
-
-// OpenResource decrypts an AEAD_AES_256_GCM resource as WeChat Pay sends it
-// in certificate downloads and callback notifications: ciphertext is
-// Base64(ciphertext ‖ tag), nonce and associatedData are used as raw bytes
-// (PROTOCOL §4.3).
-func OpenResource(aead cipher.AEAD, nonce, associatedData, ciphertext string) ([]byte, error) {
-	ct, err := base64.StdEncoding.DecodeString(ciphertext)
-	if err != nil {
-		return nil, fmt.Errorf("wechatpay: ciphertext is not valid base64: %w", err)
-	}
-	if len(nonce) != aead.NonceSize() {
-		return nil, fmt.Errorf("wechatpay: AEAD nonce is %d bytes, want %d", len(nonce), aead.NonceSize())
-	}
-	pt, err := aead.Open(nil, []byte(nonce), ct, []byte(associatedData))
-	if err != nil {
-		return nil, ErrDecrypt
-	}
-	return pt, nil
-}
-
-// SealResource is the inverse of OpenResource; the sandbox uses it to
-// encrypt certificates and notifications as WeChat Pay does.
-func SealResource(aead cipher.AEAD, nonce, associatedData string, plaintext []byte) (string, error) {
-	if len(nonce) != aead.NonceSize() {
-		return "", fmt.Errorf("wechatpay: AEAD nonce is %d bytes, want %d", len(nonce), aead.NonceSize())
-	}
-	ct := aead.Seal(nil, []byte(nonce), plaintext, []byte(associatedData))
-	return base64.StdEncoding.EncodeToString(ct), nil
-}
-
 // EncryptOAEP encrypts a sensitive request field with RSA-OAEP (SHA-1,
 // MGF1-SHA-1, empty label) and returns it Base64-encoded (PROTOCOL §7).
 // Plaintexts longer than the key allows (214 bytes for RSA-2048: 256 - 2*20 - 2)
@@ -216,12 +168,7 @@ func DecryptOAEP(key crypto.Decrypter, ciphertext string) ([]byte, error) {
 	return pt, nil
 }
 
-// certSerial formats a certificate serial number as WeChat Pay writes it:
-// upper-case hex of the big-endian bytes.
-func certSerial(c *x509.Certificate) string {
-	return fmt.Sprintf("%X", c.SerialNumber.Bytes())
-}
-
-// CertificateSerial returns the serial of c in WeChat Pay's notation
-// (upper-case hex), as found in Wechatpay-Serial headers.
-func CertificateSerial(c *x509.Certificate) string { return certSerial(c) }
+// ErrDecrypt is returned (wrapped) when an AEAD_AES_256_GCM ciphertext does
+// not open: the APIv3 key is wrong, or the ciphertext, nonce or associated
+// data were altered.
+var ErrDecrypt = wire.ErrDecrypt

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 func TestLoadPrivateKeyForms(t *testing.T) {
@@ -68,18 +70,18 @@ func TestLoadPrivateKeyForms(t *testing.T) {
 }
 
 func TestAEADAndOAEP(t *testing.T) {
-	if _, err := NewAEAD("short"); !errors.Is(err, ErrAPIv3Key) || strings.Contains(err.Error(), "short") {
-		t.Errorf("NewAEAD(short) = %v; want ErrAPIv3Key without the key", err)
+	if _, err := wire.NewAEAD("short"); !errors.Is(err, ErrAPIv3Key) || strings.Contains(err.Error(), "short") {
+		t.Errorf("wire.NewAEAD(short) = %v; want ErrAPIv3Key without the key", err)
 	}
-	aead, err := NewAEAD(testAPIv3Key)
+	aead, err := wire.NewAEAD(testAPIv3Key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ct, err := SealResource(aead, "0123456789ab", "transaction", []byte(`{"a":1}`))
+	ct, err := wire.Seal(aead, "0123456789ab", "transaction", []byte(`{"a":1}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pt, err := OpenResource(aead, "0123456789ab", "transaction", ct); err != nil || string(pt) != `{"a":1}` {
+	if pt, err := wire.Open(aead, "0123456789ab", "transaction", ct); err != nil || string(pt) != `{"a":1}` {
 		t.Errorf("OpenResource = %q, %v", pt, err)
 	}
 	for _, tc := range []struct{ nonce, ad, ct string }{
@@ -87,8 +89,8 @@ func TestAEADAndOAEP(t *testing.T) {
 		{"0123456789ab", "refund", ct},
 		{"0123456789ab", "transaction", "A" + ct[1:]},
 	} {
-		if _, err := OpenResource(aead, tc.nonce, tc.ad, tc.ct); !errors.Is(err, ErrDecrypt) {
-			t.Errorf("OpenResource(%q, %q, tampered) = %v; want ErrDecrypt", tc.nonce, tc.ad, err)
+		if _, err := wire.Open(aead, tc.nonce, tc.ad, tc.ct); !errors.Is(err, ErrDecrypt) {
+			t.Errorf("wire.Open(%q, %q, tampered) = %v; want ErrDecrypt", tc.nonce, tc.ad, err)
 		}
 	}
 	key := testKey(2)
@@ -111,9 +113,9 @@ func TestParseCertificatesDocSample(t *testing.T) {
 	body := f.certificatesBody()
 	body = bytes.ReplaceAll(body, []byte(`"effective_time"`), []byte(`"effective_time "`))
 	body = bytes.ReplaceAll(body, []byte(`"expire_time"`), []byte(`"expire_time "`))
-	aead, _ := NewAEAD(testAPIv3Key)
+	aead, _ := wire.NewAEAD(testAPIv3Key)
 	certs, err := ParseCertificates(body, aead, time.Now(), nil)
-	if err != nil || len(certs) != 1 || certSerial(certs[0]) != certSerial(f.certs[0].cert) {
+	if err != nil || len(certs) != 1 || wire.CertSerial(certs[0]) != wire.CertSerial(f.certs[0].cert) {
 		t.Fatalf("ParseCertificates(doc sample) = %v, %v", certs, err)
 	}
 	// With a root pool the self-signed test certificate does not chain.

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // EncryptionKey returns the key that encrypts sensitive request fields of
@@ -17,7 +19,7 @@ import (
 // platform certificate with the latest expiry, downloaded if none is
 // cached. Use one key for all the fields of a request.
 func (s *Store) EncryptionKey(ctx context.Context, merchantID string) (serial string, key *rsa.PublicKey, err error) {
-	m, err := s.merchant(merchantID)
+	m, err := s.registration(merchantID)
 	if err != nil {
 		return "", nil, err
 	}
@@ -36,9 +38,9 @@ func (s *Store) EncryptionKey(ctx context.Context, merchantID string) (serial st
 	}
 	pub, ok := c.PublicKey.(*rsa.PublicKey)
 	if !ok {
-		return "", nil, fmt.Errorf("wechatpay: platform certificate %s has a %T key, want RSA", certSerial(c), c.PublicKey)
+		return "", nil, fmt.Errorf("wechatpay: platform certificate %s has a %T key, want RSA", wire.CertSerial(c), c.PublicKey)
 	}
-	return certSerial(c), pub, nil
+	return wire.CertSerial(c), pub, nil
 }
 
 // Encrypt encrypts one sensitive request field of merchantID with
@@ -101,7 +103,7 @@ func Decrypt(store *Store, merchantID, ciphertext string) (string, error) {
 	if store == nil {
 		return "", errors.New("wechatpay: decrypt: nil Store")
 	}
-	m, err := store.merchant(merchantID)
+	m, err := store.registration(merchantID)
 	if err != nil {
 		return "", err
 	}

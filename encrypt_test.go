@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/wire"
 	"github.com/wxpaykit/wechatpay/wechatpaytest"
 )
 
@@ -140,7 +141,9 @@ func TestEncryptAfterCertificateExpired(t *testing.T) {
 	m := srv.Merchant()
 	old := srv.SigningSerial(m.ID)
 	srv.SetCertificateExpiry(m.ID, old, time.Now().Add(3*time.Second))
-	client, store := newClient(t, srv.Config(), wechatpay.StoreOptions{})
+	// The store may download again once a second, so that the expiry
+	// leads to a new download within the test.
+	client, store := newClient(t, srv.Config(), wechatpay.StoreOptions{MinRefreshInterval: time.Second})
 	ctx := context.Background()
 
 	ct, serial, err := wechatpay.Encrypt(ctx, store, m.ID, "王五")
@@ -156,7 +159,7 @@ func TestEncryptAfterCertificateExpired(t *testing.T) {
 	var oldCert *rsa.PublicKey
 	var expiry time.Time
 	for _, c := range srv.Certificates(m.ID) {
-		if wechatpay.CertificateSerial(c) == old {
+		if wire.CertSerial(c) == old {
 			oldCert, expiry = c.PublicKey.(*rsa.PublicKey), c.NotAfter
 		}
 	}

@@ -21,6 +21,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 var (
@@ -80,7 +82,13 @@ type fakeWeChat struct {
 	hang      bool // certificate downloads block until their context ends
 	status    int  // non-zero: certificate downloads answer this status
 	downloads atomic.Int32
-	body      []byte // business response body
+	body      []byte           // business response body
+	errBody   []byte           // with status: the error JSON; nil means SYSTEM_ERROR
+	gate      chan struct{}    // if set, certificate downloads wait for it to close
+	expire    map[int]string   // index into certs → expire_time to list instead
+	typo      bool             // list expire_time under "expire_time " as WeChat Pay's doc does
+	panicWith any              // if set, certificate downloads panic with it
+	now       func() time.Time // the clock of response timestamps; nil means time.Now
 }
 
 func (f *fakeWeChat) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -90,14 +98,27 @@ func (f *fakeWeChat) RoundTrip(req *http.Request) (*http.Response, error) {
 	f.mu.Lock()
 	if req.URL.Path == "/v3/certificates" {
 		f.downloads.Add(1)
-		hang, status := f.hang, f.status
+		hang, status, gate, errBody, p := f.hang, f.status, f.gate, f.errBody, f.panicWith
 		f.mu.Unlock()
+		if p != nil {
+			panic(p)
+		}
+		if gate != nil {
+			select {
+			case <-gate:
+			case <-req.Context().Done():
+				return nil, req.Context().Err()
+			}
+		}
 		if hang {
 			<-req.Context().Done()
 			return nil, req.Context().Err()
 		}
 		if status != 0 {
-			return f.respond(status, []byte(`{"code":"SYSTEM_ERROR","message":"boom"}`)), nil
+			if errBody == nil {
+				errBody = []byte(`{"code":"SYSTEM_ERROR","message":"boom"}`)
+			}
+			return f.respond(status, errBody), nil
 		}
 		f.mu.Lock()
 		body := f.certificatesBody()
@@ -110,26 +131,32 @@ func (f *fakeWeChat) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 func (f *fakeWeChat) certificatesBody() []byte {
-	aead, err := NewAEAD(f.apiv3Key)
+	aead, err := wire.NewAEAD(f.apiv3Key)
 	if err != nil {
 		panic(err)
 	}
-	var resp CertificatesResponse
-	for _, c := range f.certs {
-		nonce := NewNonce()[:12]
+	var resp wire.CertificatesResponse
+	for i, c := range f.certs {
+		nonce := wire.NewNonce()[:12]
 		pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.cert.Raw})
-		ct, err := SealResource(aead, nonce, "certificate", pemBytes)
+		ct, err := wire.Seal(aead, nonce, "certificate", pemBytes)
 		if err != nil {
 			panic(err)
 		}
-		resp.Data = append(resp.Data, CertificateData{
-			SerialNo:           certSerial(c.cert),
+		resp.Data = append(resp.Data, wire.CertificateData{
+			SerialNo:           wire.CertSerial(c.cert),
 			EffectiveTime:      c.cert.NotBefore.Format(time.RFC3339),
 			ExpireTime:         c.cert.NotAfter.Format(time.RFC3339),
-			EncryptCertificate: EncryptedResource{Algorithm: algorithmAESGCM, Nonce: nonce, AssociatedData: "certificate", Ciphertext: ct},
+			EncryptCertificate: wire.EncryptedResource{Algorithm: wire.AlgorithmAESGCM, Nonce: nonce, AssociatedData: "certificate", Ciphertext: ct},
 		})
+		if e, ok := f.expire[i]; ok {
+			resp.Data[i].ExpireTime = e
+		}
 	}
 	b, _ := json.Marshal(resp)
+	if f.typo {
+		b = bytes.ReplaceAll(b, []byte(`"expire_time":`), []byte(`"expire_time ":`))
+	}
 	return b
 }
 
@@ -137,26 +164,30 @@ func (f *fakeWeChat) certificatesBody() []byte {
 func (f *fakeWeChat) respond(status int, body []byte) *http.Response {
 	f.mu.Lock()
 	c := f.certs[f.signWith]
+	now := time.Now
+	if f.now != nil {
+		now = f.now
+	}
 	f.mu.Unlock()
-	h := signedHeader(c.key, certSerial(c.cert), time.Now(), body)
+	h := signedHeader(c.key, wire.CertSerial(c.cert), now(), body)
 	return &http.Response{StatusCode: status, Header: h, Body: io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body))}
 }
 
 // signedHeader returns the Wechatpay-* headers signing body at ts.
 func signedHeader(key *rsa.PrivateKey, serial string, ts time.Time, body []byte) http.Header {
 	tss := strconv.FormatInt(ts.Unix(), 10)
-	nonce := NewNonce()
-	sig, err := SignMessage(key, ResponseMessage(tss, nonce, body))
+	nonce := wire.NewNonce()
+	sig, err := wire.Sign(key, wire.ResponseMessage(tss, nonce, body))
 	if err != nil {
 		panic(err)
 	}
 	h := http.Header{}
-	h.Set(HeaderTimestamp, tss)
-	h.Set(HeaderNonce, nonce)
-	h.Set(HeaderSignature, sig)
-	h.Set(HeaderSerial, serial)
-	h.Set(HeaderSignatureType, SchemeRSA)
-	h.Set(HeaderRequestID, "08F1A2B3C4D5")
+	h.Set(wire.HeaderTimestamp, tss)
+	h.Set(wire.HeaderNonce, nonce)
+	h.Set(wire.HeaderSignature, sig)
+	h.Set(wire.HeaderSerial, serial)
+	h.Set(wire.HeaderSignatureType, wire.SchemeRSA)
+	h.Set(wire.HeaderRequestID, "08F1A2B3C4D5")
 	return h
 }
 

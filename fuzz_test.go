@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // FuzzVerify: random headers and bodies never verify and never panic.
@@ -13,7 +15,7 @@ func FuzzVerify(f *testing.F) {
 	fw := newFake(f)
 	s := newTestStore(f, StoreOptions{}, fw, "1900000001")
 	f.Cleanup(func() { s.Close() })
-	serial := certSerial(fw.certs[0].cert)
+	serial := wire.CertSerial(fw.certs[0].cert)
 	if _, err := s.PublicKey(context.Background(), "1900000001", serial); err != nil {
 		f.Fatal(err)
 	}
@@ -23,21 +25,21 @@ func FuzzVerify(f *testing.F) {
 	v := &Verifier{MerchantID: "1900000001", Keys: s}
 	now := strconv.FormatInt(time.Now().Unix(), 10)
 	good := signedHeader(fw.certs[0].key, serial, time.Now(), []byte(`{"a":1}`))
-	f.Add([]byte(`{"a":1}`), now, good.Get(HeaderNonce), good.Get(HeaderSignature)+"x", serial, "")
-	f.Add([]byte(`{"a":2}`), good.Get(HeaderTimestamp), good.Get(HeaderNonce), good.Get(HeaderSignature), serial, SchemeRSA)
+	f.Add([]byte(`{"a":1}`), now, good.Get(wire.HeaderNonce), good.Get(wire.HeaderSignature)+"x", serial, "")
+	f.Add([]byte(`{"a":2}`), good.Get(wire.HeaderTimestamp), good.Get(wire.HeaderNonce), good.Get(wire.HeaderSignature), serial, wire.SchemeRSA)
 	f.Add([]byte(``), now, "n", "WECHATPAY/SIGNTEST/abc==", serial, "")
 	f.Add([]byte(`{}`), "99999999999999999999", "n", "!!", "PUB_KEY_ID_0000", "WECHATPAY2-SM2-WITH-SM3")
 	f.Add([]byte(`{}`), "-1", "", "", "", "")
 	f.Fuzz(func(t *testing.T, body []byte, ts, nonce, sig, ser, typ string) {
 		h := http.Header{}
-		h.Set(HeaderTimestamp, ts)
-		h.Set(HeaderNonce, nonce)
-		h.Set(HeaderSignature, sig)
-		h.Set(HeaderSerial, ser)
+		h.Set(wire.HeaderTimestamp, ts)
+		h.Set(wire.HeaderNonce, nonce)
+		h.Set(wire.HeaderSignature, sig)
+		h.Set(wire.HeaderSerial, ser)
 		if typ != "" {
-			h.Set(HeaderSignatureType, typ)
+			h.Set(wire.HeaderSignatureType, typ)
 		}
-		if ts == good.Get(HeaderTimestamp) && nonce == good.Get(HeaderNonce) && sig == good.Get(HeaderSignature) && ser == serial && string(body) == `{"a":1}` {
+		if ts == good.Get(wire.HeaderTimestamp) && nonce == good.Get(wire.HeaderNonce) && sig == good.Get(wire.HeaderSignature) && ser == serial && string(body) == `{"a":1}` {
 			return // the one genuine input
 		}
 		if err := v.Verify(context.Background(), h, body); err == nil {
@@ -54,7 +56,7 @@ func FuzzParseCertificates(f *testing.F) {
 	f.Add([]byte(`{"data":[{"serial_no":"AB","encrypt_certificate":{"algorithm":"AEAD_AES_256_GCM","nonce":"123456789012","associated_data":"certificate","ciphertext":"AAAA"}}]}`))
 	f.Add([]byte(`{"data":[]}`))
 	f.Add([]byte(`null`))
-	aead, err := NewAEAD(testAPIv3Key)
+	aead, err := wire.NewAEAD(testAPIv3Key)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -72,7 +74,7 @@ func FuzzParseCertificates(f *testing.F) {
 		}
 		for _, c := range certs {
 			if now.Before(c.NotBefore) || !now.Before(c.NotAfter) {
-				t.Fatalf("certificate %s outside its validity accepted", certSerial(c))
+				t.Fatalf("certificate %s outside its validity accepted", wire.CertSerial(c))
 			}
 		}
 	})

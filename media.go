@@ -14,6 +14,8 @@ import (
 	"net/textproto"
 	"path"
 	"strings"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 type signedBodyKey struct{}
@@ -64,7 +66,7 @@ func NewMediaUploadRequest(ctx context.Context, url, filename string, content []
 		return nil, errors.New("wechatpay: media upload: empty file name")
 	}
 	if len(content) == 0 {
-		return nil, fmt.Errorf("wechatpay: media upload: file %q is empty", truncate(filename, 64))
+		return nil, fmt.Errorf("wechatpay: media upload: file %q is empty", wire.Truncate(filename, 64))
 	}
 	sum := sha256.Sum256(content)
 	meta, err := json.Marshal(MediaMeta{Filename: filename, SHA256: hex.EncodeToString(sum[:])})

@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 type vectorFile struct {
@@ -39,7 +41,7 @@ func TestOfficialVectors(t *testing.T) {
 	s := &Signer{MerchantID: v.MerchantID, CertificateSerial: v.Serial, Key: key}
 	for _, tc := range v.Cases {
 		t.Run(tc.Name, func(t *testing.T) {
-			got, err := SignMessage(key, RequestMessage(tc.Method, tc.URL, v.Timestamp, v.Nonce, []byte(tc.Body)))
+			got, err := wire.Sign(key, wire.RequestMessage(tc.Method, tc.URL, v.Timestamp, v.Nonce, []byte(tc.Body)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -50,18 +52,18 @@ func TestOfficialVectors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := ParseAuthorization(auth)
+			p, err := wire.ParseAuthorization(auth)
 			if err != nil {
-				t.Fatalf("ParseAuthorization(%s) = %v", auth, err)
+				t.Fatalf("wire.ParseAuthorization(%s) = %v", auth, err)
 			}
-			want := AuthParams{MerchantID: v.MerchantID, Nonce: v.Nonce, Timestamp: "1554208460", Serial: v.Serial, Signature: tc.Signature}
+			want := wire.AuthParams{MerchantID: v.MerchantID, Nonce: v.Nonce, Timestamp: "1554208460", Serial: v.Serial, Signature: tc.Signature}
 			if p != want {
 				t.Errorf("ParseAuthorization = %+v; want %+v", p, want)
 			}
-			if !strings.HasPrefix(auth, SchemeRSA+` mchid="1900007291",`) || strings.Contains(auth, ", ") {
+			if !strings.HasPrefix(auth, wire.SchemeRSA+` mchid="1900007291",`) || strings.Contains(auth, ", ") {
 				t.Errorf("Authorization = %q: want scheme, then pairs joined by commas without spaces", auth)
 			}
-			if err := VerifyMessage(&key.PublicKey, RequestMessage(tc.Method, tc.URL, v.Timestamp, v.Nonce, []byte(tc.Body)), got); err != nil {
+			if err := wire.Verify(&key.PublicKey, wire.RequestMessage(tc.Method, tc.URL, v.Timestamp, v.Nonce, []byte(tc.Body)), got); err != nil {
 				t.Errorf("VerifyMessage = %v", err)
 			}
 		})

@@ -4,17 +4,21 @@ import (
 	"context"
 	"crypto/cipher"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/wxpaykit/wechatpay/internal/wire"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -36,7 +40,8 @@ var ErrUnknownMerchant = errors.New("wechatpay: merchant not registered with the
 
 // ErrNoPlatformCertificates means WeChat Pay answered the certificate
 // download with 404 RESOURCE_NOT_EXISTS: the merchant uses a WeChat Pay
-// public key only (PROTOCOL §3). The Store remembers it.
+// public key only (PROTOCOL §3). The Store drops the merchant's platform
+// certificates and remembers it.
 var ErrNoPlatformCertificates = errors.New("wechatpay: merchant has no platform certificates (public-key mode: configure PublicKeyID and PublicKey)")
 
 // ErrCertificateDownload wraps every failure to download or check platform
@@ -45,17 +50,20 @@ var ErrCertificateDownload = errors.New("wechatpay: certificate download failed"
 
 // StoreOptions configures a Store. The zero value gives the defaults.
 type StoreOptions struct {
-	// Size is the number of platform certificates held, across all
-	// merchants. Zero means DefaultStoreSize (1024). The least recently
-	// used are evicted and fetched again when next needed.
+	// Size is the number of merchants whose certificate sets the Store
+	// holds at once. Zero means DefaultStoreSize (1024). The set of the
+	// least recently used merchant is evicted whole and downloaded again
+	// when next needed, within the download rate limit: size the Store for
+	// the merchants active within MinRefreshInterval.
 	Size int
 	// RefreshInterval is the age after which a merchant's certificates are
 	// refreshed in the background while the cached ones keep serving.
 	// Zero means DefaultRefreshInterval (6 h); it must be under 12 h.
 	RefreshInterval time.Duration
 	// MinRefreshInterval is the least time between two downloads for one
-	// merchant caused by unknown serials (which callers, and attackers
-	// posting to a callback URL, control). Zero means 1 minute.
+	// merchant caused by lookups (whose serials callers, and attackers
+	// posting to a callback URL, control), failed downloads included. Zero
+	// means 1 minute.
 	MinRefreshInterval time.Duration
 	// FetchTimeout bounds one download. It runs detached from the
 	// cancellation of the request that caused it, so that one caller giving
@@ -65,84 +73,149 @@ type StoreOptions struct {
 	Roots *x509.CertPool
 
 	// Cache, if set, keeps each certificate download as WeChat Pay sent it
-	// (DirCache across restarts, package redisstore across a fleet). A
-	// merchant with no certificates in memory, or whose certificates are
-	// due for a refresh, is first looked up there; what is found goes
-	// through every check of a fresh download, with the merchant's APIv3
-	// key and the clock of now, and is used only if it is newer than what
-	// the Store holds and at most a day old. An entry that fails the checks
-	// is deleted and replaced by a download. Verification of cached keys
+	// (DirCache across restarts, package redisstore across a fleet), under
+	// the merchant ID. Before a download, the Store looks there; what it
+	// finds goes through every check of a fresh download (the AEAD with
+	// the merchant's APIv3 key, the certificates, their validity now, the
+	// download's own signature), and is used only if it is newer than the
+	// set the Store holds (or it holds none) and was signed by WeChat Pay
+	// less than a day ago. An entry that fails the checks is counted
+	// (MerchantStatus.CacheRefused), deleted and replaced by a download.
+	// Every successful download is put there. The lookup of a cached key
 	// never touches the Cache.
 	Cache Cache
-	// Locker, if set, is a lock shared by a fleet: a Store takes it before
-	// downloading a merchant's certificates (into Cache), and one that
-	// cannot waits a moment for the holder's download to appear in Cache,
-	// then downloads by itself rather than fail. Without Cache it is
-	// ignored.
+	// Locker, if set with Cache, is a lock shared by a fleet: the Store
+	// that takes a merchant's lock downloads; one that cannot waits a
+	// moment (up to 2 s) for that download to appear in Cache, then
+	// downloads by itself rather than fail.
 	Locker Locker
-	// CacheErrorHandler, if set, receives every failure of Cache or Locker
-	// and every cache entry the checks refused (those errors wrap
-	// ErrCertificateDownload). The Store carries on without the cache:
-	// these errors never fail a verification. It must not block.
+	// CacheErrorHandler, if set, receives each failure of Cache or Locker
+	// (every call is bounded by 500 ms) and each cache entry refused by
+	// the checks (those errors wrap ErrCertificateDownload). The Store
+	// carries on as if it had no cache: these never fail a lookup. It
+	// must not block.
 	CacheErrorHandler func(err error)
 }
 
 // A Store holds the keys that verify WeChat Pay signatures: platform
 // certificates, which it downloads, decrypts and checks by itself per
 // merchant, and configured WeChat Pay public keys (PUB_KEY_ID_...). It is
-// shared safely by any number of Transports, Verifiers and merchants.
+// safe for concurrent use by any number of Transports, Verifiers and
+// merchants. The zero value is not usable: call NewStore.
 //
-// Certificates live in an LRU cache keyed by (merchant ID, serial). A serial
-// that is not cached causes one download for that merchant, however many
-// callers ask at once, and at most one per MinRefreshInterval; a merchant's
-// certificates older than RefreshInterval keep serving while one download
-// runs in the background. Call Close to wait for background downloads.
+// A merchant's certificates are held as one set, as WeChat Pay lists them,
+// in an LRU cache of Size sets. A serial that is not in the set causes one
+// download for that merchant, however many callers ask at once, and at
+// most one per MinRefreshInterval whatever the serials asked for, the
+// certificates' expiry, evictions or failures; only the first download,
+// Refresh and the background refresh escape that limit. A set older than
+// RefreshInterval keeps serving while one download runs in the
+// background. Intervals are measured on the monotonic clock; validity on
+// the wall clock. Answers come only from the merchant's current
+// registration. Call Close to wait for background downloads.
 type Store struct {
-	keys      *lru.Cache[storeKey, *storedKey]
-	merchants sync.Map // merchant ID → *merchant
+	sets      *lru.Cache[string, *certSet]
+	merchants sync.Map // merchant ID → *registration
 	group     singleflight.Group
+	gen       atomic.Uint64 // registrations so far
 	opts      StoreOptions
 
 	mu     sync.Mutex // guards closed and the Add side of bg
 	closed bool
 	bg     sync.WaitGroup
 
-	cacheRejected atomic.Int64 // cache entries refused by the checks
-
-	now func() time.Time // test hook; nil means time.Now
+	start time.Time            // monotonic origin
+	now   func() time.Time     // test hook: wall clock; nil means time.Now
+	mono  func() time.Duration // test hook: monotonic time since start, set with now
 }
 
 var _ KeySource = (*Store)(nil)
 
-type storeKey struct{ merchant, serial string }
+// certSet is one merchant's platform certificates, as one download (or
+// AddCertificates) gave them. It is immutable once cached.
+type certSet struct {
+	reg    *registration
+	keys   map[string]*storedKey // by upper-case serial
+	source string                // "download", "added"
+}
 
 type storedKey struct {
 	pub      *rsa.PublicKey
 	cert     *x509.Certificate
-	notAfter time.Time
-	m        *merchant
+	notAfter time.Time // the earlier of cert.NotAfter and the listed expire_time
 }
 
-// merchant is the per-merchant state: how to download, and what was last
-// downloaded. The certificates themselves are only in the LRU.
-type merchant struct {
+// newest returns the valid key with the latest expiry, or nil.
+func (cs *certSet) newest(now time.Time) *storedKey {
+	var best *storedKey
+	for _, k := range cs.keys {
+		if now.Before(k.cert.NotBefore) || !now.Before(k.notAfter) {
+			continue
+		}
+		if best == nil || k.notAfter.After(best.notAfter) ||
+			k.notAfter.Equal(best.notAfter) && wire.CertSerial(k.cert) > wire.CertSerial(best.cert) {
+			best = k
+		}
+	}
+	return best
+}
+
+// never is the monotonic time of an event that has not happened.
+const never = time.Duration(-1 << 62)
+
+// registration is one Register call for a merchant: how to download and
+// what happened to downloads. A new registration supersedes the old one,
+// whose downloads are then discarded.
+type registration struct {
 	id         string
+	gen        uint64
 	signer     *Signer
-	aead       cipher.AEAD // nil: cannot download (public-key only)
+	aead       cipher.AEAD // nil: cannot download
+	keyHash    [32]byte    // SHA-256 of the APIv3 key, to tell a change
 	certURL    string
 	base       http.RoundTripper
 	userAgent  string
-	publicKeys map[string]*rsa.PublicKey // immutable after registration
+	publicKeys map[string]*rsa.PublicKey // immutable
 
-	lastAttempt   atomic.Int64          // UnixNano of the last download attempt
-	lastSuccess   atomic.Int64          // UnixNano of the last successful download
-	refreshing    atomic.Bool           // a background refresh is running
-	publicKeyOnly atomic.Bool           // the endpoint said RESOURCE_NOT_EXISTS
-	lastErr       atomic.Pointer[error] // error of the last download; nil after a success
+	superseded   atomic.Bool
+	refreshing   atomic.Bool  // a background refresh is running
+	lastAttempt  atomic.Int64 // monotonic time.Duration of the last download attempt
+	lastSuccess  atomic.Int64 // monotonic time.Duration of the last success
+	downloads    atomic.Int64
+	rateLimited  atomic.Int64
+	cacheRefused atomic.Int64 // cache entries refused by the checks
 
-	mu      sync.Mutex
-	serials []string // serials of the last successful download
-	newest  string   // serial of the newest valid certificate
+	mu            sync.Mutex // guards what follows
+	lastErr       error
+	attemptWall   time.Time
+	successWall   time.Time
+	publicKeyOnly bool
+}
+
+func (r *registration) flightKey() string { return r.id + "\x00" + strconv.FormatUint(r.gen, 10) }
+
+// sameTrust reports whether certificates downloaded for a may be kept for
+// b: same APIv3 key, endpoint, Base and public keys.
+func (a *registration) sameTrust(b *registration) bool {
+	if a.keyHash != b.keyHash || a.certURL != b.certURL || !sameRoundTripper(a.base, b.base) || len(a.publicKeys) != len(b.publicKeys) {
+		return false
+	}
+	for id, k := range a.publicKeys {
+		if o := b.publicKeys[id]; o == nil || !o.Equal(k) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameRoundTripper compares two Bases without panicking on values that are
+// not comparable (which count as different).
+func sameRoundTripper(a, b http.RoundTripper) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
+	return ta == tb && ta.Comparable() && a == b
 }
 
 // NewStore returns a Store configured by opts.
@@ -171,25 +244,35 @@ func NewStore(opts StoreOptions) (*Store, error) {
 	if opts.FetchTimeout < 0 {
 		return nil, fmt.Errorf("wechatpay: store: negative FetchTimeout %s", opts.FetchTimeout)
 	}
-	c, err := lru.New[storeKey, *storedKey](opts.Size)
+	c, err := lru.New[string, *certSet](opts.Size)
 	if err != nil {
 		return nil, fmt.Errorf("wechatpay: store: %w", err)
 	}
-	return &Store{keys: c, opts: opts}, nil
+	return &Store{sets: c, opts: opts, start: time.Now()}, nil
 }
 
-func (s *Store) clock() time.Time {
+// clock returns the wall time, for validity, and the monotonic time since
+// the store was made, for intervals.
+func (s *Store) clock() (time.Time, time.Duration) {
 	if s.now != nil {
-		return s.now()
+		return s.now(), s.mono()
 	}
-	return time.Now()
+	t := time.Now()
+	return t, t.Sub(s.start)
+}
+
+func (s *Store) wall() time.Time {
+	t, _ := s.clock()
+	return t
 }
 
 // Register tells the store how to download platform certificates for
 // cfg.MerchantID (signing with its key, decrypting with its APIv3 key) and
-// which WeChat Pay public key it has. Registering a merchant again replaces
-// its settings and keeps its cached certificates. Register is called by
-// NewTransport; call it yourself for a Verifier of your own.
+// which WeChat Pay public key it has. Registering a merchant again
+// replaces its registration: downloads still running for the old one are
+// discarded when they finish, and the cached certificates are kept only if
+// the APIv3 key, BaseURL, Base and public key are unchanged. Register is
+// called by NewTransport; call it yourself for a Verifier of your own.
 func (s *Store) Register(cfg Config) error {
 	var problems []string
 	if cfg.MerchantID == "" {
@@ -204,14 +287,14 @@ func (s *Store) Register(cfg Config) error {
 	var aead cipher.AEAD
 	if cfg.APIv3Key != "" {
 		var err error
-		if aead, err = NewAEAD(cfg.APIv3Key); err != nil {
+		if aead, err = wire.NewAEAD(cfg.APIv3Key); err != nil {
 			problems = append(problems, err.Error())
 		}
 	}
 	if (cfg.PublicKeyID == "") != (cfg.PublicKey == nil) {
 		problems = append(problems, "PublicKeyID and PublicKey must be set together")
-	} else if cfg.PublicKeyID != "" && !strings.HasPrefix(cfg.PublicKeyID, publicKeyPrefix) {
-		problems = append(problems, fmt.Sprintf("PublicKeyID %q does not start with %s", truncate(cfg.PublicKeyID, 64), publicKeyPrefix))
+	} else if cfg.PublicKeyID != "" && !strings.HasPrefix(cfg.PublicKeyID, wire.PublicKeyPrefix) {
+		problems = append(problems, fmt.Sprintf("PublicKeyID %q does not start with %s", wire.Truncate(cfg.PublicKeyID, 64), wire.PublicKeyPrefix))
 	}
 	if cfg.APIv3Key == "" && cfg.PublicKey == nil {
 		problems = append(problems, "need APIv3Key (to download platform certificates) or PublicKeyID and PublicKey")
@@ -223,110 +306,150 @@ func (s *Store) Register(cfg Config) error {
 	if len(problems) > 0 {
 		return fmt.Errorf("wechatpay: config: %s", strings.Join(problems, "; "))
 	}
-	m := &merchant{
+	r := &registration{
 		id:        cfg.MerchantID,
+		gen:       s.gen.Add(1),
 		signer:    &Signer{MerchantID: cfg.MerchantID, CertificateSerial: cfg.CertificateSerial, Key: cfg.PrivateKey},
 		aead:      aead,
+		keyHash:   sha256.Sum256([]byte(cfg.APIv3Key)),
 		certURL:   certificatesURL(u),
 		base:      cfg.Base,
 		userAgent: cfg.UserAgent,
 	}
+	r.lastAttempt.Store(int64(never))
+	r.lastSuccess.Store(int64(never))
 	if cfg.PublicKey != nil {
-		m.publicKeys = map[string]*rsa.PublicKey{cfg.PublicKeyID: cfg.PublicKey}
+		r.publicKeys = map[string]*rsa.PublicKey{cfg.PublicKeyID: cfg.PublicKey}
 	}
-	if old, ok := s.merchants.Load(cfg.MerchantID); ok {
-		o := old.(*merchant)
-		o.mu.Lock()
-		m.serials, m.newest = o.serials, o.newest
-		o.mu.Unlock()
-		m.lastAttempt.Store(o.lastAttempt.Load())
-		m.lastSuccess.Store(o.lastSuccess.Load())
-		m.publicKeyOnly.Store(o.publicKeyOnly.Load())
-		// Re-point cached entries at the new state.
-		for _, serial := range m.serials {
-			if e, ok := s.keys.Peek(storeKey{m.id, serial}); ok {
-				s.keys.Add(storeKey{m.id, serial}, &storedKey{pub: e.pub, cert: e.cert, notAfter: e.notAfter, m: m})
-			}
-		}
-	}
-	s.merchants.Store(cfg.MerchantID, m)
+	s.replace(cfg.MerchantID, r)
 	return nil
 }
 
-// Unregister forgets a merchant and its cached certificates.
-func (s *Store) Unregister(merchantID string) {
-	v, ok := s.merchants.LoadAndDelete(merchantID)
-	if !ok {
-		return
+// replace makes r the merchant's registration (nil: none), carrying over
+// the cached set and the download history when the trust inputs did not
+// change, and supersedes the old one.
+func (s *Store) replace(id string, r *registration) {
+	v, ok := s.merchants.Load(id)
+	var old *registration
+	if ok {
+		old = v.(*registration)
 	}
-	m := v.(*merchant)
-	m.mu.Lock()
-	serials := m.serials
-	m.mu.Unlock()
-	for _, serial := range serials {
-		s.keys.Remove(storeKey{merchantID, serial})
+	keep := old != nil && r != nil && old.sameTrust(r)
+	if keep {
+		r.lastAttempt.Store(old.lastAttempt.Load())
+		r.lastSuccess.Store(old.lastSuccess.Load())
+		r.downloads.Store(old.downloads.Load())
+		r.rateLimited.Store(old.rateLimited.Load())
+		r.cacheRefused.Store(old.cacheRefused.Load())
+		old.mu.Lock()
+		r.lastErr, r.attemptWall, r.successWall, r.publicKeyOnly = old.lastErr, old.attemptWall, old.successWall, old.publicKeyOnly
+		old.mu.Unlock()
+		if cs, ok := s.sets.Peek(id); ok && cs.reg == old {
+			s.sets.Add(id, &certSet{reg: r, keys: cs.keys, source: cs.source})
+		}
+	}
+	if r != nil {
+		s.merchants.Store(id, r)
+	} else {
+		s.merchants.Delete(id)
+	}
+	if old != nil {
+		old.superseded.Store(true)
+		if cs, ok := s.sets.Peek(id); ok && cs.reg == old {
+			s.sets.Remove(id)
+		}
 	}
 }
 
-func (s *Store) merchant(id string) (*merchant, error) {
+// Unregister forgets a merchant and its cached certificates. A download
+// still running for it is discarded when it finishes.
+func (s *Store) Unregister(merchantID string) { s.replace(merchantID, nil) }
+
+func (s *Store) registration(id string) (*registration, error) {
 	v, ok := s.merchants.Load(id)
 	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownMerchant, truncate(id, 32))
+		return nil, fmt.Errorf("%w: %q", ErrUnknownMerchant, wire.Truncate(id, 32))
 	}
-	return v.(*merchant), nil
+	return v.(*registration), nil
+}
+
+// currentSet returns r's cached set, if r is current and has one.
+func (s *Store) currentSet(r *registration) *certSet {
+	cs, ok := s.sets.Get(r.id)
+	if !ok || cs.reg != r || r.superseded.Load() {
+		return nil
+	}
+	return cs
 }
 
 // PublicKey returns the key that checks signatures made with serial for
 // merchantID. A PUB_KEY_ID_ serial is looked up among the configured public
 // keys and never fetched. A platform certificate serial that is not cached
 // causes one download (shared by all concurrent callers, at most one per
-// MinRefreshInterval unless the serial was cached before and evicted); the
-// download continues after ctx is done, bounded by FetchTimeout, while this
-// call returns ctx.Err(). Expired certificates are never returned. Errors
-// wrap ErrUnknownSerial, ErrExpiredKey, ErrUnknownMerchant,
-// ErrCertificateDownload or the context's error.
+// MinRefreshInterval); the download continues after ctx is done, bounded
+// by FetchTimeout, while this call returns ctx.Err(). Expired certificates
+// are never returned. Errors wrap ErrUnknownSerial, ErrExpiredKey,
+// ErrUnknownMerchant, ErrCertificateDownload or the context's error.
 func (s *Store) PublicKey(ctx context.Context, merchantID, serial string) (*rsa.PublicKey, error) {
-	if e, ok := s.keys.Get(storeKey{merchantID, serial}); ok {
-		now := s.clock()
-		if now.Before(e.notAfter) {
-			s.maybeRefreshAhead(ctx, e.m, now)
-			return e.pub, nil
+	if cs, ok := s.sets.Get(merchantID); ok && !cs.reg.superseded.Load() {
+		if k := cs.keys[serial]; k != nil {
+			now, mono := s.clock()
+			if now.Before(k.notAfter) {
+				s.maybeRefreshAhead(ctx, cs.reg, mono)
+				return k.pub, nil
+			}
 		}
 	}
 	return s.publicKeySlow(ctx, merchantID, serial)
 }
 
 func (s *Store) publicKeySlow(ctx context.Context, merchantID, serial string) (*rsa.PublicKey, error) {
-	m, err := s.merchant(merchantID)
+	r, err := s.registration(merchantID)
 	if err != nil {
 		return nil, err
 	}
-	if strings.HasPrefix(serial, publicKeyPrefix) {
-		if k := m.publicKeys[serial]; k != nil {
+	if strings.HasPrefix(serial, wire.PublicKeyPrefix) {
+		if k := r.publicKeys[serial]; k != nil {
 			return k, nil
 		}
-		return nil, fmt.Errorf("%w: public key %q is not configured for merchant %s", ErrUnknownSerial, truncate(serial, 64), m.id)
+		return nil, fmt.Errorf("%w: public key %q is not configured for merchant %s", ErrUnknownSerial, wire.Truncate(serial, 64), r.id)
 	}
-	if m.aead == nil {
-		return nil, fmt.Errorf("%w %q: merchant %s has no APIv3Key to download platform certificates", ErrUnknownSerial, truncate(serial, 64), m.id)
+	serial = strings.ToUpper(serial)
+	lookup := func() (*storedKey, bool) {
+		cs := s.currentSet(r)
+		if cs == nil {
+			return nil, false
+		}
+		k := cs.keys[serial]
+		return k, k != nil && s.wall().Before(k.notAfter)
 	}
-	err = s.refresh(ctx, m, serial, false)
+	if k, ok := lookup(); ok {
+		return k.pub, nil
+	}
+	if r.aead == nil {
+		return nil, fmt.Errorf("%w %q: merchant %s has no APIv3Key to download platform certificates", ErrUnknownSerial, wire.Truncate(serial, 64), r.id)
+	}
+	err = s.refresh(ctx, r, false, func(cs *certSet) bool {
+		k := cs.keys[serial]
+		return k != nil && s.wall().Before(k.notAfter)
+	})
 	var rr errRecentlyRefreshed
 	switch {
 	case errors.As(err, &rr):
-		return nil, fmt.Errorf("%w %q for merchant %s: %w", ErrUnknownSerial, truncate(serial, 64), m.id, rr)
+		return nil, fmt.Errorf("%w %q for merchant %s: %w", ErrUnknownSerial, wire.Truncate(serial, 64), r.id, rr)
 	case errors.Is(err, ErrNoPlatformCertificates):
-		return nil, fmt.Errorf("%w %q: %w", ErrUnknownSerial, truncate(serial, 64), err)
+		return nil, fmt.Errorf("%w %q: %w", ErrUnknownSerial, wire.Truncate(serial, 64), err)
 	case err != nil:
 		return nil, err
 	}
-	if e, ok := s.keys.Get(storeKey{merchantID, serial}); ok {
-		if s.clock().Before(e.notAfter) {
-			return e.pub, nil
-		}
-		return nil, fmt.Errorf("%w: %s expired at %s", ErrExpiredKey, serial, e.notAfter.Format(time.RFC3339))
+	k, ok := lookup()
+	switch {
+	case ok:
+		return k.pub, nil
+	case k != nil:
+		return nil, fmt.Errorf("%w: %s expired at %s", ErrExpiredKey, serial, k.notAfter.Format(time.RFC3339))
 	}
-	return nil, fmt.Errorf("%w %q: not among merchant %s's platform certificates", ErrUnknownSerial, truncate(serial, 64), m.id)
+	return nil, fmt.Errorf("%w %q: not among merchant %s's platform certificates", ErrUnknownSerial, wire.Truncate(serial, 64), r.id)
 }
 
 // errRecentlyRefreshed is what a rate-limited refresh returns; callers then
@@ -345,30 +468,32 @@ func (e errRecentlyRefreshed) Error() string {
 
 func (e errRecentlyRefreshed) Unwrap() error { return e.last }
 
-// refresh downloads m's certificates, sharing one download among all
-// concurrent callers for m. Unless force is set, the download happens only
-// if mayDownload allows it for serial, the one the caller is missing. It
-// waits for the shared download or for ctx, whichever comes first.
-func (s *Store) refresh(ctx context.Context, m *merchant, serial string, force bool) error {
-	err := s.join(ctx, m, serial, force)
-	var rr errRecentlyRefreshed
-	if !force && errors.As(err, &rr) && m.knows(serial) {
-		// We joined a rate-limited call made for another serial, but ours
-		// was genuine and evicted: it deserves a download of its own.
-		err = s.join(ctx, m, serial, true)
-	}
-	return err
-}
+// errSuperseded is the result of a download for a registration that was
+// replaced or removed while it ran: its result is discarded.
+var errSuperseded = errors.New("wechatpay: the merchant was registered again or unregistered during the download; its result was discarded")
 
-func (s *Store) join(ctx context.Context, m *merchant, serial string, force bool) error {
-	ch := s.group.DoChan(m.id, func() (any, error) {
+// refresh downloads r's certificates, sharing one download among all
+// concurrent callers for r. Unless force is set, the download happens only
+// if the current set does not already satisfy have and the rate limit
+// allows it. It waits for the shared download or for ctx, whichever comes
+// first.
+func (s *Store) refresh(ctx context.Context, r *registration, force bool, have func(*certSet) bool) error {
+	ch := s.group.DoChan(r.flightKey(), func() (_ any, err error) {
+		// User code runs in here (Base, a KMS signer); singleflight would
+		// re-raise its panic on a goroutine nobody can recover.
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("%w for merchant %s: panic during the download: %s", ErrCertificateDownload, r.id, wire.Truncate(fmt.Sprint(p), 200))
+				r.recordFailure(err)
+			}
+		}()
 		if !force {
 			// A download that finished just before this call started may
-			// already have brought the serial: then there is nothing to do.
-			if e, ok := s.keys.Peek(storeKey{m.id, serial}); ok && s.clock().Before(e.notAfter) {
+			// already have brought what the caller needs.
+			if cs := s.currentSet(r); cs != nil && have != nil && have(cs) {
 				return nil, nil
 			}
-			if err := s.mayDownload(m, serial); err != nil {
+			if err := s.mayDownload(r); err != nil {
 				return nil, err
 			}
 		}
@@ -383,72 +508,65 @@ func (s *Store) join(ctx context.Context, m *merchant, serial string, force bool
 		}
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.FetchTimeout)
 		defer cancel()
-		return nil, s.obtain(fctx, m, serial)
+		return nil, s.obtain(fctx, r, have)
 	})
 	select {
 	case <-ctx.Done():
 		return ctx.Err() // the download goes on for the other waiters
-	case r := <-ch:
-		return r.Err
+	case res := <-ch:
+		return res.Err
 	}
 }
 
-func (m *merchant) knows(serial string) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return slices.Contains(m.serials, serial)
-}
-
-// mayDownload says whether an unknown serial may cause a download now. It
-// runs inside the merchant's singleflight call, so that callers arriving
-// while a download runs join it instead of being turned away.
-func (s *Store) mayDownload(m *merchant, serial string) error {
-	last := m.lastAttempt.Load()
-	if last == 0 {
+// mayDownload says whether a lookup may cause a download now. It runs
+// inside the merchant's singleflight call, so that callers arriving while
+// a download runs join it instead of being turned away.
+func (s *Store) mayDownload(r *registration) error {
+	last := time.Duration(r.lastAttempt.Load())
+	if last == never {
 		return nil
 	}
-	ago := s.clock().Sub(time.Unix(0, last))
-	if m.publicKeyOnly.Load() && ago < s.opts.RefreshInterval {
+	_, mono := s.clock()
+	ago := mono - last
+	r.mu.Lock()
+	pkOnly, lastErr := r.publicKeyOnly, r.lastErr
+	r.mu.Unlock()
+	if pkOnly && ago < s.opts.RefreshInterval {
+		r.rateLimited.Add(1)
 		return ErrNoPlatformCertificates
 	}
-	if ago >= s.opts.MinRefreshInterval || m.knows(serial) {
-		// A serial we had and lost to eviction is worth a download at
-		// once: it was genuine, and the LRU, not an attacker, dropped it.
+	if ago >= s.opts.MinRefreshInterval {
 		return nil
 	}
-	rr := errRecentlyRefreshed{ago: ago, wait: s.opts.MinRefreshInterval - ago}
-	if p := m.lastErr.Load(); p != nil {
-		rr.last = *p
-	}
-	return rr
+	r.rateLimited.Add(1)
+	return errRecentlyRefreshed{ago: ago, wait: s.opts.MinRefreshInterval - ago, last: lastErr}
 }
 
-// maybeRefreshAhead starts one background download when m's certificates
+// maybeRefreshAhead starts one background download when r's certificates
 // are older than RefreshInterval. It never blocks the caller.
-func (s *Store) maybeRefreshAhead(ctx context.Context, m *merchant, now time.Time) {
-	if m.aead == nil {
-		return // cannot download: certificates came from AddCertificates
-	}
-	nowNano := now.UnixNano()
-	if nowNano-m.lastSuccess.Load() < int64(s.opts.RefreshInterval) ||
-		nowNano-m.lastAttempt.Load() < int64(s.opts.MinRefreshInterval) {
+func (s *Store) maybeRefreshAhead(ctx context.Context, r *registration, mono time.Duration) {
+	if r.aead == nil ||
+		mono-time.Duration(r.lastSuccess.Load()) < s.opts.RefreshInterval ||
+		mono-time.Duration(r.lastAttempt.Load()) < s.opts.MinRefreshInterval {
 		return
 	}
-	if !m.refreshing.CompareAndSwap(false, true) {
+	if !r.refreshing.CompareAndSwap(false, true) {
 		return
 	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		m.refreshing.Store(false)
+		r.refreshing.Store(false)
 		return
 	}
 	s.bg.Add(1)
 	s.mu.Unlock()
 	go func() {
 		defer s.bg.Done()
-		defer m.refreshing.Store(false)
-		s.join(context.WithoutCancel(ctx), m, "", true) // errors leave the cache as it was
+		defer r.refreshing.Store(false)
+		// A failure is recorded by download and shown by Status; the
+		// cached set keeps serving until it expires.
+		s.refresh(context.WithoutCancel(ctx), r, true, nil)
 	}()
 }
 
@@ -463,158 +581,187 @@ func (s *Store) Close() error {
 }
 
 // Refresh downloads merchantID's platform certificates now, ignoring the
-// minimum interval, and waits for the result or for ctx.
+// minimum interval, and waits for the result or for ctx. With
+// StoreOptions.Cache, a download newer than the Store's that another
+// instance put there serves instead.
 func (s *Store) Refresh(ctx context.Context, merchantID string) error {
-	m, err := s.merchant(merchantID)
+	r, err := s.registration(merchantID)
 	if err != nil {
 		return err
 	}
-	if m.aead == nil {
-		return fmt.Errorf("wechatpay: merchant %s has no APIv3Key to download platform certificates", m.id)
+	if r.aead == nil {
+		return fmt.Errorf("wechatpay: merchant %s has no APIv3Key to download platform certificates", r.id)
 	}
-	return s.refresh(ctx, m, "", true)
+	return s.refresh(ctx, r, true, nil)
 }
 
-// download fetches, checks and caches m's certificates, and shares them
-// through the Cache. It runs inside the merchant's singleflight call.
-func (s *Store) download(ctx context.Context, m *merchant) error {
-	now := s.clock()
-	m.lastAttempt.Store(now.UnixNano())
-	certs, raw, err := fetchCertificates(ctx, m, s.opts.Roots, now, s.trusted(m, now))
+func (r *registration) recordFailure(err error) {
+	r.mu.Lock()
+	r.lastErr = err
+	r.mu.Unlock()
+}
+
+// download fetches, checks and caches r's certificates. It runs inside the
+// merchant's singleflight call.
+func (s *Store) download(ctx context.Context, r *registration) (err error) {
+	now, mono := s.clock()
+	r.lastAttempt.Store(int64(mono))
+	r.downloads.Add(1)
+	r.mu.Lock()
+	r.attemptWall = now
+	r.mu.Unlock()
+	defer func() {
+		if err != nil {
+			if !errors.Is(err, ErrCertificateDownload) {
+				err = fmt.Errorf("%w for merchant %s: %w", ErrCertificateDownload, r.id, err)
+			}
+			r.recordFailure(err)
+		}
+	}()
+	body, header, err := fetchCertificates(ctx, r)
+	if r.superseded.Load() {
+		return errSuperseded
+	}
 	if errors.Is(err, ErrNoPlatformCertificates) {
-		m.publicKeyOnly.Store(true)
+		// The merchant moved to public-key mode: its platform
+		// certificates are void (PROTOCOL §3.3).
+		r.mu.Lock()
+		r.publicKeyOnly = true
+		r.mu.Unlock()
+		if cs, ok := s.sets.Peek(r.id); ok && cs.reg == r {
+			s.sets.Remove(r.id)
+		}
+		return err
 	}
 	if err != nil {
-		m.lastErr.Store(&err)
 		return err // the cache is left as it was
 	}
-	s.install(m, certs, now)
-	s.putCache(ctx, m, raw, certs)
+	keys, err := checkDownload(ctx, r, body, header, now, s.opts.Roots, s.trusted(r, now))
+	if err != nil {
+		return err
+	}
+	if _, err := s.install(r, keys, "download", now, mono); err != nil {
+		return err
+	}
+	s.putCache(ctx, r, body, header, keys, now)
 	return nil
 }
 
 // trusted returns the keys, besides a download's own certificates, that
-// may have signed it: m's configured public keys and its cached valid
-// certificates.
-func (s *Store) trusted(m *merchant, now time.Time) func(serial string) *rsa.PublicKey {
+// may have signed it: r's configured public keys and its cached
+// certificates valid at now.
+func (s *Store) trusted(r *registration, now time.Time) func(serial string) *rsa.PublicKey {
 	return func(serial string) *rsa.PublicKey {
-		if k := m.publicKeys[serial]; k != nil {
+		if k := r.publicKeys[serial]; k != nil {
 			return k
 		}
-		if e, ok := s.keys.Peek(storeKey{m.id, serial}); ok && now.Before(e.notAfter) {
-			return e.pub
+		if cs := s.currentSet(r); cs != nil {
+			if k := cs.keys[strings.ToUpper(serial)]; k != nil && now.Before(k.notAfter) {
+				return k.pub
+			}
 		}
 		return nil
 	}
 }
 
-// install makes certs, checked, m's current certificates, as downloaded
-// at fetched.
-func (s *Store) install(m *merchant, certs []*x509.Certificate, fetched time.Time) {
-	m.lastErr.Store(nil)
-	m.publicKeyOnly.Store(false)
-	serials := make([]string, 0, len(certs))
-	var newest *x509.Certificate
-	for _, c := range certs {
-		serial := certSerial(c)
-		serials = append(serials, serial)
-		s.keys.Add(storeKey{m.id, serial}, &storedKey{pub: c.PublicKey.(*rsa.PublicKey), cert: c, notAfter: c.NotAfter, m: m})
-		if newest == nil || c.NotAfter.After(newest.NotAfter) {
-			newest = c
-		}
+// install makes keys, checked, r's certificate set, as obtained (from
+// source) at wall time wall and monotonic time mono.
+func (s *Store) install(r *registration, keys []*storedKey, source string, wall time.Time, mono time.Duration) (*certSet, error) {
+	cs := &certSet{reg: r, keys: make(map[string]*storedKey, len(keys)), source: source}
+	for _, k := range keys {
+		cs.keys[wire.CertSerial(k.cert)] = k
 	}
-	m.mu.Lock()
-	old := m.serials
-	m.serials = serials
-	m.newest = certSerial(newest)
-	m.mu.Unlock()
-	// Certificates WeChat Pay no longer lists are retired (PROTOCOL §4.4).
-	for _, serial := range old {
-		if !slices.Contains(serials, serial) {
-			s.keys.Remove(storeKey{m.id, serial})
+	s.sets.Add(r.id, cs)
+	if r.superseded.Load() {
+		// Unregistered or replaced meanwhile: take back what was added.
+		if cur, ok := s.sets.Peek(r.id); ok && cur == cs {
+			s.sets.Remove(r.id)
 		}
+		return nil, errSuperseded
 	}
-	m.lastSuccess.Store(fetched.UnixNano())
+	r.mu.Lock()
+	r.lastErr = nil
+	r.publicKeyOnly = false
+	r.successWall = wall
+	r.mu.Unlock()
+	r.lastSuccess.Store(int64(mono))
+	return cs, nil
 }
 
 // Newest returns merchantID's valid platform certificate with the latest
-// expiry, downloading certificates if none is cached. Encrypt sensitive
-// request fields with it and send its serial in Wechatpay-Serial.
+// expiry, downloading certificates (within the rate limit) if none is
+// cached. Encrypt sensitive request fields with it and send its serial in
+// Wechatpay-Serial.
 func (s *Store) Newest(ctx context.Context, merchantID string) (*x509.Certificate, error) {
-	m, err := s.merchant(merchantID)
+	r, err := s.registration(merchantID)
 	if err != nil {
 		return nil, err
 	}
-	if c := s.newestCached(m); c != nil {
-		return c, nil
+	have := func(cs *certSet) bool { return cs.newest(s.wall()) != nil }
+	if cs := s.currentSet(r); cs != nil && have(cs) {
+		return cs.newest(s.wall()).cert, nil
 	}
-	if m.aead == nil {
-		return nil, fmt.Errorf("wechatpay: merchant %s has no platform certificates to download (no APIv3Key)", m.id)
+	if r.aead == nil {
+		return nil, fmt.Errorf("wechatpay: merchant %s has no platform certificates to download (no APIv3Key)", r.id)
 	}
-	if err := s.refresh(ctx, m, "", true); err != nil {
-		return nil, err
+	if err := s.refresh(ctx, r, false, have); err != nil {
+		return nil, fmt.Errorf("wechatpay: merchant %s has no valid platform certificate: %w", r.id, err)
 	}
-	if c := s.newestCached(m); c != nil {
-		return c, nil
+	if cs := s.currentSet(r); cs != nil && have(cs) {
+		return cs.newest(s.wall()).cert, nil
 	}
-	return nil, fmt.Errorf("wechatpay: merchant %s has no valid platform certificate", m.id)
+	return nil, fmt.Errorf("wechatpay: merchant %s has no valid platform certificate", r.id)
 }
 
-// newestCached returns the valid cached certificate with the latest
-// expiry, or nil when any listed one was evicted or none is valid.
-func (s *Store) newestCached(m *merchant) *x509.Certificate {
-	m.mu.Lock()
-	serials := m.serials
-	m.mu.Unlock()
-	now := s.clock()
-	var newest *x509.Certificate
-	for _, serial := range serials {
-		e, ok := s.keys.Get(storeKey{m.id, serial})
-		if !ok {
-			return nil
-		}
-		if now.Before(e.cert.NotBefore) || !now.Before(e.notAfter) {
-			continue
-		}
-		if newest == nil || e.notAfter.After(newest.NotAfter) {
-			newest = e.cert
-		}
-	}
-	return newest
-}
-
-// Certificates returns merchantID's cached platform certificates, newest
+// Certificates returns merchantID's cached platform certificates, latest
 // expiry first, without downloading.
 func (s *Store) Certificates(merchantID string) []*x509.Certificate {
-	m, err := s.merchant(merchantID)
-	if err != nil {
+	cs, ok := s.sets.Peek(merchantID)
+	if !ok || cs.reg.superseded.Load() {
 		return nil
 	}
-	m.mu.Lock()
-	serials := m.serials
-	m.mu.Unlock()
-	var certs []*x509.Certificate
-	for _, serial := range serials {
-		if e, ok := s.keys.Peek(storeKey{m.id, serial}); ok {
-			certs = append(certs, e.cert)
+	keys := slices.Collect(func(yield func(*storedKey) bool) {
+		for _, k := range cs.keys {
+			if !yield(k) {
+				return
+			}
 		}
+	})
+	slices.SortFunc(keys, func(a, b *storedKey) int {
+		if c := b.notAfter.Compare(a.notAfter); c != 0 {
+			return c
+		}
+		return strings.Compare(wire.CertSerial(b.cert), wire.CertSerial(a.cert))
+	})
+	certs := make([]*x509.Certificate, len(keys))
+	for i, k := range keys {
+		certs[i] = k.cert
 	}
-	slices.SortFunc(certs, func(a, b *x509.Certificate) int { return b.NotAfter.Compare(a.NotAfter) })
 	return certs
 }
 
 // requestSerial is the Wechatpay-Serial a request of merchantID should
-// carry when nothing else says: its newest platform certificate, if known.
+// carry when nothing else says: its newest valid platform certificate, if
+// cached.
 func (s *Store) requestSerial(merchantID string) string {
-	v, ok := s.merchants.Load(merchantID)
-	if !ok {
+	cs, ok := s.sets.Peek(merchantID)
+	if !ok || cs.reg.superseded.Load() {
 		return ""
 	}
-	m := v.(*merchant)
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.newest
+	if k := cs.newest(s.wall()); k != nil {
+		return wire.CertSerial(k.cert)
+	}
+	return ""
 }
 
-// Len returns the number of cached platform certificates.
-func (s *Store) Len() int { return s.keys.Len() }
+// Len returns the number of cached platform certificates, across all
+// merchants.
+func (s *Store) Len() int {
+	n := 0
+	for _, cs := range s.sets.Values() {
+		if !cs.reg.superseded.Load() {
+			n += len(cs.keys)
+		}
+	}
+	return n
+}

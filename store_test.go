@@ -10,6 +10,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 func newTestStore(t testing.TB, opts StoreOptions, f *fakeWeChat, ids ...string) *Store {
@@ -32,7 +34,7 @@ func TestStoreRefreshAhead(t *testing.T) {
 		f := newFake(t)
 		s := newTestStore(t, StoreOptions{RefreshInterval: time.Hour}, f, "1900000001")
 		defer s.Close()
-		serial := certSerial(f.certs[0].cert)
+		serial := wire.CertSerial(f.certs[0].cert)
 		ctx := context.Background()
 		if _, err := s.PublicKey(ctx, "1900000001", serial); err != nil {
 			t.Fatal(err)
@@ -45,7 +47,7 @@ func TestStoreRefreshAhead(t *testing.T) {
 		f.mu.Lock()
 		f.certs = append(f.certs, fakeCert{newTestCert(t, testKey(2), 2, now.Add(-time.Minute), now.Add(6*365*24*time.Hour)), testKey(2)})
 		f.mu.Unlock()
-		next := certSerial(f.certs[1].cert)
+		next := wire.CertSerial(f.certs[1].cert)
 
 		time.Sleep(2 * time.Hour)
 		// Stale: the cached key is served at once, and one refresh runs.
@@ -66,7 +68,7 @@ func TestStoreRefreshAhead(t *testing.T) {
 			t.Errorf("downloads after rotation = %d; want 2", got)
 		}
 		c, err := s.Newest(ctx, "1900000001")
-		if err != nil || certSerial(c) != next {
+		if err != nil || wire.CertSerial(c) != next {
 			t.Errorf("Newest = %v, %v; want %s", c, err, next)
 		}
 	})
@@ -118,7 +120,7 @@ func TestStoreMinRefreshInterval(t *testing.T) {
 			t.Fatalf("downloads after a failure = %d; want 3", got)
 		}
 		// The cached certificate survived the failing endpoint.
-		if _, err := s.PublicKey(ctx, "1900000001", certSerial(f.certs[0].cert)); err != nil {
+		if _, err := s.PublicKey(ctx, "1900000001", wire.CertSerial(f.certs[0].cert)); err != nil {
 			t.Errorf("cached certificate after failures: %v", err)
 		}
 	})
@@ -131,7 +133,7 @@ func TestStoreFetchTimeoutAndCancel(t *testing.T) {
 		f.hang = true
 		s := newTestStore(t, StoreOptions{FetchTimeout: 3 * time.Second}, f, "1900000001")
 		defer s.Close()
-		serial := certSerial(f.certs[0].cert)
+		serial := wire.CertSerial(f.certs[0].cert)
 
 		var wg sync.WaitGroup
 		errs := make([]error, 10)
@@ -171,7 +173,7 @@ func TestStoreWaiterCancelDoesNotFailOthers(t *testing.T) {
 		f.hang = true
 		s := newTestStore(t, StoreOptions{}, f, "1900000001")
 		defer s.Close()
-		serial := certSerial(f.certs[0].cert)
+		serial := wire.CertSerial(f.certs[0].cert)
 		cctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
 		var errCancelled, errOther error
@@ -204,7 +206,7 @@ func TestStoreExpiredCertificateNeverUsed(t *testing.T) {
 		f.certs = []fakeCert{{newTestCert(t, testKey(1), 7, now.Add(-time.Hour), now.Add(time.Hour)), testKey(1)}}
 		s := newTestStore(t, StoreOptions{}, f, "1900000001")
 		defer s.Close()
-		serial := certSerial(f.certs[0].cert)
+		serial := wire.CertSerial(f.certs[0].cert)
 		if _, err := s.PublicKey(context.Background(), "1900000001", serial); err != nil {
 			t.Fatal(err)
 		}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // cacheErrs collects what a Store reports to CacheErrorHandler.
@@ -61,7 +63,7 @@ func cachedStore(t *testing.T, f *fakeWeChat, c Cache, errs *cacheErrs) *Store {
 
 func lookup(t *testing.T, s *Store, f *fakeWeChat) *rsa.PublicKey {
 	t.Helper()
-	k, err := s.PublicKey(context.Background(), cacheMerchant, certSerial(f.certs[0].cert))
+	k, err := s.PublicKey(context.Background(), cacheMerchant, wire.CertSerial(f.certs[0].cert))
 	if err != nil {
 		t.Fatalf("PublicKey: %v", err)
 	}
@@ -99,8 +101,8 @@ func TestDirCacheRestart(t *testing.T) {
 	if n := f.downloads.Load(); n != 1 {
 		t.Errorf("%d downloads after the restart; want still 1", n)
 	}
-	if e := errs.list(); len(e) != 0 || s2.cacheRejected.Load() != 0 {
-		t.Errorf("cache errors %v, %d refused; want none", e, s2.cacheRejected.Load())
+	if e := errs.list(); len(e) != 0 || refused(s2) != 0 {
+		t.Errorf("cache errors %v, %d refused; want none", e, refused(s2))
 	}
 }
 
@@ -134,22 +136,22 @@ func attackerDownload(t *testing.T) (body []byte, h map[string]any, serial strin
 	t.Helper()
 	key := testKey(3)
 	cert := newTestCert(t, key, 99, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
-	aead, _ := NewAEAD("attackerattackerattackerattacker")
+	aead, _ := wire.NewAEAD("attackerattackerattackerattacker")
 	nonce := "0123456789ab"
-	ct, err := SealResource(aead, nonce, "certificate", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}))
+	ct, err := wire.Seal(aead, nonce, "certificate", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	serial = certSerial(cert)
-	body, _ = json.Marshal(CertificatesResponse{Data: []CertificateData{{
+	serial = wire.CertSerial(cert)
+	body, _ = json.Marshal(wire.CertificatesResponse{Data: []wire.CertificateData{{
 		SerialNo:           serial,
-		EncryptCertificate: EncryptedResource{Algorithm: algorithmAESGCM, Nonce: nonce, AssociatedData: "certificate", Ciphertext: ct},
+		EncryptCertificate: wire.EncryptedResource{Algorithm: wire.AlgorithmAESGCM, Nonce: nonce, AssociatedData: "certificate", Ciphertext: ct},
 	}}})
 	sh := signedHeader(key, serial, time.Now(), body)
 	h = map[string]any{
-		"wechatpay_timestamp": sh.Get(HeaderTimestamp),
-		"wechatpay_nonce":     sh.Get(HeaderNonce),
-		"wechatpay_signature": sh.Get(HeaderSignature),
+		"wechatpay_timestamp": sh.Get(wire.HeaderTimestamp),
+		"wechatpay_nonce":     sh.Get(wire.HeaderNonce),
+		"wechatpay_signature": sh.Get(wire.HeaderSignature),
 		"wechatpay_serial":    serial,
 	}
 	return body, h, serial
@@ -177,11 +179,11 @@ func TestDirCacheEditedFile(t *testing.T) {
 			return ""
 		}},
 		{"signature of another response", func(t *testing.T, dir DirCache, f *fakeWeChat) string {
-			other := signedHeader(f.certs[0].key, certSerial(f.certs[0].cert), time.Now(), []byte(`{}`))
+			other := signedHeader(f.certs[0].key, wire.CertSerial(f.certs[0].cert), time.Now(), []byte(`{}`))
 			editEntry(t, dir, func(m map[string]any) {
 				h := m["header"].(map[string]any)
-				h["wechatpay_signature"] = other.Get(HeaderSignature)
-				h["wechatpay_nonce"] = other.Get(HeaderNonce)
+				h["wechatpay_signature"] = other.Get(wire.HeaderSignature)
+				h["wechatpay_nonce"] = other.Get(wire.HeaderNonce)
 			})
 			return ""
 		}},
@@ -207,7 +209,7 @@ func TestDirCacheEditedFile(t *testing.T) {
 			if n := f.downloads.Load(); n != 2 {
 				t.Errorf("%d downloads; want 2 (the edited entry replaced by a download)", n)
 			}
-			if n := s.cacheRejected.Load(); n != 1 {
+			if n := refused(s); n != 1 {
 				t.Errorf("%d entries refused; want 1", n)
 			}
 			e := errs.list()
@@ -225,8 +227,8 @@ func TestDirCacheEditedFile(t *testing.T) {
 			// The file holds a genuine download again.
 			s3 := cachedStore(t, f, dir, &errs)
 			lookup(t, s3, f)
-			if n := f.downloads.Load(); n != 2 || s3.cacheRejected.Load() != 0 {
-				t.Errorf("after the repair: %d downloads, %d refused; want 2 and 0", n, s3.cacheRejected.Load())
+			if n := f.downloads.Load(); n != 2 || refused(s3) != 0 {
+				t.Errorf("after the repair: %d downloads, %d refused; want 2 and 0", n, refused(s3))
 			}
 		})
 	}
@@ -253,7 +255,7 @@ func TestCacheTooOld(t *testing.T) {
 		if n := f.downloads.Load(); n != 2 {
 			t.Errorf("%d downloads for an entry past the limit; want 2", n)
 		}
-		if e := errs.list(); len(e) != 0 || s.cacheRejected.Load() != 0 {
+		if e := errs.list(); len(e) != 0 || refused(s) != 0 {
 			t.Errorf("cache errors %v; want none", e)
 		}
 	})
@@ -289,9 +291,11 @@ func TestCacheShareRefresh(t *testing.T) {
 }
 
 func (s *Store) merchantLastSuccess() time.Time {
-	m, _ := s.merchant(cacheMerchant)
-	return time.Unix(0, m.lastSuccess.Load())
+	return s.Status(cacheMerchant)[0].LastSuccess
 }
+
+// refused is the merchant's count of cache entries refused.
+func refused(s *Store) int64 { return s.Status(cacheMerchant)[0].CacheRefused }
 
 // brokenCache fails every call, as a cache that is down does.
 type brokenCache struct{}

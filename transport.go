@@ -9,6 +9,9 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // DefaultMaxBodySize bounds request and response bodies a Transport reads
@@ -37,23 +40,35 @@ func baseOr(rt http.RoundTripper) http.RoundTripper {
 // Verifier: it refuses to send rather than pass unverified data.
 var ErrNotConfigured = errors.New("wechatpay: transport needs a Signer and a Verifier")
 
+// ErrHostNotAllowed is returned, before anything is sent, for a request to
+// a host the Transport does not sign for. A signature is a credential for
+// five minutes: it goes only to the merchant's API hosts.
+var ErrHostNotAllowed = errors.New("wechatpay: refusing to sign a request for a host that is not this merchant's WeChat Pay API host")
+
 // Transport is an [http.RoundTripper] that signs WeChat Pay APIv3 requests
 // and verifies the signature of every response it returns. Put it in any
 // [http.Client]; retries and tracing belong in RoundTrippers that wrap it,
 // so that every attempt is signed afresh.
 //
+// It signs only requests to the host of BaseURL and to WeChat Pay's other
+// documented host of the same region (api.mch.weixin.qq.com and its backup
+// api2.mch.weixin.qq.com; see Failover), over BaseURL's scheme; a request
+// to any other host fails with ErrHostNotAllowed before anything is sent.
+//
 // RoundTrip bends the RoundTripper contract in one documented way: it
-// interprets responses. A 2xx response is returned only if its signature
-// verifies; otherwise RoundTrip closes it and returns a *VerifyError. A
-// non-2xx response is verified when it carries a signature and is otherwise
-// returned as it is; see CheckResponse and IsVerified. Responses of
-// WeChat Pay's unsigned downloads (bill files, complaint images,
-// statements), and of requests marked with WithoutResponseVerification,
-// are streamed unverified.
+// interprets responses. A 2xx or 3xx response is returned only if its
+// signature verifies (WeChat Pay's APIs do not redirect, so an unsigned
+// redirect is refused, never followed); otherwise RoundTrip closes it and
+// returns a *VerifyError. Any other response is verified when it carries
+// a signature and is otherwise returned as it is; see CheckResponse and
+// IsVerified. The only responses passed on unverified are the 2xx answers
+// to GET requests marked with WithoutResponseVerification (DownloadBill
+// marks its own), and never to a request made to follow a redirect.
 //
 // RoundTrip never modifies the caller's request and closes its body
 // exactly once. A Transport is safe for concurrent use; do not change its
-// fields after the first call to RoundTrip.
+// fields after the first call to RoundTrip. The zero value refuses every
+// request with ErrNotConfigured.
 type Transport struct {
 	// Signer signs requests. Required.
 	Signer *Signer
@@ -61,6 +76,9 @@ type Transport struct {
 	Verifier *Verifier
 	// Base sends the signed request. Nil means http.DefaultTransport.
 	Base http.RoundTripper
+	// BaseURL is the merchant's API host, as in Config. Empty means
+	// DefaultBaseURL. It decides the hosts the Transport signs for.
+	BaseURL string
 	// PublicKeyID, if set, is sent as Wechatpay-Serial so that WeChat Pay
 	// signs responses with that public key. Otherwise the newest platform
 	// certificate's serial is sent when the Verifier's *Store knows it.
@@ -71,6 +89,8 @@ type Transport struct {
 	// UserAgent is set when the request has none. Empty means a default
 	// that names this library.
 	UserAgent string
+
+	hosts atomic.Pointer[apiHosts] // parsed BaseURL, on first use
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -96,6 +116,7 @@ func NewTransport(cfg Config) (*Transport, error) {
 		Signer:      &Signer{MerchantID: cfg.MerchantID, CertificateSerial: cfg.CertificateSerial, Key: cfg.PrivateKey},
 		Verifier:    &Verifier{MerchantID: cfg.MerchantID, Keys: store},
 		Base:        cfg.Base,
+		BaseURL:     cfg.BaseURL,
 		PublicKeyID: cfg.PublicKeyID,
 		MaxBodySize: cfg.MaxBodySize,
 		UserAgent:   cfg.UserAgent,
@@ -112,43 +133,50 @@ func WithSerial(ctx context.Context, serial string) context.Context {
 	return context.WithValue(ctx, serialKey{}, serial)
 }
 
-// WithoutResponseVerification marks a request whose response WeChat Pay
-// does not sign, so that the Transport streams it unverified. The
-// documented unsigned downloads need no marking; this is an escape hatch
-// for others. Use it only for such endpoints: the response is not
-// authenticated.
+// WithoutResponseVerification marks a GET request whose successful
+// response WeChat Pay does not sign (file downloads such as complaint
+// images or statements), so that the Transport streams a 2xx answer to it
+// unverified. Nothing else is ever passed on unverified: not a 3xx, not a
+// request to another host, not a request http.Client makes to follow a
+// redirect. DownloadBill marks its own request. The response is not
+// authenticated: check it against a hash from a signed answer.
 func WithoutResponseVerification(ctx context.Context) context.Context {
 	return context.WithValue(ctx, unsignedKey{}, true)
 }
 
-// unsignedPrefixes are WeChat Pay's documented downloads whose responses
-// carry no signature (PROTOCOL §2.5). Only GET requests qualify. An entry
-// ending in "/" matches the paths below it; any other matches exactly.
-var unsignedPrefixes = []string{
+// unverifiedAllowed reports whether a 2xx answer to req may be passed on
+// unverified: only when the caller marked it, for a GET that is not
+// following a redirect.
+func unverifiedAllowed(req *http.Request) bool {
+	if req.Method != http.MethodGet && req.Method != "" || req.Response != nil {
+		return false
+	}
+	v, _ := req.Context().Value(unsignedKey{}).(bool)
+	return v
+}
+
+// knownUnsigned are WeChat Pay's documented downloads whose responses
+// carry no signature (PROTOCOL §2.5). They decide nothing: they only make
+// the error for an unmarked request to one of them say what to do.
+var knownUnsigned = []string{
 	"/v3/billdownload/file",
 	"/v3/merchant-service/images/",
 	"/v3/statements",
 	"/v3/global/statements",
 	"/hk/v3/statements",
 	"/v3/new-tax-control-fapiao/download",
-	"/v3/transferdownload/elecvoucherfile",
-	"/v3/transferdownload/signfile",
+	"/v3/transferdownload/",
 }
 
-func isUnsignedDownload(req *http.Request) bool {
-	if req.Method != http.MethodGet && req.Method != "" {
-		return false
-	}
-	if v, _ := req.Context().Value(unsignedKey{}).(bool); v {
-		return true
-	}
-	p := req.URL.Path
-	for _, prefix := range unsignedPrefixes {
-		if p == prefix || strings.HasSuffix(prefix, "/") && strings.HasPrefix(p, prefix) {
-			return true
+// unsignedHint says what to do when an unmarked request to a documented
+// unsigned download gets an unsigned answer.
+func unsignedHint(path string) string {
+	for _, p := range knownUnsigned {
+		if strings.HasPrefix(path, p) {
+			return fmt.Sprintf("%s answers unsigned: download it with wechatpay.DownloadBill, or mark the request with wechatpay.WithoutResponseVerification and check the file against the hash of a signed answer", p)
 		}
 	}
-	return false
+	return ""
 }
 
 func (t *Transport) maxBody() int64 {
@@ -156,6 +184,20 @@ func (t *Transport) maxBody() int64 {
 		return t.MaxBodySize
 	}
 	return DefaultMaxBodySize
+}
+
+// apiHosts returns the hosts t signs for, parsing BaseURL on first use.
+func (t *Transport) apiHosts() (*apiHosts, error) {
+	if h := t.hosts.Load(); h != nil {
+		return h, nil
+	}
+	u, err := parseBaseURL(t.BaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("wechatpay: transport: %w", err)
+	}
+	h := newAPIHosts(u)
+	t.hosts.Store(&h)
+	return &h, nil
 }
 
 // RoundTrip signs req, sends it with Base and verifies the response. See
@@ -170,6 +212,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if req.URL == nil {
 		return nil, errors.New("wechatpay: request has no URL")
+	}
+	hosts, err := t.apiHosts()
+	if err != nil {
+		return nil, err
+	}
+	if err := hosts.check(req.URL); err != nil {
+		return nil, err
 	}
 	r2 := req.Clone(req.Context())
 	if req.Body != nil && req.Body != http.NoBody {
@@ -206,30 +255,36 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		h.Set("Content-Type", "application/json")
 	}
 	if serial := t.requestSerial(r2); serial != "" {
-		h.Set(HeaderSerial, serial)
+		h.Set(wire.HeaderSerial, serial)
 	}
 
 	resp, err := baseOr(t.Base).RoundTrip(r2)
 	if err != nil {
 		return nil, err
 	}
-	ok2xx := resp.StatusCode >= 200 && resp.StatusCode < 300
-	if ok2xx && isUnsignedDownload(r2) {
+	if resp.Header == nil {
+		resp.Header = http.Header{}
+	}
+	resp.Header.Del(wire.VerifiedHeader) // only this process says what it verified
+	mustVerify := resp.StatusCode >= 200 && resp.StatusCode < 400
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 && unverifiedAllowed(r2) {
 		return resp, nil // streamed: a bill may be larger than memory
 	}
-	rbody, err := readAll(resp.Body, resp.ContentLength, t.maxBody())
-	resp.Body.Close()
+	rbody, err := readResponseBody(resp, method, t.maxBody())
 	if err != nil {
 		return nil, fmt.Errorf("wechatpay: reading response of %s %s: %w", method, r2.URL.Path, err)
 	}
-	verified := false
-	if ok2xx || len(resp.Header[HeaderSignature]) > 0 {
+	if mustVerify || len(resp.Header[wire.HeaderSignature]) > 0 {
 		if err := t.Verifier.Verify(req.Context(), resp.Header, rbody); err != nil {
+			var ve *VerifyError
+			if hint := unsignedHint(r2.URL.Path); hint != "" && errors.As(err, &ve) && errors.Is(err, ErrMissingSignature) {
+				ve.Err = fmt.Errorf("%w; %s", ve.Err, hint)
+			}
 			return nil, err
 		}
-		verified = true
+		wire.MarkVerified(resp.Header)
 	}
-	resp.Body = &responseBody{Reader: bytes.NewReader(rbody), verified: verified}
+	resp.Body = io.NopCloser(bytes.NewReader(rbody))
 	resp.ContentLength = int64(len(rbody))
 	return resp, nil
 }
@@ -241,7 +296,7 @@ func (t *Transport) requestSerial(r *http.Request) string {
 	if s, ok := r.Context().Value(serialKey{}).(string); ok && s != "" {
 		return s
 	}
-	if r.Header.Get(HeaderSerial) != "" {
+	if r.Header.Get(wire.HeaderSerial) != "" {
 		return ""
 	}
 	if t.PublicKeyID != "" {
@@ -253,20 +308,25 @@ func (t *Transport) requestSerial(r *http.Request) string {
 	return ""
 }
 
-// responseBody is the body of a response RoundTrip read and checked.
-type responseBody struct {
-	*bytes.Reader
-	verified bool
+// IsVerified reports whether resp's signature was verified by a Transport
+// (or a V2Transport) of this process. Every 2xx and 3xx response a
+// Transport returns is verified, except the answers to requests marked
+// with WithoutResponseVerification. It keeps working when anything wraps
+// the response's body, and a server cannot make it report true.
+func IsVerified(resp *http.Response) bool {
+	return wire.IsVerified(resp.Header)
 }
 
-func (*responseBody) Close() error { return nil }
-
-// IsVerified reports whether resp came from a Transport that verified its
-// signature. Every 2xx response a Transport returns is verified, except
-// unsigned downloads.
-func IsVerified(resp *http.Response) bool {
-	b, ok := resp.Body.(*responseBody)
-	return ok && b.verified
+// readResponseBody reads and closes resp.Body, bounded by limit. HEAD
+// answers and 1xx, 204 and 304 responses have no body whatever their
+// Content-Length says.
+func readResponseBody(resp *http.Response, method string, limit int64) ([]byte, error) {
+	defer resp.Body.Close()
+	if method == http.MethodHead || resp.StatusCode == http.StatusNoContent ||
+		resp.StatusCode == http.StatusNotModified || resp.StatusCode < 200 {
+		return nil, nil
+	}
+	return readAll(resp.Body, resp.ContentLength, limit)
 }
 
 // readRequestBody reads req.Body with a limit and always closes it.
@@ -332,13 +392,13 @@ func (e *APIError) Error() string {
 		fmt.Fprintf(&b, " %s", e.Code)
 	}
 	if e.Message != "" {
-		fmt.Fprintf(&b, ": %s", truncate(e.Message, 200))
+		fmt.Fprintf(&b, ": %s", wire.Truncate(e.Message, 200))
 	}
 	if len(e.Detail) > 0 {
-		fmt.Fprintf(&b, " (detail %s)", truncate(string(e.Detail), 500))
+		fmt.Fprintf(&b, " (detail %s)", wire.Truncate(string(e.Detail), 500))
 	}
 	if e.RequestID != "" {
-		fmt.Fprintf(&b, " [Request-ID %s]", truncate(e.RequestID, 64))
+		fmt.Fprintf(&b, " [Request-ID %s]", wire.Truncate(e.RequestID, 64))
 	}
 	if !e.Verified {
 		b.WriteString(" [unverified]")
@@ -347,7 +407,7 @@ func (e *APIError) Error() string {
 }
 
 func newAPIError(resp *http.Response, body []byte, verified bool) *APIError {
-	e := &APIError{StatusCode: resp.StatusCode, RequestID: resp.Header.Get(HeaderRequestID), Verified: verified}
+	e := &APIError{StatusCode: resp.StatusCode, RequestID: resp.Header.Get(wire.HeaderRequestID), Verified: verified}
 	var j struct {
 		Code    string          `json:"code"`
 		Message string          `json:"message"`
@@ -374,6 +434,6 @@ func CheckResponse(resp *http.Response) error {
 	if err != nil {
 		return fmt.Errorf("wechatpay: reading HTTP %d response: %w", resp.StatusCode, err)
 	}
-	resp.Body = &responseBody{Reader: bytes.NewReader(body), verified: verified}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
 	return newAPIError(resp, body, verified)
 }

@@ -573,7 +573,9 @@ func TestManyMerchantsShareOneStore(t *testing.T) {
 		n = 300
 	}
 	srv := newSandbox(t)
-	store, err := wechatpay.NewStore(wechatpay.StoreOptions{Size: 256})
+	// Size counts merchants; an evicted merchant is downloaded again
+	// once MinRefreshInterval has passed since its last download.
+	store, err := wechatpay.NewStore(wechatpay.StoreOptions{Size: 256, MinRefreshInterval: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // APIv2 sign types (PROTOCOL §5.1).
@@ -82,7 +84,7 @@ func parseV2(b []byte) ([]v2Field, error) {
 				name = t.Name.Local
 				text.Reset()
 			default:
-				return nil, fmt.Errorf("%w: element <%s> is nested in <%s>", ErrV2XML, truncate(t.Name.Local, 32), truncate(name, 32))
+				return nil, fmt.Errorf("%w: element <%s> is nested in <%s>", ErrV2XML, wire.Truncate(t.Name.Local, 32), wire.Truncate(name, 32))
 			}
 		case xml.CharData:
 			if depth == 2 {
@@ -93,7 +95,7 @@ func parseV2(b []byte) ([]v2Field, error) {
 		case xml.EndElement:
 			if depth == 2 {
 				if slices.ContainsFunc(fields, func(f v2Field) bool { return f.name == name }) {
-					return nil, fmt.Errorf("%w: field <%s> appears twice", ErrV2XML, truncate(name, 32))
+					return nil, fmt.Errorf("%w: field <%s> appears twice", ErrV2XML, wire.Truncate(name, 32))
 				}
 				if len(fields) == maxV2Fields {
 					return nil, fmt.Errorf("%w: more than %d fields", ErrV2XML, maxV2Fields)
@@ -196,7 +198,7 @@ func SignV2(params map[string]string, key, signType string) (string, error) {
 		s := md5.Sum([]byte(b.String()))
 		sum = s[:]
 	default:
-		return "", fmt.Errorf("wechatpay: APIv2 sign: unsupported sign_type %q (want %s or %s)", truncate(signType, 20), SignTypeHMACSHA256, SignTypeMD5)
+		return "", fmt.Errorf("wechatpay: APIv2 sign: unsupported sign_type %q (want %s or %s)", wire.Truncate(signType, 20), SignTypeHMACSHA256, SignTypeMD5)
 	}
 	return strings.ToUpper(hex.EncodeToString(sum)), nil
 }
@@ -240,18 +242,18 @@ func (e *V2Error) Error() string {
 	var b strings.Builder
 	b.WriteString("wechatpay: APIv2")
 	if e.ReturnCode != "SUCCESS" {
-		fmt.Fprintf(&b, " return_code %s", truncate(e.ReturnCode, 32))
+		fmt.Fprintf(&b, " return_code %s", wire.Truncate(e.ReturnCode, 32))
 		if e.ReturnMsg != "" {
-			fmt.Fprintf(&b, ": %s", truncate(e.ReturnMsg, 200))
+			fmt.Fprintf(&b, ": %s", wire.Truncate(e.ReturnMsg, 200))
 		}
 		return b.String()
 	}
-	fmt.Fprintf(&b, " result_code %s", truncate(e.ResultCode, 32))
+	fmt.Fprintf(&b, " result_code %s", wire.Truncate(e.ResultCode, 32))
 	if e.ErrCode != "" {
-		fmt.Fprintf(&b, " err_code %s", truncate(e.ErrCode, 64))
+		fmt.Fprintf(&b, " err_code %s", wire.Truncate(e.ErrCode, 64))
 	}
 	if e.ErrCodeDes != "" {
-		fmt.Fprintf(&b, ": %s", truncate(e.ErrCodeDes, 200))
+		fmt.Fprintf(&b, ": %s", wire.Truncate(e.ErrCodeDes, 200))
 	}
 	return b.String()
 }
@@ -364,14 +366,14 @@ func (t *V2Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	if signType != SignTypeHMACSHA256 && signType != SignTypeMD5 {
-		return nil, fmt.Errorf("wechatpay: APIv2 request: unsupported sign_type %q (want %s or %s)", truncate(signType, 20), SignTypeHMACSHA256, SignTypeMD5)
+		return nil, fmt.Errorf("wechatpay: APIv2 request: unsupported sign_type %q (want %s or %s)", wire.Truncate(signType, 20), SignTypeHMACSHA256, SignTypeMD5)
 	}
 	if _, ok := params["mch_id"]; !ok && t.MerchantID != "" {
 		fields = append(fields, v2Field{"mch_id", t.MerchantID})
 	}
 	if params["nonce_str"] == "" {
 		fields = slices.DeleteFunc(fields, func(f v2Field) bool { return f.name == "nonce_str" })
-		fields = append(fields, v2Field{"nonce_str", NewNonce()})
+		fields = append(fields, v2Field{"nonce_str", wire.NewNonce()})
 	}
 	sign, err := SignV2(v2Map(fields), t.Key, signType)
 	if err != nil {
@@ -393,16 +395,22 @@ func (t *V2Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	if resp.Header == nil {
+		resp.Header = http.Header{}
+	}
+	resp.Header.Del(wire.VerifiedHeader) // only this process says what it verified
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		resp.Body.Close() // WeChat Pay does not redirect: never follow one
+		return nil, fmt.Errorf("wechatpay: APIv2 %s answered HTTP %d, a redirect: refused", r2.URL.Path, resp.StatusCode)
+	}
 	ok2xx := resp.StatusCode >= 200 && resp.StatusCode < 300
-	if v, _ := req.Context().Value(unsignedKey{}).(bool); v && ok2xx {
+	if ok2xx && unverifiedAllowed(r2) {
 		return resp, nil
 	}
-	rbody, err := readAll(resp.Body, resp.ContentLength, t.maxBody())
-	resp.Body.Close()
+	rbody, err := readResponseBody(resp, r2.Method, t.maxBody())
 	if err != nil {
 		return nil, fmt.Errorf("wechatpay: reading APIv2 response of %s: %w", r2.URL.Path, err)
 	}
-	verified := false
 	if ok2xx {
 		rfields, err := parseV2(rbody)
 		if err != nil {
@@ -413,10 +421,10 @@ func (t *V2Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if err := VerifyV2(answer, t.Key, signType); err != nil {
 				return nil, fmt.Errorf("wechatpay: APIv2 response of %s: %w", r2.URL.Path, err)
 			}
-			verified = true
+			wire.MarkVerified(resp.Header)
 		}
 	}
-	resp.Body = &responseBody{Reader: bytes.NewReader(rbody), verified: verified}
+	resp.Body = io.NopCloser(bytes.NewReader(rbody))
 	resp.ContentLength = int64(len(rbody))
 	return resp, nil
 }

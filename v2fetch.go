@@ -7,9 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // V2Config is what FetchCertificatesV2 needs. Its String method never
@@ -57,7 +58,7 @@ const v2CertificatesPath = "/risk/getcertficates"
 func FetchCertificatesV2(ctx context.Context, cfg V2Config) ([]*x509.Certificate, error) {
 	certs, err := fetchCertificatesV2(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("%w for merchant %s (APIv2 getcertficates): %w", ErrCertificateDownload, truncate(cfg.MerchantID, 32), err)
+		return nil, fmt.Errorf("%w for merchant %s (APIv2 getcertficates): %w", ErrCertificateDownload, wire.Truncate(cfg.MerchantID, 32), err)
 	}
 	return certs, nil
 }
@@ -70,7 +71,7 @@ func fetchCertificatesV2(ctx context.Context, cfg V2Config) ([]*x509.Certificate
 	if cfg.APIv2Key == "" {
 		problems = append(problems, "APIv2Key is empty")
 	}
-	aead, err := NewAEAD(cfg.APIv3Key)
+	aead, err := wire.NewAEAD(cfg.APIv3Key)
 	if err != nil {
 		problems = append(problems, err.Error())
 	}
@@ -93,7 +94,7 @@ func fetchCertificatesV2(ctx context.Context, cfg V2Config) ([]*x509.Certificate
 		return nil, err
 	}
 	if id := answer["mch_id"]; id != "" && id != cfg.MerchantID {
-		return nil, fmt.Errorf("answer is for merchant %q", truncate(id, 32))
+		return nil, fmt.Errorf("answer is for merchant %q", wire.Truncate(id, 32))
 	}
 	list := answer["certificates"]
 	if list == "" {
@@ -118,9 +119,9 @@ func (s *Store) AddCertificates(merchantID string, certs []*x509.Certificate) er
 	if len(certs) == 0 {
 		return errors.New("wechatpay: AddCertificates: no certificates")
 	}
-	now := s.clock()
+	now := s.wall()
 	for _, c := range certs {
-		serial := certSerial(c)
+		serial := wire.CertSerial(c)
 		pub, ok := c.PublicKey.(*rsa.PublicKey)
 		switch {
 		case !ok:
@@ -136,25 +137,22 @@ func (s *Store) AddCertificates(merchantID string, certs []*x509.Certificate) er
 			}
 		}
 	}
-	v, _ := s.merchants.LoadOrStore(merchantID, &merchant{id: merchantID})
-	m := v.(*merchant)
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	r, err := s.registration(merchantID)
+	if err != nil {
+		r = &registration{id: merchantID, gen: s.gen.Add(1)}
+		r.lastAttempt.Store(int64(never))
+		r.lastSuccess.Store(int64(never))
+		s.replace(merchantID, r)
+	}
+	cs := &certSet{reg: r, keys: map[string]*storedKey{}, source: "added"}
+	if cur := s.currentSet(r); cur != nil {
+		for serial, k := range cur.keys {
+			cs.keys[serial] = k
+		}
+	}
 	for _, c := range certs {
-		serial := certSerial(c)
-		s.keys.Add(storeKey{m.id, serial}, &storedKey{pub: c.PublicKey.(*rsa.PublicKey), cert: c, notAfter: c.NotAfter, m: m})
-		if !slices.Contains(m.serials, serial) {
-			m.serials = append(slices.Clip(m.serials), serial)
-		}
+		cs.keys[wire.CertSerial(c)] = &storedKey{pub: c.PublicKey.(*rsa.PublicKey), cert: c, notAfter: c.NotAfter}
 	}
-	var newest *x509.Certificate
-	for _, serial := range m.serials {
-		if e, ok := s.keys.Peek(storeKey{m.id, serial}); ok && now.Before(e.notAfter) && (newest == nil || e.notAfter.After(newest.NotAfter)) {
-			newest = e.cert
-		}
-	}
-	if newest != nil {
-		m.newest = certSerial(newest)
-	}
+	s.sets.Add(merchantID, cs)
 	return nil
 }

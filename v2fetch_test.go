@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/wire"
 	"github.com/wxpaykit/wechatpay/wechatpaytest"
 )
 
@@ -28,10 +29,10 @@ func TestFetchCertificatesV2FeedsStore(t *testing.T) {
 	}
 	var got, want []string
 	for _, c := range certs {
-		got = append(got, wechatpay.CertificateSerial(c))
+		got = append(got, wire.CertSerial(c))
 	}
 	for _, c := range srv.Certificates(m.ID) {
-		want = append(want, wechatpay.CertificateSerial(c))
+		want = append(want, wire.CertSerial(c))
 	}
 	slices.Sort(got)
 	slices.Sort(want)
@@ -55,6 +56,7 @@ func TestFetchCertificatesV2FeedsStore(t *testing.T) {
 		Signer:   &wechatpay.Signer{MerchantID: m.ID, CertificateSerial: m.CertificateSerial, Key: m.PrivateKey},
 		Verifier: &wechatpay.Verifier{MerchantID: m.ID, Keys: store},
 		Base:     srv.Config().Base,
+		BaseURL:  srv.URL,
 	}
 	resp, err := (&http.Client{Transport: tr}).Get(srv.URL + "/v3/echo/v2-fed")
 	if err != nil {

@@ -9,12 +9,14 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // Errors that say why a response or callback did not verify. They come
 // wrapped in a *VerifyError; test with errors.Is.
 var (
-	ErrBadSignature     = errors.New("wechatpay: signature does not match")
+	ErrBadSignature     = wire.ErrBadSignature
 	ErrUnknownSerial    = errors.New("wechatpay: no key for serial")
 	ErrClockSkew        = errors.New("wechatpay: timestamp outside allowed window")
 	ErrSignatureProbe   = errors.New("wechatpay: signature probe (WECHATPAY/SIGNTEST), verification failed as intended")
@@ -23,23 +25,6 @@ var (
 	ErrBodyTooLarge     = errors.New("wechatpay: body exceeds size limit")
 	ErrExpiredKey       = errors.New("wechatpay: certificate for serial has expired")
 )
-
-// Header names of WeChat Pay's signature headers.
-const (
-	HeaderTimestamp     = "Wechatpay-Timestamp"
-	HeaderNonce         = "Wechatpay-Nonce"
-	HeaderSignature     = "Wechatpay-Signature"
-	HeaderSerial        = "Wechatpay-Serial"
-	HeaderSignatureType = "Wechatpay-Signature-Type"
-	HeaderRequestID     = "Request-Id"
-)
-
-// ProbePrefix starts the deliberately wrong signatures WeChat Pay sends to
-// test that merchants verify (PROTOCOL §2.4).
-const ProbePrefix = "WECHATPAY/SIGNTEST/"
-
-// publicKeyPrefix starts the IDs of WeChat Pay public keys (PROTOCOL §3).
-const publicKeyPrefix = "PUB_KEY_ID_"
 
 // DefaultMaxSkew is how far a Wechatpay-Timestamp may be from now
 // (PROTOCOL §2.3).
@@ -61,10 +46,10 @@ func (e *VerifyError) Error() string {
 		fmt.Fprintf(&b, " merchant %s", e.MerchantID)
 	}
 	if e.Serial != "" {
-		fmt.Fprintf(&b, " serial %q", truncate(e.Serial, 64))
+		fmt.Fprintf(&b, " serial %q", wire.Truncate(e.Serial, 64))
 	}
 	if e.RequestID != "" {
-		fmt.Fprintf(&b, " request %s", truncate(e.RequestID, 64))
+		fmt.Fprintf(&b, " request %s", wire.Truncate(e.RequestID, 64))
 	}
 	b.WriteString(": ")
 	b.WriteString(e.Err.Error())
@@ -109,9 +94,9 @@ type Verifier struct {
 // ErrSignatureProbe, ErrUnknownSerial, ErrBadSignature, or the error of
 // the key lookup. A nil error means the body is authentic.
 func (v *Verifier) Verify(ctx context.Context, h http.Header, body []byte) error {
-	serial := headerValue(h, HeaderSerial)
+	serial := headerValue(h, wire.HeaderSerial)
 	if err := v.verify(ctx, h, serial, body); err != nil {
-		return &VerifyError{MerchantID: v.MerchantID, Serial: serial, RequestID: headerValue(h, HeaderRequestID), Err: err}
+		return &VerifyError{MerchantID: v.MerchantID, Serial: serial, RequestID: headerValue(h, wire.HeaderRequestID), Err: err}
 	}
 	return nil
 }
@@ -120,18 +105,18 @@ func (v *Verifier) verify(ctx context.Context, h http.Header, serial string, bod
 	if v == nil || v.Keys == nil {
 		return errors.New("wechatpay: verifier has no key source")
 	}
-	ts := headerValue(h, HeaderTimestamp)
-	nonce := headerValue(h, HeaderNonce)
-	sig := headerValue(h, HeaderSignature)
+	ts := headerValue(h, wire.HeaderTimestamp)
+	nonce := headerValue(h, wire.HeaderNonce)
+	sig := headerValue(h, wire.HeaderSignature)
 	if ts == "" || nonce == "" || sig == "" || serial == "" {
-		return fmt.Errorf("%w: need %s, %s, %s and %s", ErrMissingSignature, HeaderTimestamp, HeaderNonce, HeaderSignature, HeaderSerial)
+		return fmt.Errorf("%w: need %s, %s, %s and %s", ErrMissingSignature, wire.HeaderTimestamp, wire.HeaderNonce, wire.HeaderSignature, wire.HeaderSerial)
 	}
-	if typ := headerValue(h, HeaderSignatureType); typ != "" && typ != SchemeRSA {
-		return fmt.Errorf("%w %q", ErrSignatureType, truncate(typ, 40))
+	if typ := headerValue(h, wire.HeaderSignatureType); typ != "" && typ != wire.SchemeRSA {
+		return fmt.Errorf("%w %q", ErrSignatureType, wire.Truncate(typ, 40))
 	}
 	sec, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil || len(ts) > 12 {
-		return fmt.Errorf("%w: %s is not a Unix time in seconds", ErrMissingSignature, HeaderTimestamp)
+		return fmt.Errorf("%w: %s is not a Unix time in seconds", ErrMissingSignature, wire.HeaderTimestamp)
 	}
 	now := time.Now
 	if v.now != nil {
@@ -143,16 +128,16 @@ func (v *Verifier) verify(ctx context.Context, h http.Header, serial string, bod
 	}
 	// Compare in seconds: no overflow for any int64 timestamp.
 	if d := now().Unix() - sec; d > int64(maxSkew/time.Second) || d < -int64(maxSkew/time.Second) {
-		return fmt.Errorf("%w: %s is %ds from now, more than %s", ErrClockSkew, HeaderTimestamp, d, maxSkew)
+		return fmt.Errorf("%w: %s is %ds from now, more than %s", ErrClockSkew, wire.HeaderTimestamp, d, maxSkew)
 	}
-	if strings.HasPrefix(sig, ProbePrefix) {
+	if strings.HasPrefix(sig, wire.ProbePrefix) {
 		return ErrSignatureProbe
 	}
 	key, err := v.Keys.PublicKey(ctx, v.MerchantID, serial)
 	if err != nil {
 		return err
 	}
-	return VerifyMessage(key, ResponseMessage(ts, nonce, body), sig)
+	return wire.Verify(key, wire.ResponseMessage(ts, nonce, body), sig)
 }
 
 // headerValue is h.Get for canonical names without the allocation-free

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/wire"
 	"github.com/wxpaykit/wechatpay/middleware"
 	"github.com/wxpaykit/wechatpay/wechatpaytest"
 )
@@ -79,12 +80,12 @@ func BenchmarkNotificationFloor(b *testing.B) {
 	srv, _, header, body := benchSetup(b)
 	m := srv.Merchant()
 	pub := srv.Certificates(m.ID)[0].PublicKey.(*rsa.PublicKey)
-	aead, err := wechatpay.NewAEAD(m.APIv3Key)
+	aead, err := wire.NewAEAD(m.APIv3Key)
 	if err != nil {
 		b.Fatal(err)
 	}
-	msg := wechatpay.ResponseMessage(header.Get(wechatpay.HeaderTimestamp), header.Get(wechatpay.HeaderNonce), body)
-	sig, err := base64.StdEncoding.DecodeString(header.Get(wechatpay.HeaderSignature))
+	msg := wire.ResponseMessage(header.Get(wire.HeaderTimestamp), header.Get(wire.HeaderNonce), body)
+	sig, err := base64.StdEncoding.DecodeString(header.Get(wire.HeaderSignature))
 	if err != nil {
 		b.Fatal(err)
 	}

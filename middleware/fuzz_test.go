@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/wire"
 	"github.com/wxpaykit/wechatpay/middleware"
 	"github.com/wxpaykit/wechatpay/wechatpaytest"
 )
@@ -37,9 +38,9 @@ func FuzzNotifications(f *testing.F) {
 	serial := srv.SigningSerial(m.ID)
 	keys := staticKeys{m.PublicKeyID: m.PublicKey}
 	for _, c := range srv.Certificates(m.ID) {
-		keys[wechatpay.CertificateSerial(c)] = c.PublicKey.(*rsa.PublicKey)
+		keys[wire.CertSerial(c)] = c.PublicKey.(*rsa.PublicKey)
 	}
-	aead, err := wechatpay.NewAEAD(m.APIv3Key)
+	aead, err := wire.NewAEAD(m.APIv3Key)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -60,8 +61,8 @@ func FuzzNotifications(f *testing.F) {
 		}
 		body, _ := io.ReadAll(req.Body)
 		hd := req.Header
-		f.Add(hd.Get(wechatpay.HeaderTimestamp), hd.Get(wechatpay.HeaderNonce), hd.Get(wechatpay.HeaderSignature),
-			hd.Get(wechatpay.HeaderSerial), hd.Get(wechatpay.HeaderSignatureType), body)
+		f.Add(hd.Get(wire.HeaderTimestamp), hd.Get(wire.HeaderNonce), hd.Get(wire.HeaderSignature),
+			hd.Get(wire.HeaderSerial), hd.Get(wire.HeaderSignatureType), body)
 	}
 	seed()
 	seed(wechatpaytest.NotifyWithPublicKey())
@@ -80,8 +81,8 @@ func FuzzNotifications(f *testing.F) {
 			ContentLength: int64(len(body)),
 		}
 		for name, v := range map[string]string{
-			wechatpay.HeaderTimestamp: ts, wechatpay.HeaderNonce: nonce, wechatpay.HeaderSignature: sig,
-			wechatpay.HeaderSerial: serial, wechatpay.HeaderSignatureType: sigType,
+			wire.HeaderTimestamp: ts, wire.HeaderNonce: nonce, wire.HeaderSignature: sig,
+			wire.HeaderSerial: serial, wire.HeaderSignatureType: sigType,
 		} {
 			if v != "" {
 				req.Header[name] = []string{v}
@@ -109,7 +110,7 @@ func FuzzNotifications(f *testing.F) {
 		}
 		// Reached: the request must check out independently.
 		key := keys[serial]
-		if key == nil || wechatpay.VerifyMessage(key, wechatpay.ResponseMessage(ts, nonce, body), sig) != nil {
+		if key == nil || wire.Verify(key, wire.ResponseMessage(ts, nonce, body), sig) != nil {
 			t.Fatalf("handler reached with a signature that does not verify (serial %q)", serial)
 		}
 		var env struct {
@@ -122,7 +123,7 @@ func FuzzNotifications(f *testing.F) {
 		if err := json.Unmarshal(body, &env); err != nil {
 			t.Fatalf("handler reached with a body that is not JSON: %v", err)
 		}
-		if _, err := wechatpay.OpenResource(aead, env.Resource.Nonce, env.Resource.AssociatedData, env.Resource.Ciphertext); err != nil {
+		if _, err := wire.Open(aead, env.Resource.Nonce, env.Resource.AssociatedData, env.Resource.Ciphertext); err != nil {
 			t.Fatalf("handler reached with a resource that does not decrypt: %v", err)
 		}
 	})

@@ -14,6 +14,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // Defaults of Config.
@@ -199,7 +200,7 @@ func newHandler(cfg Config) *handler {
 	case cfg.APIv3Key != "" && cfg.APIv3Keys != nil:
 		problems = append(problems, "set only one of APIv3Key and APIv3Keys")
 	case cfg.APIv3Key != "":
-		a, err := wechatpay.NewAEAD(cfg.APIv3Key) // its error never shows the key
+		a, err := wire.NewAEAD(cfg.APIv3Key) // its error never shows the key
 		if err != nil {
 			problems = append(problems, err.Error())
 		}
@@ -291,7 +292,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		h.fail(w, r, http.StatusBadRequest, msgMalformed, merchantID, err)
 		return
 	}
-	plaintext, err := wechatpay.OpenResource(aead, res.Nonce, res.AssociatedData, res.Ciphertext)
+	plaintext, err := wire.Open(aead, res.Nonce, res.AssociatedData, res.Ciphertext)
 	if err != nil {
 		h.fail(w, r, http.StatusBadRequest, msgDecrypt, merchantID, fmt.Errorf("notification %q: %w", truncate(env.ID, 64), err))
 		return
@@ -311,11 +312,11 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		},
 		Plaintext:  plaintext,
 		MerchantID: merchantID,
-		Serial:     r.Header.Get(wechatpay.HeaderSerial),
+		Serial:     r.Header.Get(wire.HeaderSerial),
 	}
 	guardKey, token := "", ""
 	if h.cfg.Guard != nil && n.ID != "" {
-		guardKey, token = merchantID+":"+n.ID, wechatpay.NewNonce()
+		guardKey, token = merchantID+":"+n.ID, wire.NewNonce()
 		ctx, cancel := context.WithTimeout(r.Context(), h.budget)
 		state, err := h.cfg.Guard.Claim(ctx, guardKey, token)
 		cancel()
@@ -392,7 +393,7 @@ func (h *handler) aeadFor(merchantID string) (cipher.AEAD, error) {
 	if e, ok := h.aeads.Get(merchantID); ok && e.key == key {
 		return e.aead, nil
 	}
-	a, err := wechatpay.NewAEAD(key)
+	a, err := wire.NewAEAD(key)
 	if err != nil {
 		return nil, fmt.Errorf("APIv3Keys for merchant %s: %w", merchantID, err)
 	}

@@ -13,7 +13,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // beijing is the +08:00 zone of WeChat Pay's timestamps.
@@ -78,7 +78,7 @@ func (s *Server) issueWith(key *rsa.PrivateKey, serial *big.Int, notBefore, notA
 	if err != nil {
 		panic("wechatpaytest: parse platform certificate: " + err.Error())
 	}
-	return &platformCert{cert: c, key: key, serial: wechatpay.CertificateSerial(c)}
+	return &platformCert{cert: c, key: key, serial: wire.CertSerial(c)}
 }
 
 // certificateList is the JSON of the certificate endpoint.
@@ -132,7 +132,7 @@ func (s *Server) serveCertificates(w http.ResponseWriter, r *http.Request, m *me
 	aead := m.aead
 	if fault == CertWrongAPIv3Key {
 		var err error
-		if aead, err = wechatpay.NewAEAD(randomText(32)); err != nil {
+		if aead, err = wire.NewAEAD(randomText(32)); err != nil {
 			panic(err)
 		}
 	}
@@ -140,7 +140,7 @@ func (s *Server) serveCertificates(w http.ResponseWriter, r *http.Request, m *me
 	for _, c := range certs {
 		nonce := randomText(12)
 		pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.cert.Raw})
-		ct, err := wechatpay.SealResource(aead, nonce, "certificate", pemBytes)
+		ct, err := wire.Seal(aead, nonce, "certificate", pemBytes)
 		if err != nil {
 			panic(err) // the nonce has the right size
 		}

@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // postV2 posts fields, signed with key and signType unless sign is set,
@@ -62,7 +63,7 @@ func TestV2Certificates(t *testing.T) {
 		t.Fatalf("certificates %q: %v", answer["certificates"], err)
 	}
 	c, err := decrypt(list.Data[0], m.APIv3Key)
-	if err != nil || wechatpay.CertificateSerial(c) != srv.SigningSerial(m.ID) {
+	if err != nil || wire.CertSerial(c) != srv.SigningSerial(m.ID) {
 		t.Errorf("decrypted certificate: %v", err)
 	}
 	if srv.MerchantCertificateDownloads(m.ID) != 1 || srv.PathRequests("/risk/getcertficates") != 1 {
@@ -181,7 +182,7 @@ func TestBillDownload(t *testing.T) {
 	if resp.StatusCode != 200 || len(file) != 100_000 || hex.EncodeToString(sum[:]) != bill.HashValue || bill.HashType != "SHA1" {
 		t.Errorf("file %d bytes, status %d, hash match %v", len(file), resp.StatusCode, hex.EncodeToString(sum[:]) == bill.HashValue)
 	}
-	if resp.Header.Get(wechatpay.HeaderSignature) != "" || resp.Header.Get(wechatpay.HeaderRequestID) == "" {
+	if resp.Header.Get(wire.HeaderSignature) != "" || resp.Header.Get(wire.HeaderRequestID) == "" {
 		t.Error("bill file signed, or without Request-ID")
 	}
 	resp, body = do(t, srv, m, "GET", "/v3/bill/tradebill?bill_date=yesterday", nil)
@@ -283,7 +284,7 @@ func TestDecryptField(t *testing.T) {
 	} {
 		req := newRequest(t, srv, m, "POST", "/v3/sensitive", []byte(tc.ct))
 		if tc.serial != "" {
-			req.Header.Set(wechatpay.HeaderSerial, tc.serial)
+			req.Header.Set(wire.HeaderSerial, tc.serial)
 		}
 		resp, _ := send(t, req)
 		if resp.StatusCode != tc.status {

@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // maxBody bounds the request bodies the sandbox reads.
@@ -121,7 +121,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // returns its merchant and body. On failure it has written the signed
 // error response and returns ok == false.
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (m *merchant, body []byte, ok bool) {
-	auth, authErr := wechatpay.ParseAuthorization(r.Header.Get("Authorization"))
+	auth, authErr := wire.ParseAuthorization(r.Header.Get("Authorization"))
 	if authErr == nil {
 		m = s.lookup(auth.MerchantID) // also chooses the key that signs errors
 	}
@@ -156,8 +156,8 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (m *mercha
 		return fail(http.StatusBadRequest, "INVALID_REQUEST", "读取请求体失败", nil)
 	}
 	signed := signedPart(r, body) // media uploads sign their meta JSON only
-	msg := wechatpay.RequestMessage(r.Method, r.RequestURI, ts, auth.Nonce, signed)
-	if wechatpay.VerifyMessage(&m.info.PrivateKey.PublicKey, msg, auth.Signature) != nil {
+	msg := wire.RequestMessage(r.Method, r.RequestURI, ts, auth.Nonce, signed)
+	if wire.Verify(&m.info.PrivateKey.PublicKey, msg, auth.Signature) != nil {
 		d := signErrorDetail{Field: "signature", Location: "authorization"}
 		d.Detail.Issue = "sign not match"
 		d.SignInformation = signInformation{
@@ -168,7 +168,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (m *mercha
 		}
 		return fail(http.StatusUnauthorized, "SIGN_ERROR", msgBadSignature, d)
 	}
-	if serial := r.Header.Get(wechatpay.HeaderSerial); serial != "" && !s.hasKey(m, serial) {
+	if serial := r.Header.Get(wire.HeaderSerial); serial != "" && !s.hasKey(m, serial) {
 		return fail(http.StatusBadRequest, "PARAM_ERROR", msgRequestSerial, nil)
 	}
 	return m, body, true
@@ -259,14 +259,14 @@ func (s *Server) writeSigned(w http.ResponseWriter, r *http.Request, m *merchant
 	if m == nil {
 		m = s.merchant(s.defaultID)
 	}
-	serial, key := s.responseKey(m, r.Header.Get(wechatpay.HeaderSerial))
+	serial, key := s.responseKey(m, r.Header.Get(wire.HeaderSerial))
 	ts := strconv.FormatInt(s.now().Unix(), 10)
-	nonce := wechatpay.NewNonce()
-	msg := wechatpay.ResponseMessage(ts, nonce, body)
+	nonce := wire.NewNonce()
+	msg := wire.ResponseMessage(ts, nonce, body)
 	if fault == faultBadSignature {
 		msg = append(msg, '!')
 	}
-	sig, err := wechatpay.SignMessage(key, msg)
+	sig, err := wire.Sign(key, msg)
 	if err != nil {
 		panic(err) // an *rsa.PrivateKey always signs
 	}
@@ -287,7 +287,7 @@ func (s *Server) writeSigned(w http.ResponseWriter, r *http.Request, m *merchant
 	case FaultProbe:
 		var junk [256]byte
 		rand.Read(junk[:])
-		sig = wechatpay.ProbePrefix + base64.StdEncoding.EncodeToString(junk[:])
+		sig = wire.ProbePrefix + base64.StdEncoding.EncodeToString(junk[:])
 	case FaultInvalidBase64:
 		sig = "!!not-base64!!"
 	case FaultRandomSerial:
@@ -301,13 +301,13 @@ func (s *Server) writeSigned(w http.ResponseWriter, r *http.Request, m *merchant
 	if len(body) > 0 && h.Get("Content-Type") == "" {
 		h.Set("Content-Type", "application/json")
 	}
-	h.Set(wechatpay.HeaderRequestID, newRequestID())
+	h.Set(wire.HeaderRequestID, newRequestID())
 	if fault != FaultNoHeaders {
-		h.Set(wechatpay.HeaderTimestamp, ts)
-		h.Set(wechatpay.HeaderNonce, nonce)
-		h.Set(wechatpay.HeaderSignature, sig)
-		h.Set(wechatpay.HeaderSerial, serial)
-		h.Set(wechatpay.HeaderSignatureType, wechatpay.SchemeRSA)
+		h.Set(wire.HeaderTimestamp, ts)
+		h.Set(wire.HeaderNonce, nonce)
+		h.Set(wire.HeaderSignature, sig)
+		h.Set(wire.HeaderSerial, serial)
+		h.Set(wire.HeaderSignatureType, wire.SchemeRSA)
 	} else {
 		for k := range h {
 			if strings.HasPrefix(k, "Wechatpay-") {

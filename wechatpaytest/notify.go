@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // A NotifyOption changes a notification built by Server.Notify or
@@ -182,15 +182,15 @@ func (s *Server) notificationRequest(ctx context.Context, url, eventType string,
 	}
 	serial, key := s.responseKey(m, reqSerial)
 	ts := strconv.FormatInt(now.Unix(), 10)
-	nonce := wechatpay.NewNonce()
-	sig, err := wechatpay.SignMessage(key, wechatpay.ResponseMessage(ts, nonce, body))
+	nonce := wire.NewNonce()
+	sig, err := wire.Sign(key, wire.ResponseMessage(ts, nonce, body))
 	if err != nil {
 		return nil, err
 	}
 	if o.probe {
 		var junk [256]byte
 		rand.Read(junk[:])
-		sig = wechatpay.ProbePrefix + base64.StdEncoding.EncodeToString(junk[:])
+		sig = wire.ProbePrefix + base64.StdEncoding.EncodeToString(junk[:])
 	}
 	if o.serial != "" {
 		serial = o.serial
@@ -211,11 +211,11 @@ func (s *Server) notificationRequest(ctx context.Context, url, eventType string,
 	h := req.Header
 	h.Set("Content-Type", "application/json")
 	h.Set("User-Agent", "Mozilla/4.0 (wechatpaytest notification)")
-	h.Set(wechatpay.HeaderTimestamp, ts)
-	h.Set(wechatpay.HeaderNonce, nonce)
-	h.Set(wechatpay.HeaderSignature, sig)
-	h.Set(wechatpay.HeaderSerial, serial)
-	h.Set(wechatpay.HeaderSignatureType, wechatpay.SchemeRSA)
+	h.Set(wire.HeaderTimestamp, ts)
+	h.Set(wire.HeaderNonce, nonce)
+	h.Set(wire.HeaderSignature, sig)
+	h.Set(wire.HeaderSerial, serial)
+	h.Set(wire.HeaderSignatureType, wire.SchemeRSA)
 	return req, nil
 }
 
@@ -248,13 +248,13 @@ func (s *Server) notificationBody(m *merchant, now time.Time, eventType string, 
 	aead := m.aead
 	if o.apiv3Key != "" {
 		var err error
-		if aead, err = wechatpay.NewAEAD(o.apiv3Key); err != nil {
+		if aead, err = wire.NewAEAD(o.apiv3Key); err != nil {
 			return nil, fmt.Errorf("wechatpaytest: NotifyAPIv3Key: %w", err)
 		}
 	}
 	originalType := originalTypeOf(eventType)
 	nonce := randomText(12)
-	ct, err := wechatpay.SealResource(aead, nonce, originalType, plaintext)
+	ct, err := wire.Seal(aead, nonce, originalType, plaintext)
 	if err != nil {
 		return nil, err
 	}

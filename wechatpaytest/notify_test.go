@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // receivedNotification is a notification as a test receiver saw it.
@@ -68,18 +68,18 @@ func (rc *notifyReceiver) last(t *testing.T) receivedNotification {
 func verifyNotification(t *testing.T, srv *Server, m Merchant, n receivedNotification) error {
 	t.Helper()
 	h := n.header
-	serial := h.Get(wechatpay.HeaderSerial)
-	msg := wechatpay.ResponseMessage(h.Get(wechatpay.HeaderTimestamp), h.Get(wechatpay.HeaderNonce), n.body)
-	return wechatpay.VerifyMessage(keyFor(t, srv, m, serial), msg, h.Get(wechatpay.HeaderSignature))
+	serial := h.Get(wire.HeaderSerial)
+	msg := wire.ResponseMessage(h.Get(wire.HeaderTimestamp), h.Get(wire.HeaderNonce), n.body)
+	return wire.Verify(keyFor(t, srv, m, serial), msg, h.Get(wire.HeaderSignature))
 }
 
 func decryptNotification(n receivedNotification, apiv3Key string) ([]byte, error) {
-	aead, err := wechatpay.NewAEAD(apiv3Key)
+	aead, err := wire.NewAEAD(apiv3Key)
 	if err != nil {
 		return nil, err
 	}
 	r := n.env.Resource
-	return wechatpay.OpenResource(aead, r.Nonce, r.AssociatedData, r.Ciphertext)
+	return wire.Open(aead, r.Nonce, r.AssociatedData, r.Ciphertext)
 }
 
 func sendNotify(t *testing.T, srv *Server, url, event string, resource any, opts ...NotifyOption) int {
@@ -109,11 +109,11 @@ func TestNotify(t *testing.T) {
 		t.Fatalf("signature: %v", err)
 	}
 	h := n.header
-	if h.Get(wechatpay.HeaderSerial) != srv.SigningSerial(m.ID) || h.Get(wechatpay.HeaderSignatureType) != wechatpay.SchemeRSA ||
+	if h.Get(wire.HeaderSerial) != srv.SigningSerial(m.ID) || h.Get(wire.HeaderSignatureType) != wire.SchemeRSA ||
 		h.Get("Content-Type") != "application/json" {
 		t.Errorf("headers = %v", h)
 	}
-	ts, _ := strconv.ParseInt(h.Get(wechatpay.HeaderTimestamp), 10, 64)
+	ts, _ := strconv.ParseInt(h.Get(wire.HeaderTimestamp), 10, 64)
 	if d := time.Now().Unix() - ts; d < -5 || d > 5 {
 		t.Errorf("Wechatpay-Timestamp is %ds off", d)
 	}
@@ -175,22 +175,22 @@ func TestNotifyOptions(t *testing.T) {
 	}{
 		{"default", nil, m, true, true, nil},
 		{"public key", []NotifyOption{NotifyWithPublicKey()}, m, true, true, func(t *testing.T, n receivedNotification) {
-			if got := n.header.Get(wechatpay.HeaderSerial); got != m.PublicKeyID {
+			if got := n.header.Get(wire.HeaderSerial); got != m.PublicKeyID {
 				t.Errorf("serial = %q; want %q", got, m.PublicKeyID)
 			}
 		}},
 		{"other merchant", []NotifyOption{NotifyMerchant(m2.ID)}, m2, true, true, func(t *testing.T, n receivedNotification) {
-			if got := n.header.Get(wechatpay.HeaderSerial); got != srv.SigningSerial(m2.ID) {
+			if got := n.header.Get(wire.HeaderSerial); got != srv.SigningSerial(m2.ID) {
 				t.Errorf("serial = %q; want %q", got, srv.SigningSerial(m2.ID))
 			}
 		}},
 		{"probe", []NotifyOption{NotifyProbe()}, m, false, true, func(t *testing.T, n receivedNotification) {
-			if !strings.HasPrefix(n.header.Get(wechatpay.HeaderSignature), "WECHATPAY/SIGNTEST/") {
-				t.Errorf("signature = %q; want a probe", n.header.Get(wechatpay.HeaderSignature))
+			if !strings.HasPrefix(n.header.Get(wire.HeaderSignature), "WECHATPAY/SIGNTEST/") {
+				t.Errorf("signature = %q; want a probe", n.header.Get(wire.HeaderSignature))
 			}
 		}},
 		{"stale timestamp", []NotifyOption{NotifyTimestampOffset(-6 * time.Minute)}, m, true, true, func(t *testing.T, n receivedNotification) {
-			ts, _ := strconv.ParseInt(n.header.Get(wechatpay.HeaderTimestamp), 10, 64)
+			ts, _ := strconv.ParseInt(n.header.Get(wire.HeaderTimestamp), 10, 64)
 			if d := time.Now().Unix() - ts; d < 355 || d > 365 {
 				t.Errorf("timestamp is %ds old; want 360", d)
 			}
@@ -223,11 +223,11 @@ func TestNotifyOptions(t *testing.T) {
 	// Another serial: the signature is by the usual key.
 	sendNotify(t, srv, rc.URL, "", nil, NotifySerial("PUB_KEY_ID_0116571234562024052000123400000000"))
 	n := rc.last(t)
-	if got := n.header.Get(wechatpay.HeaderSerial); got != "PUB_KEY_ID_0116571234562024052000123400000000" {
+	if got := n.header.Get(wire.HeaderSerial); got != "PUB_KEY_ID_0116571234562024052000123400000000" {
 		t.Errorf("serial = %q", got)
 	}
-	msg := wechatpay.ResponseMessage(n.header.Get(wechatpay.HeaderTimestamp), n.header.Get(wechatpay.HeaderNonce), n.body)
-	if err := wechatpay.VerifyMessage(keyFor(t, srv, m, srv.SigningSerial(m.ID)), msg, n.header.Get(wechatpay.HeaderSignature)); err != nil {
+	msg := wire.ResponseMessage(n.header.Get(wire.HeaderTimestamp), n.header.Get(wire.HeaderNonce), n.body)
+	if err := wire.Verify(keyFor(t, srv, m, srv.SigningSerial(m.ID)), msg, n.header.Get(wire.HeaderSignature)); err != nil {
 		t.Errorf("NotifySerial signature does not verify with the signing key: %v", err)
 	}
 

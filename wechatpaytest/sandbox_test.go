@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // newRequest builds a request to srv signed for merchant m, as a client
@@ -71,7 +72,7 @@ func keyFor(t *testing.T, srv *Server, m Merchant, serial string) *rsa.PublicKey
 		return m.PublicKey
 	}
 	for _, c := range srv.Certificates(m.ID) {
-		if wechatpay.CertificateSerial(c) == serial {
+		if wire.CertSerial(c) == serial {
 			return c.PublicKey.(*rsa.PublicKey)
 		}
 	}
@@ -82,23 +83,23 @@ func keyFor(t *testing.T, srv *Server, m Merchant, serial string) *rsa.PublicKey
 // verify checks the signature headers of a response with key.
 func verify(resp *http.Response, body []byte, key *rsa.PublicKey) error {
 	h := resp.Header
-	for _, name := range []string{wechatpay.HeaderTimestamp, wechatpay.HeaderNonce, wechatpay.HeaderSignature, wechatpay.HeaderSerial} {
+	for _, name := range []string{wire.HeaderTimestamp, wire.HeaderNonce, wire.HeaderSignature, wire.HeaderSerial} {
 		if h.Get(name) == "" {
 			return fmt.Errorf("no %s header", name)
 		}
 	}
-	if got := h.Get(wechatpay.HeaderSignatureType); got != wechatpay.SchemeRSA {
-		return fmt.Errorf("%s = %q; want %q", wechatpay.HeaderSignatureType, got, wechatpay.SchemeRSA)
+	if got := h.Get(wire.HeaderSignatureType); got != wire.SchemeRSA {
+		return fmt.Errorf("%s = %q; want %q", wire.HeaderSignatureType, got, wire.SchemeRSA)
 	}
-	msg := wechatpay.ResponseMessage(h.Get(wechatpay.HeaderTimestamp), h.Get(wechatpay.HeaderNonce), body)
-	return wechatpay.VerifyMessage(key, msg, h.Get(wechatpay.HeaderSignature))
+	msg := wire.ResponseMessage(h.Get(wire.HeaderTimestamp), h.Get(wire.HeaderNonce), body)
+	return wire.Verify(key, msg, h.Get(wire.HeaderSignature))
 }
 
 // mustVerify checks that resp is signed by the merchant's key named in
 // Wechatpay-Serial, and that this is wantSerial.
 func mustVerify(t *testing.T, srv *Server, m Merchant, resp *http.Response, body []byte, wantSerial string) {
 	t.Helper()
-	serial := resp.Header.Get(wechatpay.HeaderSerial)
+	serial := resp.Header.Get(wire.HeaderSerial)
 	if serial != wantSerial {
 		t.Fatalf("Wechatpay-Serial = %q; want %q", serial, wantSerial)
 	}
@@ -227,7 +228,7 @@ func TestAuthenticationErrors(t *testing.T) {
 	other := srv.AddMerchant()
 
 	authAt := func(t *testing.T, s *wechatpay.Signer, ts int64) string {
-		a, err := s.AuthorizationAt("POST", uri, body, ts, wechatpay.NewNonce())
+		a, err := s.AuthorizationAt("POST", uri, body, ts, wire.NewNonce())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -250,7 +251,7 @@ func TestAuthenticationErrors(t *testing.T) {
 			r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), `mchid="`, `mchid=`, 1))
 		}, 401, "SIGN_ERROR", msgAuthFormat},
 		{"wrong scheme", func(t *testing.T, r *http.Request) {
-			r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), wechatpay.SchemeRSA, "Bearer", 1))
+			r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), wire.SchemeRSA, "Bearer", 1))
 		}, 401, "SIGN_ERROR", msgAuthFormat},
 		{"unknown merchant", func(t *testing.T, r *http.Request) {
 			s := *signer
@@ -279,10 +280,10 @@ func TestAuthenticationErrors(t *testing.T) {
 		}, 401, "SIGN_ERROR", msgBadSignature},
 		{"tampered query", func(t *testing.T, r *http.Request) { r.URL.RawQuery = "x=1" },
 			401, "SIGN_ERROR", msgBadSignature},
-		{"unknown Wechatpay-Serial", func(t *testing.T, r *http.Request) { r.Header.Set(wechatpay.HeaderSerial, newSerialHex()) },
+		{"unknown Wechatpay-Serial", func(t *testing.T, r *http.Request) { r.Header.Set(wire.HeaderSerial, newSerialHex()) },
 			400, "PARAM_ERROR", msgRequestSerial},
 		{"other merchant's Wechatpay-Serial", func(t *testing.T, r *http.Request) {
-			r.Header.Set(wechatpay.HeaderSerial, srv.SigningSerial(other.ID))
+			r.Header.Set(wire.HeaderSerial, srv.SigningSerial(other.ID))
 		}, 400, "PARAM_ERROR", msgRequestSerial},
 	}
 	for _, tc := range tests {
@@ -329,9 +330,9 @@ func TestAuthenticationErrors(t *testing.T) {
 		if info.Method != "POST" || info.URL != uri+"?a=%7B1%7D" {
 			t.Errorf("sign_information = %+v; want method POST and the raw URL", info)
 		}
-		auth, _ := wechatpay.ParseAuthorization(req.Header.Get("Authorization"))
+		auth, _ := wire.ParseAuthorization(req.Header.Get("Authorization"))
 		ts, _ := strconv.ParseInt(auth.Timestamp, 10, 64)
-		full := wechatpay.RequestMessage("POST", uri+"?a=%7B1%7D", ts, auth.Nonce, []byte(`{"amount":{"total":2}}`))
+		full := wire.RequestMessage("POST", uri+"?a=%7B1%7D", ts, auth.Nonce, []byte(`{"amount":{"total":2}}`))
 		if info.SignMessageLength != len(full) {
 			t.Errorf("sign_message_length = %d; want %d", info.SignMessageLength, len(full))
 		}
@@ -367,12 +368,12 @@ func downloadCerts(t *testing.T, srv *Server, m Merchant, uri string) (*http.Res
 
 // decrypt opens one listed certificate with apiv3Key.
 func decrypt(item certificateItem, apiv3Key string) (*x509.Certificate, error) {
-	aead, err := wechatpay.NewAEAD(apiv3Key)
+	aead, err := wire.NewAEAD(apiv3Key)
 	if err != nil {
 		return nil, err
 	}
 	ec := item.EncryptCertificate
-	pemBytes, err := wechatpay.OpenResource(aead, ec.Nonce, ec.AssociatedData, ec.Ciphertext)
+	pemBytes, err := wire.Open(aead, ec.Nonce, ec.AssociatedData, ec.Ciphertext)
 	if err != nil {
 		return nil, err
 	}
@@ -402,7 +403,7 @@ func TestCertificates(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			serial := wechatpay.CertificateSerial(c)
+			serial := wire.CertSerial(c)
 			if serial != item.SerialNo || len(serial) != 40 || serial != srv.SigningSerial(m.ID) {
 				t.Errorf("serial = %s, serial_no = %s, signing %s; want equal, 40 hex", serial, item.SerialNo, srv.SigningSerial(m.ID))
 			}
@@ -527,7 +528,7 @@ func TestRotation(t *testing.T) {
 		t.Fatalf("AddCertificate = %q; want a new 40-hex serial", fresh)
 	}
 	certs := srv.Certificates(m.ID)
-	if len(certs) != 2 || wechatpay.CertificateSerial(certs[1]) != fresh {
+	if len(certs) != 2 || wire.CertSerial(certs[1]) != fresh {
 		t.Fatalf("Certificates lists %d, want old and new", len(certs))
 	}
 	if certs[0].PublicKey.(*rsa.PublicKey).Equal(certs[1].PublicKey) {
@@ -542,13 +543,13 @@ func TestRotation(t *testing.T) {
 		t.Fatalf("download lists %d certificates; want 2", len(cr.Data))
 	}
 	for _, item := range cr.Data {
-		if c, err := decrypt(item, m.APIv3Key); err != nil || wechatpay.CertificateSerial(c) != item.SerialNo {
+		if c, err := decrypt(item, m.APIv3Key); err != nil || wire.CertSerial(c) != item.SerialNo {
 			t.Errorf("item %s: %v", item.SerialNo, err)
 		}
 	}
 	// A client may already name the new serial in Wechatpay-Serial.
 	req := newRequest(t, srv, m, "GET", "/v3/pay/transactions/id/1", nil)
-	req.Header.Set(wechatpay.HeaderSerial, fresh)
+	req.Header.Set(wire.HeaderSerial, fresh)
 	resp, body = send(t, req)
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d with a listed Wechatpay-Serial", resp.StatusCode)
@@ -564,8 +565,8 @@ func TestRotation(t *testing.T) {
 
 	srv.ExpireCertificate(m.ID, old)
 	certs = srv.Certificates(m.ID)
-	if wechatpay.CertificateSerial(certs[0]) != old || !certs[0].NotAfter.Before(time.Now()) {
-		t.Errorf("expired certificate: serial %s, NotAfter %s; want %s in the past", wechatpay.CertificateSerial(certs[0]), certs[0].NotAfter, old)
+	if wire.CertSerial(certs[0]) != old || !certs[0].NotAfter.Before(time.Now()) {
+		t.Errorf("expired certificate: serial %s, NotAfter %s; want %s in the past", wire.CertSerial(certs[0]), certs[0].NotAfter, old)
 	}
 	_, _, cr = downloadCerts(t, srv, m, "/v3/certificates")
 	if exp, err := time.Parse(time.RFC3339, cr.Data[0].ExpireTime); err != nil || !exp.Before(time.Now()) {
@@ -573,14 +574,14 @@ func TestRotation(t *testing.T) {
 	}
 
 	srv.RemoveCertificate(m.ID, old)
-	if certs = srv.Certificates(m.ID); len(certs) != 1 || wechatpay.CertificateSerial(certs[0]) != fresh {
+	if certs = srv.Certificates(m.ID); len(certs) != 1 || wire.CertSerial(certs[0]) != fresh {
 		t.Errorf("after RemoveCertificate: %d certificates", len(certs))
 	}
 
 	// Removing the signing certificate unlists it but keeps signing.
 	srv.RemoveCertificate(m.ID, fresh)
 	resp, _ = do(t, srv, m, "GET", "/v3/pay/transactions/id/1", nil)
-	if got := resp.Header.Get(wechatpay.HeaderSerial); got != fresh {
+	if got := resp.Header.Get(wire.HeaderSerial); got != fresh {
 		t.Errorf("Wechatpay-Serial = %s; want the removed %s", got, fresh)
 	}
 
@@ -629,7 +630,7 @@ func TestCertFaults(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := wechatpay.CertificateSerial(c); got == cr.Data[0].SerialNo || got != signing || len(cr.Data[0].SerialNo) != 40 {
+			if got := wire.CertSerial(c); got == cr.Data[0].SerialNo || got != signing || len(cr.Data[0].SerialNo) != 40 {
 				t.Errorf("serial_no %s, certificate %s; want a different 40-hex serial_no", cr.Data[0].SerialNo, got)
 			}
 		}},
@@ -638,10 +639,10 @@ func TestCertFaults(t *testing.T) {
 			if !errors.Is(err, wechatpay.ErrBadSignature) {
 				t.Errorf("verify: %v; want ErrBadSignature", err)
 			}
-			if _, b64err := base64.StdEncoding.DecodeString(resp.Header.Get(wechatpay.HeaderSignature)); b64err != nil {
+			if _, b64err := base64.StdEncoding.DecodeString(resp.Header.Get(wire.HeaderSignature)); b64err != nil {
 				t.Errorf("signature is not Base64: %v", b64err)
 			}
-			if resp.Header.Get(wechatpay.HeaderSerial) != signing {
+			if resp.Header.Get(wire.HeaderSerial) != signing {
 				t.Error("wrong serial")
 			}
 			if _, err := decrypt(cr.Data[0], m.APIv3Key); err != nil {
@@ -761,13 +762,13 @@ func TestFaults(t *testing.T) {
 			if err := verify(resp, body, key); !errors.Is(err, wechatpay.ErrBadSignature) {
 				t.Errorf("verify: %v; want ErrBadSignature", err)
 			}
-			ts, _ := strconv.ParseInt(resp.Header.Get(wechatpay.HeaderTimestamp), 10, 64)
+			ts, _ := strconv.ParseInt(resp.Header.Get(wire.HeaderTimestamp), 10, 64)
 			if d := ts - time.Now().Unix(); d < -5 || d > 5 {
 				t.Errorf("timestamp off by %ds", d)
 			}
 		}},
 		{FaultWrongSerial, func(t *testing.T, resp *http.Response, body []byte) {
-			serial := resp.Header.Get(wechatpay.HeaderSerial)
+			serial := resp.Header.Get(wire.HeaderSerial)
 			if serial == signing || serial != m.PublicKeyID {
 				t.Errorf("Wechatpay-Serial = %s; want the merchant's other key %s", serial, m.PublicKeyID)
 			}
@@ -776,7 +777,7 @@ func TestFaults(t *testing.T) {
 			}
 		}},
 		{FaultProbe, func(t *testing.T, resp *http.Response, body []byte) {
-			sig := resp.Header.Get(wechatpay.HeaderSignature)
+			sig := resp.Header.Get(wire.HeaderSignature)
 			if !strings.HasPrefix(sig, "WECHATPAY/SIGNTEST/") || len(sig) < 40 {
 				t.Errorf("signature = %q; want a probe", sig)
 			}
@@ -785,7 +786,7 @@ func TestFaults(t *testing.T) {
 			}
 		}},
 		{FaultInvalidBase64, func(t *testing.T, resp *http.Response, body []byte) {
-			if sig := resp.Header.Get(wechatpay.HeaderSignature); sig != "!!not-base64!!" {
+			if sig := resp.Header.Get(wire.HeaderSignature); sig != "!!not-base64!!" {
 				t.Errorf("signature = %q", sig)
 			}
 		}},
@@ -797,7 +798,7 @@ func TestFaults(t *testing.T) {
 			}
 		}},
 		{FaultRandomSerial, func(t *testing.T, resp *http.Response, body []byte) {
-			serial := resp.Header.Get(wechatpay.HeaderSerial)
+			serial := resp.Header.Get(wire.HeaderSerial)
 			if serial == signing || serial == m.PublicKeyID || len(serial) != 40 {
 				t.Errorf("Wechatpay-Serial = %s; want a random serial", serial)
 			}
@@ -823,7 +824,7 @@ func TestFaults(t *testing.T) {
 		srv.SetFault(FaultWrongSerial)
 		defer srv.SetFault(FaultNone)
 		resp, body := do(t, srv, m, "GET", "/v3/pay/transactions/id/9", nil)
-		if got := resp.Header.Get(wechatpay.HeaderSerial); got != fresh {
+		if got := resp.Header.Get(wire.HeaderSerial); got != fresh {
 			t.Errorf("Wechatpay-Serial = %s; want %s", got, fresh)
 		}
 		if err := verify(resp, body, key); err != nil {
@@ -878,7 +879,7 @@ func TestPublicKeyOnly(t *testing.T) {
 	for _, serial := range []string{"", m.PublicKeyID} {
 		req := newRequest(t, srv, m, "GET", "/v3/pay/transactions/id/3", nil)
 		if serial != "" {
-			req.Header.Set(wechatpay.HeaderSerial, serial)
+			req.Header.Set(wire.HeaderSerial, serial)
 		}
 		resp, body := send(t, req)
 		if resp.StatusCode != 200 {
@@ -887,7 +888,7 @@ func TestPublicKeyOnly(t *testing.T) {
 		mustVerify(t, srv, m, resp, body, m.PublicKeyID)
 	}
 	req := newRequest(t, srv, m, "GET", "/v3/pay/transactions/id/3", nil)
-	req.Header.Set(wechatpay.HeaderSerial, newSerialHex())
+	req.Header.Set(wire.HeaderSerial, newSerialHex())
 	resp, body := send(t, req)
 	wantError(t, resp, body, 400, "PARAM_ERROR")
 
@@ -912,7 +913,7 @@ func TestWithPublicKeySelectsKey(t *testing.T) {
 		for _, uri := range []string{"/v3/pay/transactions/id/3", "/v3/certificates"} {
 			req := newRequest(t, srv, m, "GET", uri, nil)
 			if tc.reqSerial != "" {
-				req.Header.Set(wechatpay.HeaderSerial, tc.reqSerial)
+				req.Header.Set(wire.HeaderSerial, tc.reqSerial)
 			}
 			resp, body := send(t, req)
 			if resp.StatusCode != 200 {
@@ -938,7 +939,7 @@ func TestClockOffset(t *testing.T) {
 			t.Fatalf("offset %s: status %d: %s", off, resp.StatusCode, body)
 		}
 		mustVerify(t, srv, m, resp, body, srv.SigningSerial(m.ID))
-		ts, _ := strconv.ParseInt(resp.Header.Get(wechatpay.HeaderTimestamp), 10, 64)
+		ts, _ := strconv.ParseInt(resp.Header.Get(wire.HeaderTimestamp), 10, 64)
 		if d := time.Duration(ts-time.Now().Unix()) * time.Second; d < off-5*time.Second || d > off+5*time.Second {
 			t.Errorf("offset %s: timestamp is %s from now", off, d)
 		}
@@ -971,10 +972,10 @@ func TestConcurrentUse(t *testing.T) {
 				return
 			}
 			// The signing certificate may be switching: accept any listed one.
-			serial := resp.Header.Get(wechatpay.HeaderSerial)
+			serial := resp.Header.Get(wire.HeaderSerial)
 			var key *rsa.PublicKey
 			for _, c := range srv.Certificates(m.ID) {
-				if wechatpay.CertificateSerial(c) == serial {
+				if wire.CertSerial(c) == serial {
 					key = c.PublicKey.(*rsa.PublicKey)
 				}
 			}

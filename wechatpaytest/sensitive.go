@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // ErrRequestSerial is returned (wrapped) by DecryptField when the
@@ -31,7 +32,7 @@ func (s *Server) DecryptField(r *http.Request, ciphertext string) (string, error
 		return "", errors.New("wechatpaytest: DecryptField: request did not come through the sandbox")
 	}
 	m := s.merchant(id)
-	serial := r.Header.Get(wechatpay.HeaderSerial)
+	serial := r.Header.Get(wire.HeaderSerial)
 	key := s.decryptionKey(m, serial)
 	if key == nil {
 		return "", fmt.Errorf("%w: merchant %s has no valid key %q", ErrRequestSerial, id, serial)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // Merchant is the credentials of one sandbox merchant. They are generated
@@ -189,7 +190,7 @@ func (s *Server) AddMerchant() Merchant {
 	m.info.PrivateKey = takeKey()
 	m.info.APIv3Key = randomText(32)
 	m.info.APIv2Key = randomText(32)
-	aead, err := wechatpay.NewAEAD(m.info.APIv3Key)
+	aead, err := wire.NewAEAD(m.info.APIv3Key)
 	if err != nil {
 		panic(err) // a 32-byte key always works
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // v2CertificatesPath is WeChat Pay's APIv2 certificate endpoint, with its
@@ -134,7 +135,7 @@ func (s *Server) serveV2(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	answer["mch_id"] = m.info.ID
-	answer["nonce_str"] = wechatpay.NewNonce()
+	answer["nonce_str"] = wire.NewNonce()
 	delete(answer, "sign")
 	sign, err := wechatpay.SignV2(answer, m.info.APIv2Key, signType)
 	if err != nil {
@@ -189,7 +190,7 @@ func (s *Server) certificateJSON(m *merchant) ([]byte, error) {
 	list := certificateList{Data: make([]certificateItem, 0, len(certs))}
 	for _, c := range certs {
 		nonce := randomText(12)
-		ct, err := wechatpay.SealResource(m.aead, nonce, "certificate", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.cert.Raw}))
+		ct, err := wire.Seal(m.aead, nonce, "certificate", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.cert.Raw}))
 		if err != nil {
 			return nil, err
 		}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // binPath is the wechatpay binary built by TestMain, or "" if the build
@@ -227,7 +228,7 @@ func TestBinarySandboxProcess(t *testing.T) {
 		if resp.StatusCode != 200 || !wechatpay.IsVerified(resp) || !strings.Contains(string(body), `"out_trade_no":"T5"`) {
 			t.Errorf("public key %v: %s verified=%v %s", withPub, resp.Status, wechatpay.IsVerified(resp), body)
 		}
-		if got := resp.Header.Get(wechatpay.HeaderSerial); withPub != (got == mj["public_key_id"]) {
+		if got := resp.Header.Get(wire.HeaderSerial); withPub != (got == mj["public_key_id"]) {
 			t.Errorf("public key %v: response signed by %s", withPub, got)
 		}
 	}

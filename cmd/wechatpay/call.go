@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 var callHelp = map[string]help{
@@ -103,9 +104,9 @@ func (a *app) call(name string, args []string) error {
 	defer resp.Body.Close()
 	if *verbose {
 		fmt.Fprintf(a.stderr, "%s %s\n", resp.Proto, resp.Status)
-		fmt.Fprintf(a.stderr, "Request-ID: %s\n", resp.Header.Get(wechatpay.HeaderRequestID))
+		fmt.Fprintf(a.stderr, "Request-ID: %s\n", resp.Header.Get(wire.HeaderRequestID))
 		if wechatpay.IsVerified(resp) {
-			fmt.Fprintf(a.stderr, "Signature: verified (Wechatpay-Serial %s)\n", resp.Header.Get(wechatpay.HeaderSerial))
+			fmt.Fprintf(a.stderr, "Signature: verified (Wechatpay-Serial %s)\n", resp.Header.Get(wire.HeaderSerial))
 		} else {
 			fmt.Fprintf(a.stderr, "Signature: none (not verified)\n")
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 var certsHelp = help{
@@ -95,7 +96,7 @@ func (a *app) certs(name string, args []string) error {
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERIAL\tNOT BEFORE\tNOT AFTER\t\tFILE")
 	for i, c := range certs {
-		serial := wechatpay.CertificateSerial(c)
+		serial := wire.CertSerial(c)
 		path := filepath.Join(*dir, "wechatpay_"+serial+".pem")
 		if err := writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}), 0o644); err != nil {
 			return err

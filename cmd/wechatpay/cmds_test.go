@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/wire"
 	"github.com/wxpaykit/wechatpay/wechatpaytest"
 )
 
@@ -101,7 +102,7 @@ func readCertFiles(t *testing.T, dir string) map[string]*x509.Certificate {
 		if err != nil {
 			t.Fatalf("%s: %v", e.Name(), err)
 		}
-		serial := wechatpay.CertificateSerial(c)
+		serial := wire.CertSerial(c)
 		if e.Name() != "wechatpay_"+serial+".pem" {
 			t.Errorf("file %s holds certificate %s", e.Name(), serial)
 		}
@@ -132,12 +133,12 @@ func TestCerts(t *testing.T) {
 	}
 	var newest *x509.Certificate
 	for _, c := range want {
-		g := got[wechatpay.CertificateSerial(c)]
+		g := got[wire.CertSerial(c)]
 		if g == nil || !g.Equal(c) {
-			t.Errorf("certificate %s missing or different", wechatpay.CertificateSerial(c))
+			t.Errorf("certificate %s missing or different", wire.CertSerial(c))
 		}
-		if !strings.Contains(r.stdout, wechatpay.CertificateSerial(c)) {
-			t.Errorf("output lacks serial %s", wechatpay.CertificateSerial(c))
+		if !strings.Contains(r.stdout, wire.CertSerial(c)) {
+			t.Errorf("output lacks serial %s", wire.CertSerial(c))
 		}
 		if newest == nil || c.NotAfter.After(newest.NotAfter) {
 			newest = c
@@ -155,7 +156,7 @@ func TestCerts(t *testing.T) {
 	// Several may share the latest NotAfter; the marked one must have it.
 	serial := strings.Fields(marked[0])[0]
 	if !got[serial].NotAfter.Equal(newest.NotAfter) {
-		t.Errorf("marked %s as newest, but %s expires later", serial, wechatpay.CertificateSerial(newest))
+		t.Errorf("marked %s as newest, but %s expires later", serial, wire.CertSerial(newest))
 	}
 
 	// Default directory: the current one. Run in a fresh directory.
@@ -244,10 +245,10 @@ func TestVerify(t *testing.T) {
 	os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.srv.Certificates(f.m.ID)[0].Raw}), 0o644)
 	os.WriteFile(bodyPath, body, 0o644)
 	base := func(serial, sig string) []string {
-		return []string{"verify", "-serial", serial, "-timestamp", h.Get(wechatpay.HeaderTimestamp),
-			"-nonce", h.Get(wechatpay.HeaderNonce), "-signature", sig}
+		return []string{"verify", "-serial", serial, "-timestamp", h.Get(wire.HeaderTimestamp),
+			"-nonce", h.Get(wire.HeaderNonce), "-signature", sig}
 	}
-	serial, sig := h.Get(wechatpay.HeaderSerial), h.Get(wechatpay.HeaderSignature)
+	serial, sig := h.Get(wire.HeaderSerial), h.Get(wire.HeaderSignature)
 
 	r := runApp(t, nil, "", append(base(serial, sig), "-cert", certPath, "-d", "@"+bodyPath, "-max-skew", "5m")...)
 	wantCode(t, r, exitOK, "valid: the signature verifies with platform certificate "+serial, "\\n\n")
@@ -274,7 +275,7 @@ func TestVerifyPublicKeyOldCapture(t *testing.T) {
 	publicKeyFile(t, pubPath, m)
 	const ts, nonce, id = "1554209980", "c5ac7061fccab6bf3e254dcf98995b8c", "PUB_KEY_ID_0114232134912410000000000000000001"
 	body := []byte(`{"ok":true}`)
-	sig, err := wechatpay.SignMessage(m.PrivateKey, wechatpay.ResponseMessage(ts, nonce, body))
+	sig, err := wire.Sign(m.PrivateKey, wire.ResponseMessage(ts, nonce, body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,7 +399,7 @@ func TestNotify(t *testing.T) {
 	r := runApp(t, nil, "", "notify", "-sandbox-dir", dir, "-url", merchant.URL+"/notify", "-event", "REFUND.SUCCESS", "-d", `{"refund_status":"SUCCESS"}`)
 	wantCode(t, r, exitOK, "answered HTTP 204")
 	g := <-gotc
-	if g.header.Get(wechatpay.HeaderSignature) == "" || g.header.Get(wechatpay.HeaderSerial) == "" {
+	if g.header.Get(wire.HeaderSignature) == "" || g.header.Get(wire.HeaderSerial) == "" {
 		t.Errorf("notification not signed: %v", g.header)
 	}
 	var n struct {

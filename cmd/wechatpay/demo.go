@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/wire"
 	"github.com/wxpaykit/wechatpay/middleware"
 	"github.com/wxpaykit/wechatpay/wechatpaytest"
 )
@@ -129,7 +130,7 @@ func (a *app) demo(name string, args []string) error {
 		}
 		var lines []string
 		for _, c := range store.Certificates(m.ID) {
-			lines = append(lines, fmt.Sprintf("platform certificate %s, valid until %s", wechatpay.CertificateSerial(c), c.NotAfter.UTC().Format(time.DateOnly)))
+			lines = append(lines, fmt.Sprintf("platform certificate %s, valid until %s", wire.CertSerial(c), c.NotAfter.UTC().Format(time.DateOnly)))
 		}
 		lines = append(lines, "decrypted with the APIv3 key (AEAD_AES_256_GCM); the download's own signature verified")
 		return lines, nil
@@ -145,7 +146,7 @@ func (a *app) demo(name string, args []string) error {
 		}
 		return []string{
 			"GET " + path,
-			fmt.Sprintf("%s, signed by platform certificate %s, verified", resp.Status, resp.Header.Get(wechatpay.HeaderSerial)),
+			fmt.Sprintf("%s, signed by platform certificate %s, verified", resp.Status, resp.Header.Get(wire.HeaderSerial)),
 			"body: " + strings.TrimSpace(string(body)),
 		}, nil
 	})
@@ -162,7 +163,7 @@ func (a *app) demo(name string, args []string) error {
 		after := srv.MerchantCertificateDownloads(m.ID)
 		lines := []string{
 			"WeChat Pay listed a new certificate and now signs with it: " + serial,
-			fmt.Sprintf("the next call met the unknown serial, downloaded once and verified: %s signed by %s", resp.Status, resp.Header.Get(wechatpay.HeaderSerial)),
+			fmt.Sprintf("the next call met the unknown serial, downloaded once and verified: %s signed by %s", resp.Status, resp.Header.Get(wire.HeaderSerial)),
 			fmt.Sprintf("certificate downloads: %d before, %d after", before, after),
 		}
 		if after != before+1 {
@@ -208,7 +209,7 @@ func (a *app) demo(name string, args []string) error {
 			fmt.Sprintf("the call sent Wechatpay-Serial: %s; the response was signed with it and verified: %s", pcfg.PublicKeyID, resp.Status),
 			fmt.Sprintf("certificate downloads: %d", pk.CertificateDownloads()),
 		}
-		if got := resp.Header.Get(wechatpay.HeaderSerial); got != pcfg.PublicKeyID {
+		if got := resp.Header.Get(wire.HeaderSerial); got != pcfg.PublicKeyID {
 			return lines, fmt.Errorf("response signed by %s, want the public key", got)
 		}
 		if pk.CertificateDownloads() != 0 {

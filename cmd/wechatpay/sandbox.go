@@ -13,7 +13,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/wire"
 	"github.com/wxpaykit/wechatpay/wechatpaytest"
 )
 
@@ -174,7 +174,7 @@ func addSandboxRoutes(srv *wechatpaytest.Server) {
 					"detail": map[string]any{"field": "/out_trade_no", "location": "body", "issue": "required"}})
 				return
 			}
-			writeJSON(w, http.StatusOK, map[string]any{field: prefix + strings.ToLower(wechatpay.NewNonce())})
+			writeJSON(w, http.StatusOK, map[string]any{field: prefix + strings.ToLower(wire.NewNonce())})
 		})
 	}
 	srv.Handle("POST /v3/pay/transactions/jsapi", order("prepay_id", "wx"))

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 var signHelp = help{
@@ -66,7 +67,7 @@ func (a *app) sign(name string, args []string) error {
 	}
 	n := *nonce
 	if n == "" {
-		n = wechatpay.NewNonce()
+		n = wire.NewNonce()
 	}
 	m := strings.ToUpper(*method)
 	signer := &wechatpay.Signer{MerchantID: s.cfg.MerchantID, CertificateSerial: s.cfg.CertificateSerial, Key: s.cfg.PrivateKey}
@@ -76,7 +77,7 @@ func (a *app) sign(name string, args []string) error {
 	}
 	fmt.Fprintln(a.stdout, `Signing string (each line ends in a newline, shown as \n):`)
 	fmt.Fprintln(a.stdout)
-	writeVisible(a.stdout, wechatpay.RequestMessage(m, uri, ts, n, data))
+	writeVisible(a.stdout, wire.RequestMessage(m, uri, ts, n, data))
 	fmt.Fprintln(a.stdout)
 	fmt.Fprintf(a.stdout, "Authorization: %s\n", auth)
 	return nil
@@ -163,8 +164,8 @@ func (a *app) verify(name string, args []string) error {
 			return usagef("-cert %s: key is %T, want RSA", *certFile, c.PublicKey)
 		}
 		key = k
-		keyName = "platform certificate " + wechatpay.CertificateSerial(c)
-		if got := wechatpay.CertificateSerial(c); !strings.EqualFold(got, *serial) {
+		keyName = "platform certificate " + wire.CertSerial(c)
+		if got := wire.CertSerial(c); !strings.EqualFold(got, *serial) {
 			return invalid("unknown serial: the response names %s but the certificate %s has serial %s; use the certificate with that serial ('wechatpay certs' downloads them)", *serial, *certFile, got)
 		}
 		if now := time.Now(); now.After(c.NotAfter) {
@@ -191,10 +192,10 @@ func (a *app) verify(name string, args []string) error {
 
 	fmt.Fprintln(a.stdout, `Verification string (each line ends in a newline, shown as \n):`)
 	fmt.Fprintln(a.stdout)
-	writeVisible(a.stdout, wechatpay.ResponseMessage(*timestamp, *nonce, data))
+	writeVisible(a.stdout, wire.ResponseMessage(*timestamp, *nonce, data))
 	fmt.Fprintln(a.stdout)
 
-	if strings.HasPrefix(*signature, wechatpay.ProbePrefix) {
+	if strings.HasPrefix(*signature, wire.ProbePrefix) {
 		return invalid("signature probe: the signature starts with WECHATPAY/SIGNTEST/, which WeChat Pay sends on purpose to check that merchants verify; rejecting it is correct")
 	}
 	sec, err := strconv.ParseInt(*timestamp, 10, 64)
@@ -206,7 +207,7 @@ func (a *app) verify(name string, args []string) error {
 			return invalid("clock skew: the timestamp is %s from now, more than -max-skew %s", d.Round(time.Second), *maxSkew)
 		}
 	}
-	if err := wechatpay.VerifyMessage(key, wechatpay.ResponseMessage(*timestamp, *nonce, data), *signature); err != nil {
+	if err := wire.Verify(key, wire.ResponseMessage(*timestamp, *nonce, data), *signature); err != nil {
 		return invalid("signature mismatch: %v (the body, timestamp or nonce differ from what was signed, or it was signed with another key)", strings.TrimPrefix(err.Error(), "wechatpay: "))
 	}
 	fmt.Fprintf(a.stdout, "valid: the signature verifies with %s\n", keyName)

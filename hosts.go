@@ -1,0 +1,82 @@
+package wechatpay
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
+)
+
+// WeChat Pay's documented API hosts, by region (PROTOCOL §1.6, §11). A
+// Transport signs only for the hosts of its BaseURL's region.
+var hostRegions = [][]string{
+	{"api.mch.weixin.qq.com", "api2.mch.weixin.qq.com"},  // mainland: main, backup
+	{"apihk.mch.weixin.qq.com", "api.mch.weixin.qq.com"}, // global: main, and the other host as its backup
+	{"api.wechatpay.cn", "api2.wechatpay.cn"},            // mainland, newer names
+}
+
+// apiHosts is the set of hosts a merchant whose BaseURL is base may send
+// signed requests to: base's own host (with its port, if any), and, when
+// base is one of WeChat Pay's documented hosts, the other hosts of its
+// region. The first element is base's host. A custom host (a sandbox, a
+// proxy of the merchant's) allows itself alone.
+type apiHosts struct {
+	scheme string
+	hosts  []string // lower-case host[:port]; the first is the BaseURL's
+}
+
+func newAPIHosts(base *url.URL) apiHosts {
+	h := apiHosts{scheme: base.Scheme, hosts: []string{normalHost(base.Scheme, base.Host)}}
+	if base.Scheme != "https" || base.Port() != "" && base.Port() != "443" {
+		return h
+	}
+	name := strings.ToLower(base.Hostname())
+	for _, region := range hostRegions {
+		if region[0] != name {
+			continue
+		}
+		for _, other := range region[1:] {
+			h.hosts = append(h.hosts, other)
+		}
+	}
+	return h
+}
+
+// normalHost is host in lower case, without the scheme's default port.
+func normalHost(scheme, host string) string {
+	host = strings.ToLower(host)
+	if name, port, err := net.SplitHostPort(host); err == nil &&
+		(scheme == "https" && port == "443" || scheme == "http" && port == "80") {
+		host = name
+		if strings.Contains(name, ":") {
+			host = "[" + name + "]"
+		}
+	}
+	return host
+}
+
+// check returns nil if u may receive a request signed for this merchant:
+// same scheme as the BaseURL, and one of the hosts.
+func (h apiHosts) check(u *url.URL) error {
+	if u.Scheme != h.scheme {
+		return fmt.Errorf("%w: %s://%s (this merchant's API is %s://%s)", ErrHostNotAllowed, wire.Truncate(u.Scheme, 16), wire.Truncate(u.Host, 80), h.scheme, h.hosts[0])
+	}
+	host := normalHost(u.Scheme, u.Host)
+	for _, allowed := range h.hosts {
+		if host == allowed {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s (allowed: %s)", ErrHostNotAllowed, wire.Truncate(u.Host, 80), strings.Join(h.hosts, ", "))
+}
+
+// backup returns the other host of the region for the BaseURL's host, or ""
+// when there is none.
+func (h apiHosts) backup() string {
+	if len(h.hosts) < 2 {
+		return ""
+	}
+	return h.hosts[1]
+}

@@ -1,0 +1,92 @@
+package wire
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+)
+
+// ErrAPIv3Key is wechatpay.ErrAPIv3Key.
+var ErrAPIv3Key = errors.New("wechatpay: APIv3 key must be exactly 32 bytes")
+
+// ErrDecrypt is wechatpay.ErrDecrypt.
+var ErrDecrypt = errors.New("wechatpay: AEAD_AES_256_GCM decryption failed (wrong APIv3 key or tampered data)")
+
+// AlgorithmAESGCM is the only resource algorithm supported.
+const AlgorithmAESGCM = "AEAD_AES_256_GCM"
+
+// NewAEAD returns the AEAD_AES_256_GCM cipher for an APIv3 key, which must
+// be exactly 32 bytes. The error never contains the key.
+func NewAEAD(apiv3Key string) (cipher.AEAD, error) {
+	if len(apiv3Key) != 32 {
+		return nil, fmt.Errorf("%w (got %d bytes)", ErrAPIv3Key, len(apiv3Key))
+	}
+	block, err := aes.NewCipher([]byte(apiv3Key))
+	if err != nil {
+		return nil, fmt.Errorf("wechatpay: APIv3 key: %w", err)
+	}
+	// WeChat Pay's nonces are 12 bytes, the standard GCM nonce size.
+	return cipher.NewGCM(block)
+}
+
+// Open decrypts an AEAD_AES_256_GCM resource as WeChat Pay sends it in
+// certificate downloads and callback notifications: ciphertext is
+// Base64(ciphertext ‖ tag), nonce and associatedData are used as raw bytes
+// (§4.3).
+func Open(aead cipher.AEAD, nonce, associatedData, ciphertext string) ([]byte, error) {
+	ct, err := base64.StdEncoding.DecodeString(ciphertext)
+	if err != nil {
+		return nil, fmt.Errorf("wechatpay: ciphertext is not valid base64: %w", err)
+	}
+	if len(nonce) != aead.NonceSize() {
+		return nil, fmt.Errorf("wechatpay: AEAD nonce is %d bytes, want %d", len(nonce), aead.NonceSize())
+	}
+	pt, err := aead.Open(nil, []byte(nonce), ct, []byte(associatedData))
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return pt, nil
+}
+
+// Seal is the inverse of Open; the simulator encrypts certificates and
+// notifications with it as WeChat Pay does.
+func Seal(aead cipher.AEAD, nonce, associatedData string, plaintext []byte) (string, error) {
+	if len(nonce) != aead.NonceSize() {
+		return "", fmt.Errorf("wechatpay: AEAD nonce is %d bytes, want %d", len(nonce), aead.NonceSize())
+	}
+	ct := aead.Seal(nil, []byte(nonce), plaintext, []byte(associatedData))
+	return base64.StdEncoding.EncodeToString(ct), nil
+}
+
+// CertSerial formats a certificate serial number as WeChat Pay writes it:
+// upper-case hex of the big-endian bytes.
+func CertSerial(c *x509.Certificate) string {
+	return fmt.Sprintf("%X", c.SerialNumber.Bytes())
+}
+
+// CertificatesResponse is the JSON of a platform certificate download
+// (§4.2).
+type CertificatesResponse struct {
+	Data []CertificateData `json:"data"`
+}
+
+// CertificateData is one entry of CertificatesResponse.
+type CertificateData struct {
+	SerialNo           string            `json:"serial_no"`
+	EffectiveTime      string            `json:"effective_time,omitempty"`
+	ExpireTime         string            `json:"expire_time,omitempty"`
+	EncryptCertificate EncryptedResource `json:"encrypt_certificate"`
+}
+
+// EncryptedResource is an AEAD_AES_256_GCM ciphertext as WeChat Pay sends
+// it in certificate downloads and callbacks.
+type EncryptedResource struct {
+	Algorithm      string `json:"algorithm"`
+	Nonce          string `json:"nonce"`
+	AssociatedData string `json:"associated_data"`
+	Ciphertext     string `json:"ciphertext"`
+	OriginalType   string `json:"original_type,omitempty"`
+}

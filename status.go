@@ -1,0 +1,90 @@
+package wechatpay
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
+)
+
+// KeyInfo describes one verification key a Store holds. It holds nothing
+// secret.
+type KeyInfo struct {
+	Serial    string    // platform certificate serial, or the PUB_KEY_ID_ of a public key
+	PublicKey bool      // a configured WeChat Pay public key, not a platform certificate
+	NotBefore time.Time // zero for public keys
+	NotAfter  time.Time // the earlier of the certificate's and its listed expire_time; zero for public keys
+	Source    string    // "download", "cache" (StoreOptions.Cache), "added" (AddCertificates) or "config"
+}
+
+// MerchantStatus is what a Store knows of one merchant, for operators:
+// see Store.Status. It holds nothing secret.
+type MerchantStatus struct {
+	MerchantID    string
+	Keys          []KeyInfo // cached certificates, latest expiry first, then public keys
+	PublicKeyOnly bool      // the certificate endpoint answered RESOURCE_NOT_EXISTS
+	LastAttempt   time.Time // start of the last certificate download; zero if none
+	LastSuccess   time.Time // start of the last successful one
+	LastError     error     // of the last download; nil after a success
+	NextRefresh   time.Time // when a lookup will start a background refresh; zero if none is due
+	Refreshing    bool      // a background refresh is running
+	Downloads     int64     // certificate downloads started
+	RateLimited   int64     // lookups refused a download by MinRefreshInterval
+	CacheRefused  int64     // entries of StoreOptions.Cache refused by the checks
+}
+
+// Status reports on the given merchants, or on every registered merchant
+// when none is given, sorted by merchant ID; unknown IDs are left out. It
+// never downloads and is safe to call at any time.
+func (s *Store) Status(merchantIDs ...string) []MerchantStatus {
+	var regs []*registration
+	if len(merchantIDs) == 0 {
+		s.merchants.Range(func(_, v any) bool {
+			regs = append(regs, v.(*registration))
+			return true
+		})
+	} else {
+		for _, id := range merchantIDs {
+			if r, err := s.registration(id); err == nil {
+				regs = append(regs, r)
+			}
+		}
+	}
+	slices.SortFunc(regs, func(a, b *registration) int { return strings.Compare(a.id, b.id) })
+	regs = slices.CompactFunc(regs, func(a, b *registration) bool { return a.id == b.id })
+	out := make([]MerchantStatus, 0, len(regs))
+	now, mono := s.clock()
+	for _, r := range regs {
+		st := MerchantStatus{
+			MerchantID:   r.id,
+			Refreshing:   r.refreshing.Load(),
+			Downloads:    r.downloads.Load(),
+			RateLimited:  r.rateLimited.Load(),
+			CacheRefused: r.cacheRefused.Load(),
+		}
+		r.mu.Lock()
+		st.PublicKeyOnly, st.LastError = r.publicKeyOnly, r.lastErr
+		st.LastAttempt, st.LastSuccess = r.attemptWall, r.successWall
+		r.mu.Unlock()
+		if cs, ok := s.sets.Peek(r.id); ok && cs.reg == r && !r.superseded.Load() {
+			for _, c := range s.Certificates(r.id) {
+				k := cs.keys[wire.CertSerial(c)]
+				st.Keys = append(st.Keys, KeyInfo{Serial: wire.CertSerial(c), NotBefore: c.NotBefore, NotAfter: k.notAfter, Source: cs.source})
+			}
+			if last := time.Duration(r.lastSuccess.Load()); r.aead != nil && last != never {
+				st.NextRefresh = now.Add(last + s.opts.RefreshInterval - mono)
+			}
+		}
+		ids := make([]string, 0, len(r.publicKeys))
+		for id := range r.publicKeys {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		for _, id := range ids {
+			st.Keys = append(st.Keys, KeyInfo{Serial: id, PublicKey: true, Source: "config"})
+		}
+		out = append(out, st)
+	}
+	return out
+}
