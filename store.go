@@ -90,10 +90,12 @@ type StoreOptions struct {
 	// downloads by itself rather than fail.
 	Locker Locker
 	// CacheErrorHandler, if set, receives each failure of Cache or Locker
-	// (every call is bounded by 500 ms) and each cache entry refused by
-	// the checks (those errors wrap ErrCertificateDownload). The Store
-	// carries on as if it had no cache: these never fail a lookup. It
-	// must not block.
+	// and each cache entry refused by the checks (those errors wrap
+	// ErrCertificateDownload). The Store carries on as if it had no cache:
+	// these never fail a lookup. Every call to Cache or Locker is bounded
+	// by 500 ms, and after a failure the Store leaves them alone for a
+	// second, so that a cache that is down or hanging delays few lookups.
+	// It must not block.
 	CacheErrorHandler func(err error)
 }
 
@@ -123,6 +125,8 @@ type Store struct {
 	mu     sync.Mutex // guards closed and the Add side of bg
 	closed bool
 	bg     sync.WaitGroup
+
+	cacheDown atomic.Int64 // monotonic time until which Cache and Locker are left alone
 
 	start time.Time            // monotonic origin
 	now   func() time.Time     // test hook: wall clock; nil means time.Now

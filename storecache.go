@@ -27,6 +27,9 @@ const (
 	// lockWait bounds how long a Store that did not get the download lock
 	// waits for the holder's download to appear in the cache.
 	lockWait = 2 * time.Second
+	// cacheBackoff is how long the Store leaves Cache and Locker alone
+	// after one failed.
+	cacheBackoff = time.Second
 )
 
 // obtain brings r's certificates up to date, from the Cache when it holds
@@ -34,7 +37,7 @@ const (
 // there is one). have, if not nil, says whether a set has what the caller
 // needs. It runs inside the merchant's singleflight call.
 func (s *Store) obtain(ctx context.Context, r *registration, have func(*certSet) bool) error {
-	if s.opts.Cache == nil {
+	if s.opts.Cache == nil || !s.cacheUp() {
 		return s.download(ctx, r)
 	}
 	_, mono := s.clock()
@@ -48,11 +51,11 @@ func (s *Store) obtain(ctx context.Context, r *registration, have func(*certSet)
 		cancel()
 		switch {
 		case err != nil:
-			s.cacheError(fmt.Errorf("wechatpay: download lock for merchant %s: %w", r.id, err))
+			s.cacheFailed(fmt.Errorf("wechatpay: download lock for merchant %s: %w", r.id, err))
 		case ok:
 			defer func() {
 				if err := unlock(); err != nil {
-					s.cacheError(fmt.Errorf("wechatpay: download lock for merchant %s: unlock: %w", r.id, err))
+					s.cacheFailed(fmt.Errorf("wechatpay: download lock for merchant %s: unlock: %w", r.id, err))
 				}
 			}()
 			// The last holder may have finished between the look above
@@ -85,6 +88,9 @@ func (s *Store) waitForCache(ctx context.Context, r *registration, have func(*ce
 			return false
 		case <-t.C:
 		}
+		if !s.cacheUp() {
+			return false
+		}
 		switch s.fromCache(ctx, r, have) {
 		case cacheUsed:
 			return true
@@ -113,7 +119,7 @@ func (s *Store) fromCache(ctx context.Context, r *registration, have func(*certS
 		return cacheNotUsed
 	}
 	if err != nil {
-		s.cacheError(fmt.Errorf("wechatpay: certificate cache for merchant %s: %w", r.id, err))
+		s.cacheFailed(fmt.Errorf("wechatpay: certificate cache for merchant %s: %w", r.id, err))
 		return cacheNotUsed
 	}
 	now, mono := s.clock()
@@ -124,7 +130,7 @@ func (s *Store) fromCache(ctx context.Context, r *registration, have func(*certS
 		dctx, cancel := context.WithTimeout(ctx, cacheTimeout)
 		defer cancel()
 		if err := s.opts.Cache.Delete(dctx, r.id); err != nil {
-			s.cacheError(fmt.Errorf("wechatpay: certificate cache for merchant %s: %w", r.id, err))
+			s.cacheFailed(fmt.Errorf("wechatpay: certificate cache for merchant %s: %w", r.id, err))
 		}
 		return cacheRefused
 	}
@@ -186,7 +192,7 @@ func (s *Store) checkCached(ctx context.Context, r *registration, data []byte, n
 // putCache stores a download that passed the checks, until its last
 // certificate expires or it gets too old to be used.
 func (s *Store) putCache(ctx context.Context, r *registration, body []byte, header http.Header, keys []*storedKey, now time.Time) {
-	if s.opts.Cache == nil {
+	if s.opts.Cache == nil || !s.cacheUp() {
 		return
 	}
 	rec := newCachedDownload(r.id, r.certURL, now, header, body)
@@ -210,8 +216,23 @@ func (s *Store) putCache(ctx context.Context, r *registration, body []byte, head
 		cancel()
 	}
 	if err != nil {
-		s.cacheError(fmt.Errorf("wechatpay: certificate cache for merchant %s: %w", r.id, err))
+		s.cacheFailed(fmt.Errorf("wechatpay: certificate cache for merchant %s: %w", r.id, err))
 	}
+}
+
+// cacheUp reports whether Cache and Locker may be used: no call failed
+// within the last cacheBackoff.
+func (s *Store) cacheUp() bool {
+	_, mono := s.clock()
+	return time.Duration(s.cacheDown.Load()) <= mono
+}
+
+// cacheFailed reports a failure of Cache or Locker and leaves them alone
+// for cacheBackoff.
+func (s *Store) cacheFailed(err error) {
+	_, mono := s.clock()
+	s.cacheDown.Store(int64(mono + cacheBackoff))
+	s.cacheError(err)
 }
 
 func (s *Store) cacheError(err error) {

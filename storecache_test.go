@@ -297,18 +297,53 @@ func (s *Store) merchantLastSuccess() time.Time {
 // refused is the merchant's count of cache entries refused.
 func refused(s *Store) int64 { return s.Status(cacheMerchant)[0].CacheRefused }
 
-// brokenCache fails every call, as a cache that is down does.
-type brokenCache struct{}
+// brokenCache fails every call, as a cache that is down does, and counts
+// the calls.
+type brokenCache struct{ calls atomic.Int32 }
 
-func (brokenCache) Get(context.Context, string) ([]byte, error) { return nil, errors.New("cache down") }
-func (brokenCache) Put(context.Context, string, []byte) error   { return errors.New("cache down") }
-func (brokenCache) Delete(context.Context, string) error        { return errors.New("cache down") }
+func (c *brokenCache) Get(context.Context, string) ([]byte, error) {
+	c.calls.Add(1)
+	return nil, errors.New("cache down")
+}
 
+func (c *brokenCache) Put(context.Context, string, []byte) error {
+	c.calls.Add(1)
+	return errors.New("cache down")
+}
+
+func (c *brokenCache) Delete(context.Context, string) error {
+	c.calls.Add(1)
+	return errors.New("cache down")
+}
+
+// TestBrokenCacheDoesNotStopVerification: a failing cache is reported,
+// then left alone for cacheBackoff, and lookups go on with downloads.
 func TestBrokenCacheDoesNotStopVerification(t *testing.T) {
-	f := newFake(t)
-	var errs cacheErrs
-	lookup(t, cachedStore(t, f, brokenCache{}, &errs), f)
-	if e := errs.list(); len(e) != 2 || errors.Is(e[0], ErrCertificateDownload) {
-		t.Errorf("CacheErrorHandler got %v; want the Get and Put failures", e)
-	}
+	testKey(0)
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(t)
+		var errs cacheErrs
+		c := &brokenCache{}
+		s := newTestStore(t, StoreOptions{Cache: c, CacheErrorHandler: errs.handle}, f, cacheMerchant, "1900000002")
+		defer s.Close()
+		lookup(t, s, f)
+		if e := errs.list(); len(e) != 1 || errors.Is(e[0], ErrCertificateDownload) || c.calls.Load() != 1 {
+			t.Errorf("CacheErrorHandler got %v after %d calls; want the Get failure alone (no Put while backing off)", e, c.calls.Load())
+		}
+		// Within the backoff another merchant downloads without the cache.
+		if _, err := s.PublicKey(context.Background(), "1900000002", wire.CertSerial(f.certs[0].cert)); err != nil {
+			t.Fatal(err)
+		}
+		if c.calls.Load() != 1 || f.downloads.Load() != 2 {
+			t.Errorf("%d cache calls, %d downloads; want 1 and 2", c.calls.Load(), f.downloads.Load())
+		}
+		// After it, the cache is tried again.
+		time.Sleep(cacheBackoff)
+		if err := s.Refresh(context.Background(), "1900000002"); err != nil {
+			t.Fatal(err)
+		}
+		if c.calls.Load() != 2 {
+			t.Errorf("%d cache calls after the backoff; want 2", c.calls.Load())
+		}
+	})
 }

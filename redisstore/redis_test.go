@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -84,6 +85,23 @@ func (r *redisServer) Kill() {
 	r.cmd.Process.Kill()
 	r.cmd.Wait()
 	r.cmd = nil
+}
+
+// Stop suspends the server (SIGSTOP): connections are accepted by the
+// kernel but nothing is answered, as with a Redis that hangs.
+func (r *redisServer) Stop() {
+	r.t.Helper()
+	if err := r.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// Continue resumes a stopped server.
+func (r *redisServer) Continue() {
+	r.t.Helper()
+	if err := r.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		r.t.Fatal(err)
+	}
 }
 
 // Restart starts a fresh, empty server on the same port.
