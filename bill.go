@@ -16,10 +16,6 @@ import (
 	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
-// ErrBillHash is returned (wrapped) by DownloadBill when the downloaded
-// file does not match the hash the bill request announced.
-var ErrBillHash = errors.New("wechatpay: bill file does not match its hash")
-
 // BillFile is the answer of the bill requests (/v3/bill/tradebill,
 // /v3/bill/fundflowbill and the like): where to download the file and the
 // hash it must have.

@@ -6,16 +6,26 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
-// DefaultBaseURL is WeChat Pay's mainland API host.
-const DefaultBaseURL = "https://api.mch.weixin.qq.com"
-
-// GlobalBaseURL is WeChat Pay's global (Hong Kong) API host; a Store
-// fetches certificates from /v3/global/certificates there.
-const GlobalBaseURL = "https://apihk.mch.weixin.qq.com"
+// WeChat Pay's API hosts, and the defaults of Transport and Verifier.
+const (
+	// DefaultBaseURL is WeChat Pay's mainland API host; its backup is
+	// api2.mch.weixin.qq.com.
+	DefaultBaseURL = "https://api.mch.weixin.qq.com"
+	// GlobalBaseURL is WeChat Pay's global (Hong Kong) API host; a Store
+	// fetches certificates from /v3/global/certificates there.
+	GlobalBaseURL = "https://apihk.mch.weixin.qq.com"
+	// DefaultMaxBodySize bounds the request and response bodies a
+	// Transport reads into memory when no MaxBodySize is set.
+	DefaultMaxBodySize = 8 << 20
+	// DefaultMaxSkew is how far a Wechatpay-Timestamp may be from now
+	// (docs/protocol.md §2.3).
+	DefaultMaxSkew = 5 * time.Minute
+)
 
 // Config is everything a merchant needs to call WeChat Pay APIv3. Its
 // String method never prints the private key or the APIv3 key.
@@ -68,11 +78,7 @@ func parseBaseURL(base string) (*url.URL, error) {
 	if base == "" {
 		base = DefaultBaseURL
 	}
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("BaseURL %q is not an http(s) URL", wire.Truncate(base, 80))
-	}
-	return u, nil
+	return wire.ParseBaseURL(base)
 }
 
 func redacted(set bool) string {

@@ -4,19 +4,13 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha1"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
-
-	"github.com/wxpaykit/wechatpay/internal/wire"
 )
-
-// ErrAPIv3Key is returned (wrapped) when an APIv3 key is not exactly 32 bytes.
-var ErrAPIv3Key = wire.ErrAPIv3Key
 
 // LoadPrivateKey parses a merchant API private key (apiclient_key.pem) in
 // PKCS#8 ("BEGIN PRIVATE KEY") or PKCS#1 ("BEGIN RSA PRIVATE KEY") PEM form.
@@ -72,19 +66,6 @@ func LoadPrivateKeyFile(path string) (*rsa.PrivateKey, error) {
 	return k, nil
 }
 
-// LoadCertificate parses one PEM certificate.
-func LoadCertificate(pemBytes []byte) (*x509.Certificate, error) {
-	block, _ := pem.Decode(pemBytes)
-	if block == nil || block.Type != "CERTIFICATE" {
-		return nil, errors.New("wechatpay: certificate: no PEM CERTIFICATE block found")
-	}
-	c, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("wechatpay: certificate: %w", err)
-	}
-	return c, nil
-}
-
 // LoadPublicKey parses a WeChat Pay public key (pub_key.pem): a PEM
 // "PUBLIC KEY" (SubjectPublicKeyInfo) or "RSA PUBLIC KEY" (PKCS#1) block,
 // or a certificate, whose key is returned.
@@ -136,24 +117,6 @@ func LoadPublicKeyFile(path string) (*rsa.PublicKey, error) {
 	return k, nil
 }
 
-// EncryptOAEP encrypts a sensitive request field with RSA-OAEP (SHA-1,
-// MGF1-SHA-1, empty label) and returns it Base64-encoded (PROTOCOL §7).
-// Plaintexts longer than the key allows (214 bytes for RSA-2048: 256 - 2*20 - 2)
-// are refused with an error that says so.
-func EncryptOAEP(pub *rsa.PublicKey, plaintext []byte) (string, error) {
-	if pub == nil {
-		return "", errors.New("wechatpay: encrypt: nil public key")
-	}
-	if limit := pub.Size() - 2*sha1.Size - 2; len(plaintext) > limit {
-		return "", fmt.Errorf("wechatpay: encrypt: plaintext is %d bytes, RSA-OAEP allows at most %d", len(plaintext), limit)
-	}
-	ct, err := rsa.EncryptOAEP(sha1.New(), rand.Reader, pub, plaintext, nil)
-	if err != nil {
-		return "", fmt.Errorf("wechatpay: encrypt: %w", err)
-	}
-	return base64.StdEncoding.EncodeToString(ct), nil
-}
-
 // DecryptOAEP decrypts a Base64 RSA-OAEP (SHA-1) field that WeChat Pay
 // encrypted with the merchant certificate, using the merchant private key.
 func DecryptOAEP(key crypto.Decrypter, ciphertext string) ([]byte, error) {
@@ -167,8 +130,3 @@ func DecryptOAEP(key crypto.Decrypter, ciphertext string) ([]byte, error) {
 	}
 	return pt, nil
 }
-
-// ErrDecrypt is returned (wrapped) when an AEAD_AES_256_GCM ciphertext does
-// not open: the APIv3 key is wrong, or the ciphertext, nonce or associated
-// data were altered.
-var ErrDecrypt = wire.ErrDecrypt

@@ -94,15 +94,15 @@ func TestAEADAndOAEP(t *testing.T) {
 		}
 	}
 	key := testKey(2)
-	enc, err := EncryptOAEP(&key.PublicKey, []byte("张三"))
+	enc, err := wire.EncryptOAEP(&key.PublicKey, []byte("张三"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if pt, err := DecryptOAEP(key, enc); err != nil || string(pt) != "张三" {
 		t.Errorf("DecryptOAEP = %q, %v", pt, err)
 	}
-	if _, err := EncryptOAEP(&key.PublicKey, make([]byte, 215)); err == nil || !strings.Contains(err.Error(), "at most 214") {
-		t.Errorf("EncryptOAEP(215 bytes) = %v; want an error naming the 214-byte limit", err)
+	if _, err := wire.EncryptOAEP(&key.PublicKey, make([]byte, 215)); err == nil || !strings.Contains(err.Error(), "at most 214") {
+		t.Errorf("wire.EncryptOAEP(215 bytes) = %v; want an error naming the 214-byte limit", err)
 	}
 }
 
@@ -114,12 +114,12 @@ func TestParseCertificatesDocSample(t *testing.T) {
 	body = bytes.ReplaceAll(body, []byte(`"effective_time"`), []byte(`"effective_time "`))
 	body = bytes.ReplaceAll(body, []byte(`"expire_time"`), []byte(`"expire_time "`))
 	aead, _ := wire.NewAEAD(testAPIv3Key)
-	certs, err := ParseCertificates(body, aead, time.Now(), nil)
-	if err != nil || len(certs) != 1 || wire.CertSerial(certs[0]) != wire.CertSerial(f.certs[0].cert) {
-		t.Fatalf("ParseCertificates(doc sample) = %v, %v", certs, err)
+	certs, err := parseDownload(body, aead, time.Now(), nil)
+	if err != nil || len(certs) != 1 || wire.CertSerial(certs[0].cert) != wire.CertSerial(f.certs[0].cert) {
+		t.Fatalf("parseDownload(doc sample) = %v, %v", certs, err)
 	}
 	// With a root pool the self-signed test certificate does not chain.
-	if _, err := ParseCertificates(body, aead, time.Now(), x509.NewCertPool()); err == nil || !strings.Contains(err.Error(), "chain") {
+	if _, err := parseDownload(body, aead, time.Now(), x509.NewCertPool()); err == nil || !strings.Contains(err.Error(), "chain") {
 		t.Errorf("ParseCertificates with foreign roots = %v; want a chain error", err)
 	}
 }

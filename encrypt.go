@@ -81,7 +81,7 @@ func EncryptFields(ctx context.Context, store *Store, merchantID string, fields 
 		if *f == "" {
 			continue
 		}
-		if out[i], err = EncryptOAEP(key, []byte(*f)); err != nil {
+		if out[i], err = wire.EncryptOAEP(key, []byte(*f)); err != nil {
 			return "", fmt.Errorf("%w (field %d, key %s)", err, i, serial)
 		}
 	}

@@ -176,7 +176,7 @@ func TestEncryptAfterCertificateExpired(t *testing.T) {
 	if name, _ := wechatpay.Decrypt(store, m.ID, got.Name); name != "王五" {
 		t.Errorf("round trip gave %q", name)
 	}
-	stale, err := wechatpay.EncryptOAEP(oldCert, []byte("王五"))
+	stale, err := wire.EncryptOAEP(oldCert, []byte("王五"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,8 +5,6 @@ import (
 	"crypto/cipher"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -35,121 +33,18 @@ func certificatesURL(base *url.URL) string {
 	return u.String()
 }
 
-// ParseCertificates decrypts and checks the certificates of a download
-// body with the APIv3 key's AEAD, as of now; roots, if not nil, is the pool
-// they must chain to. Every certificate must decrypt, parse as PEM, carry
-// the serial its entry names and an RSA key of at least 2048 bits, or the
-// whole download is refused. Certificates outside their validity are left
-// out; if none remains, that is an error. Validity ends at the earlier of
-// the certificate's NotAfter and its entry's expire_time, which WeChat Pay
-// moves up before retiring a certificate early (PROTOCOL §4.4).
-func ParseCertificates(body []byte, aead cipher.AEAD, now time.Time, roots *x509.CertPool) ([]*x509.Certificate, error) {
-	keys, err := parseDownload(body, aead, now, roots)
+// parseDownload decrypts and checks the certificates of a download body
+// (see wire.ParseDownload) into the store's keys.
+func parseDownload(body []byte, aead cipher.AEAD, now time.Time, roots *x509.CertPool) ([]*storedKey, error) {
+	certs, err := wire.ParseDownload(body, aead, now, roots)
 	if err != nil {
 		return nil, err
 	}
-	certs := make([]*x509.Certificate, len(keys))
-	for i, k := range keys {
-		certs[i] = k.cert
-	}
-	return certs, nil
-}
-
-// certEntry is one entry of a download as it arrives: WeChat Pay's own
-// documentation spells the key "expire_time " with a space (PROTOCOL
-// §4.2), so both spellings are read.
-type certEntry struct {
-	wire.CertificateData
-	ExpireTimeTypo string `json:"expire_time "`
-}
-
-func parseDownload(body []byte, aead cipher.AEAD, now time.Time, roots *x509.CertPool) ([]*storedKey, error) {
-	var resp struct {
-		Data []certEntry `json:"data"`
-	}
-	if err := json.Unmarshal(body, &resp); err != nil {
-		return nil, fmt.Errorf("response is not the certificate JSON: %w", err)
-	}
-	if len(resp.Data) == 0 {
-		return nil, errors.New("response lists no certificates")
-	}
-	var keys []*storedKey
-	var skipped []string
-	decryptFailures := 0
-	for _, d := range resp.Data {
-		k, err := parseCertificate(d, aead, roots, now)
-		var skip errSkip
-		switch {
-		case errors.As(err, &skip):
-			skipped = append(skipped, skip.reason)
-		case errors.Is(err, ErrDecrypt):
-			decryptFailures++
-		case err != nil:
-			return nil, err
-		default:
-			keys = append(keys, k)
-		}
-	}
-	switch {
-	case decryptFailures == len(resp.Data):
-		return nil, fmt.Errorf("no certificate decrypts: the APIv3 key is wrong, or the download was altered: %w", ErrDecrypt)
-	case decryptFailures > 0:
-		return nil, fmt.Errorf("%d of %d certificates do not decrypt: %w", decryptFailures, len(resp.Data), ErrDecrypt)
-	}
-	if len(keys) == 0 {
-		return nil, fmt.Errorf("no usable certificate: %s", strings.Join(skipped, "; "))
+	keys := make([]*storedKey, len(certs))
+	for i, c := range certs {
+		keys[i] = &storedKey{pub: c.Key, cert: c.X509, notAfter: c.NotAfter}
 	}
 	return keys, nil
-}
-
-// errSkip marks a certificate that is genuine but not usable now.
-type errSkip struct{ reason string }
-
-func (e errSkip) Error() string { return e.reason }
-
-func parseCertificate(d certEntry, aead cipher.AEAD, roots *x509.CertPool, now time.Time) (*storedKey, error) {
-	serial := wire.Truncate(d.SerialNo, 64)
-	if d.EncryptCertificate.Algorithm != wire.AlgorithmAESGCM {
-		return nil, fmt.Errorf("certificate %s: unsupported algorithm %q", serial, wire.Truncate(d.EncryptCertificate.Algorithm, 32))
-	}
-	pemBytes, err := wire.Open(aead, d.EncryptCertificate.Nonce, d.EncryptCertificate.AssociatedData, d.EncryptCertificate.Ciphertext)
-	if err != nil {
-		return nil, fmt.Errorf("certificate %s: %w", serial, err)
-	}
-	c, err := LoadCertificate(pemBytes)
-	if err != nil {
-		return nil, fmt.Errorf("certificate %s: %w", serial, err)
-	}
-	if got := wire.CertSerial(c); !strings.EqualFold(got, d.SerialNo) {
-		return nil, fmt.Errorf("certificate listed as %s has serial %s", serial, got)
-	}
-	pub, ok := c.PublicKey.(*rsa.PublicKey)
-	if !ok {
-		return nil, fmt.Errorf("certificate %s: key is %T, want RSA", serial, c.PublicKey)
-	}
-	if pub.N.BitLen() < 2048 {
-		return nil, fmt.Errorf("certificate %s: RSA key is %d bits, want at least 2048", serial, pub.N.BitLen())
-	}
-	if roots != nil {
-		if _, err := c.Verify(x509.VerifyOptions{Roots: roots, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-			return nil, fmt.Errorf("certificate %s does not chain to the configured roots: %w", serial, err)
-		}
-	}
-	notAfter := c.NotAfter
-	for _, s := range []string{d.ExpireTime, d.ExpireTimeTypo} {
-		// An expire_time that does not parse is ignored: the certificate's
-		// own NotAfter still bounds it.
-		if t, err := time.Parse(time.RFC3339, strings.TrimSpace(s)); err == nil && t.Before(notAfter) {
-			notAfter = t
-		}
-	}
-	if now.Before(c.NotBefore) {
-		return nil, errSkip{fmt.Sprintf("certificate %s is not valid before %s", serial, c.NotBefore.Format(time.RFC3339))}
-	}
-	if !now.Before(notAfter) {
-		return nil, errSkip{fmt.Sprintf("certificate %s expired at %s", serial, notAfter.Format(time.RFC3339))}
-	}
-	return &storedKey{pub: pub, cert: c, notAfter: notAfter}, nil
 }
 
 // fetchCertificates downloads r's platform certificates with a request
@@ -167,12 +62,12 @@ func fetchCertificates(ctx context.Context, r *registration) (body []byte, heade
 	}
 	req.Header.Set("Authorization", auth)
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", userAgentOr(r.userAgent))
-	resp, err := baseOr(r.base).RoundTrip(req)
+	req.Header.Set("User-Agent", wire.UserAgent(r.userAgent))
+	resp, err := wire.Base(r.base).RoundTrip(req)
 	if err != nil {
 		return nil, nil, err
 	}
-	body, err = readResponseBody(resp, http.MethodGet, maxCertResponse)
+	body, err = wire.ReadResponseBody(resp, http.MethodGet, maxCertResponse)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading response: %w", err)
 	}

@@ -62,7 +62,7 @@ func FuzzParseCertificates(f *testing.F) {
 	}
 	now := time.Now()
 	f.Fuzz(func(t *testing.T, body []byte) {
-		certs, err := ParseCertificates(body, aead, now, nil)
+		certs, err := parseDownload(body, aead, now, nil)
 		if err != nil {
 			if certs != nil {
 				t.Fatal("certificates returned with an error")
@@ -73,8 +73,8 @@ func FuzzParseCertificates(f *testing.F) {
 			t.Fatal("no certificates and no error")
 		}
 		for _, c := range certs {
-			if now.Before(c.NotBefore) || !now.Before(c.NotAfter) {
-				t.Fatalf("certificate %s outside its validity accepted", wire.CertSerial(c))
+			if now.Before(c.cert.NotBefore) || !now.Before(c.notAfter) || c.notAfter.After(c.cert.NotAfter) {
+				t.Fatalf("certificate %s outside its validity accepted", wire.CertSerial(c.cert))
 			}
 		}
 	})

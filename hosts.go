@@ -9,12 +9,15 @@ import (
 	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
-// WeChat Pay's documented API hosts, by region (PROTOCOL §1.6, §11). A
-// Transport signs only for the hosts of its BaseURL's region.
-var hostRegions = [][]string{
-	{"api.mch.weixin.qq.com", "api2.mch.weixin.qq.com"},  // mainland: main, backup
-	{"apihk.mch.weixin.qq.com", "api.mch.weixin.qq.com"}, // global: main, and the other host as its backup
-	{"api.wechatpay.cn", "api2.wechatpay.cn"},            // mainland, newer names
+// WeChat Pay's documented API hosts and, for each, the other host of its
+// region (docs/protocol.md §1.6, §11): a Transport signs for its
+// BaseURL's host and that other host, which Failover uses as the backup.
+var otherHost = map[string]string{
+	"api.mch.weixin.qq.com":   "api2.mch.weixin.qq.com", // mainland: main → backup
+	"api2.mch.weixin.qq.com":  "api.mch.weixin.qq.com",  // mainland: backup → main
+	"apihk.mch.weixin.qq.com": "api.mch.weixin.qq.com",  // global: the other host as its backup
+	"api.wechatpay.cn":        "api2.wechatpay.cn",
+	"api2.wechatpay.cn":       "api.wechatpay.cn",
 }
 
 // apiHosts is the set of hosts a merchant whose BaseURL is base may send
@@ -32,14 +35,8 @@ func newAPIHosts(base *url.URL) apiHosts {
 	if base.Scheme != "https" || base.Port() != "" && base.Port() != "443" {
 		return h
 	}
-	name := strings.ToLower(base.Hostname())
-	for _, region := range hostRegions {
-		if region[0] != name {
-			continue
-		}
-		for _, other := range region[1:] {
-			h.hosts = append(h.hosts, other)
-		}
+	if other, ok := otherHost[strings.ToLower(base.Hostname())]; ok {
+		h.hosts = append(h.hosts, other)
 	}
 	return h
 }
@@ -70,13 +67,4 @@ func (h apiHosts) check(u *url.URL) error {
 		}
 	}
 	return fmt.Errorf("%w: %s (allowed: %s)", ErrHostNotAllowed, wire.Truncate(u.Host, 80), strings.Join(h.hosts, ", "))
-}
-
-// backup returns the other host of the region for the BaseURL's host, or ""
-// when there is none.
-func (h apiHosts) backup() string {
-	if len(h.hosts) < 2 {
-		return ""
-	}
-	return h.hosts[1]
 }

@@ -18,35 +18,9 @@ import (
 	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
-type signedBodyKey struct{}
-
-// WithSignedBody returns a context that makes the Transport sign signed
-// instead of the request body. WeChat Pay's media uploads need it: their
-// signature covers only the JSON of the multipart "meta" part (PROTOCOL
-// §1.4). The Transport refuses the request unless signed occurs verbatim
-// in the body it sends. NewMediaUploadRequest sets it; other callers
-// rarely need to.
-func WithSignedBody(ctx context.Context, signed []byte) context.Context {
-	return context.WithValue(ctx, signedBodyKey{}, bytes.Clone(signed))
-}
-
-// signedBody returns the bytes the Transport signs for a request with
-// body: those marked by WithSignedBody, which must be part of body, or
-// body itself.
-func signedBody(ctx context.Context, body []byte) ([]byte, error) {
-	b, ok := ctx.Value(signedBodyKey{}).([]byte)
-	if !ok {
-		return body, nil
-	}
-	if len(b) == 0 || !bytes.Contains(body, b) {
-		return nil, errors.New("wechatpay: the bytes marked by WithSignedBody are not part of the request body")
-	}
-	return b, nil
-}
-
-// MediaMeta is the "meta" part of a media upload: the file name and the
+// mediaMeta is the "meta" part of a media upload: the file name and the
 // lower-case hex SHA-256 of the file content.
-type MediaMeta struct {
+type mediaMeta struct {
 	Filename string `json:"filename"`
 	SHA256   string `json:"sha256"`
 }
@@ -56,9 +30,9 @@ type MediaMeta struct {
 // /v3/merchant/media/video_upload or /v3/marketing/favor/media/image-upload
 // (url is the full URL), carrying the file content under filename. The
 // body is multipart/form-data with a "meta" part (Content-Type
-// application/json, the JSON of MediaMeta) and a "file" part; the
+// application/json, the JSON of mediaMeta) and a "file" part; the
 // request's context marks the meta JSON as the bytes to sign (see
-// WithSignedBody), so a Transport signs it as WeChat Pay requires. Send it
+// withSignedBody), so a Transport signs it as WeChat Pay requires. Send it
 // through a client whose Transport is a *Transport; the body must fit in
 // the Transport's MaxBodySize.
 func NewMediaUploadRequest(ctx context.Context, url, filename string, content []byte) (*http.Request, error) {
@@ -69,7 +43,7 @@ func NewMediaUploadRequest(ctx context.Context, url, filename string, content []
 		return nil, fmt.Errorf("wechatpay: media upload: file %q is empty", wire.Truncate(filename, 64))
 	}
 	sum := sha256.Sum256(content)
-	meta, err := json.Marshal(MediaMeta{Filename: filename, SHA256: hex.EncodeToString(sum[:])})
+	meta, err := json.Marshal(mediaMeta{Filename: filename, SHA256: hex.EncodeToString(sum[:])})
 	if err != nil {
 		return nil, fmt.Errorf("wechatpay: media upload: %w", err)
 	}
@@ -100,7 +74,7 @@ func NewMediaUploadRequest(ctx context.Context, url, filename string, content []
 		return nil, fmt.Errorf("wechatpay: media upload: %w", err)
 	}
 
-	req, err := http.NewRequestWithContext(WithSignedBody(ctx, meta), http.MethodPost, url, bytes.NewReader(body.Bytes()))
+	req, err := http.NewRequestWithContext(withSignedBody(ctx, meta), http.MethodPost, url, bytes.NewReader(body.Bytes()))
 	if err != nil {
 		return nil, fmt.Errorf("wechatpay: media upload: %w", err)
 	}

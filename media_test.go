@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -84,9 +83,13 @@ func TestMediaUpload(t *testing.T) {
 	})
 	t.Run("marked bytes must be in the body", func(t *testing.T) {
 		before := srv.PathRequests("/v3/merchant/media/upload")
-		req, _ := http.NewRequestWithContext(wechatpay.WithSignedBody(ctx, []byte(`{"filename":"x"}`)), http.MethodPost, srv.URL+"/v3/merchant/media/upload", strings.NewReader("other"))
-		if _, err := client.Do(req); err == nil || !strings.Contains(err.Error(), "WithSignedBody") {
-			t.Errorf("got %v; want a WithSignedBody error", err)
+		req, err := wechatpay.NewMediaUploadRequest(ctx, srv.URL+"/v3/merchant/media/upload", "x.png", image)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Body, req.GetBody, req.ContentLength = io.NopCloser(strings.NewReader("other")), nil, 5
+		if _, err := client.Do(req); err == nil || !strings.Contains(err.Error(), "meta JSON of this upload is not part of the request body") {
+			t.Errorf("got %v; want an error saying the signed meta is not in the body", err)
 		}
 		if srv.PathRequests("/v3/merchant/media/upload") != before {
 			t.Error("the request was sent")

@@ -34,20 +34,6 @@ const (
 	maxRefreshInterval = 12 * time.Hour
 )
 
-// ErrUnknownMerchant is returned when a Store is asked about a merchant
-// that was never registered with it.
-var ErrUnknownMerchant = errors.New("wechatpay: merchant not registered with the store")
-
-// ErrNoPlatformCertificates means WeChat Pay answered the certificate
-// download with 404 RESOURCE_NOT_EXISTS: the merchant uses a WeChat Pay
-// public key only (PROTOCOL §3). The Store drops the merchant's platform
-// certificates and remembers it.
-var ErrNoPlatformCertificates = errors.New("wechatpay: merchant has no platform certificates (public-key mode: configure PublicKeyID and PublicKey)")
-
-// ErrCertificateDownload wraps every failure to download or check platform
-// certificates.
-var ErrCertificateDownload = errors.New("wechatpay: certificate download failed")
-
 // StoreOptions configures a Store. The zero value gives the defaults.
 type StoreOptions struct {
 	// Size is the number of merchants whose certificate sets the Store

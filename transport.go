@@ -14,37 +14,6 @@ import (
 	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
-// DefaultMaxBodySize bounds request and response bodies a Transport reads
-// into memory when no MaxBodySize is set.
-const DefaultMaxBodySize = 8 << 20
-
-const defaultUserAgent = "wxpaykit-wechatpay-go/1 (+https://github.com/wxpaykit/wechatpay)"
-
-// userAgentOr returns ua, or the library's default User-Agent when empty.
-func userAgentOr(ua string) string {
-	if ua == "" {
-		return defaultUserAgent
-	}
-	return ua
-}
-
-// baseOr returns rt, or http.DefaultTransport when nil.
-func baseOr(rt http.RoundTripper) http.RoundTripper {
-	if rt == nil {
-		return http.DefaultTransport
-	}
-	return rt
-}
-
-// ErrNotConfigured is returned by a Transport missing its Signer or
-// Verifier: it refuses to send rather than pass unverified data.
-var ErrNotConfigured = errors.New("wechatpay: transport needs a Signer and a Verifier")
-
-// ErrHostNotAllowed is returned, before anything is sent, for a request to
-// a host the Transport does not sign for. A signature is a credential for
-// five minutes: it goes only to the merchant's API hosts.
-var ErrHostNotAllowed = errors.New("wechatpay: refusing to sign a request for a host that is not this merchant's WeChat Pay API host")
-
 // Transport is an [http.RoundTripper] that signs WeChat Pay APIv3 requests
 // and verifies the signature of every response it returns. Put it in any
 // [http.Client]; retries and tracing belong in RoundTrippers that wrap it,
@@ -124,7 +93,6 @@ func NewTransport(cfg Config) (*Transport, error) {
 }
 
 type serialKey struct{}
-type unsignedKey struct{}
 
 // WithSerial returns a context that makes the Transport send
 // Wechatpay-Serial: serial, overriding its default. Use it for a request
@@ -141,18 +109,33 @@ func WithSerial(ctx context.Context, serial string) context.Context {
 // redirect. DownloadBill marks its own request. The response is not
 // authenticated: check it against a hash from a signed answer.
 func WithoutResponseVerification(ctx context.Context) context.Context {
-	return context.WithValue(ctx, unsignedKey{}, true)
+	return wire.WithoutVerification(ctx)
 }
 
-// unverifiedAllowed reports whether a 2xx answer to req may be passed on
-// unverified: only when the caller marked it, for a GET that is not
-// following a redirect.
-func unverifiedAllowed(req *http.Request) bool {
-	if req.Method != http.MethodGet && req.Method != "" || req.Response != nil {
-		return false
+type signedBodyKey struct{}
+
+// withSignedBody returns a context that makes the Transport sign signed
+// instead of the request body. WeChat Pay's media uploads need it: their
+// signature covers only the JSON of the multipart "meta" part
+// (docs/protocol.md §1.4). The Transport refuses the request unless
+// signed occurs verbatim in the body it sends. NewMediaUploadRequest sets
+// it.
+func withSignedBody(ctx context.Context, signed []byte) context.Context {
+	return context.WithValue(ctx, signedBodyKey{}, bytes.Clone(signed))
+}
+
+// signedBody returns the bytes the Transport signs for a request with
+// body: those marked by withSignedBody, which must be part of body, or
+// body itself.
+func signedBody(ctx context.Context, body []byte) ([]byte, error) {
+	b, ok := ctx.Value(signedBodyKey{}).([]byte)
+	if !ok {
+		return body, nil
 	}
-	v, _ := req.Context().Value(unsignedKey{}).(bool)
-	return v
+	if len(b) == 0 || !bytes.Contains(body, b) {
+		return nil, errors.New("wechatpay: the signed meta JSON of this upload is not part of the request body")
+	}
+	return b, nil
 }
 
 // knownUnsigned are WeChat Pay's documented downloads whose responses
@@ -203,7 +186,7 @@ func (t *Transport) apiHosts() (*apiHosts, error) {
 // RoundTrip signs req, sends it with Base and verifies the response. See
 // the type's documentation for what it returns.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	body, err := readRequestBody(req, t.maxBody())
+	body, err := wire.ReadRequestBody(req, t.maxBody())
 	if err != nil {
 		return nil, err
 	}
@@ -249,7 +232,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		h.Set("Accept", "application/json")
 	}
 	if h.Get("User-Agent") == "" {
-		h.Set("User-Agent", userAgentOr(t.UserAgent))
+		h.Set("User-Agent", wire.UserAgent(t.UserAgent))
 	}
 	if len(body) > 0 && h.Get("Content-Type") == "" {
 		h.Set("Content-Type", "application/json")
@@ -258,7 +241,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		h.Set(wire.HeaderSerial, serial)
 	}
 
-	resp, err := baseOr(t.Base).RoundTrip(r2)
+	resp, err := wire.Base(t.Base).RoundTrip(r2)
 	if err != nil {
 		return nil, err
 	}
@@ -267,10 +250,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	resp.Header.Del(wire.VerifiedHeader) // only this process says what it verified
 	mustVerify := resp.StatusCode >= 200 && resp.StatusCode < 400
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 && unverifiedAllowed(r2) {
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 && wire.UnverifiedAllowed(r2) {
 		return resp, nil // streamed: a bill may be larger than memory
 	}
-	rbody, err := readResponseBody(resp, method, t.maxBody())
+	rbody, err := wire.ReadResponseBody(resp, method, t.maxBody())
 	if err != nil {
 		return nil, fmt.Errorf("wechatpay: reading response of %s %s: %w", method, r2.URL.Path, err)
 	}
@@ -315,63 +298,6 @@ func (t *Transport) requestSerial(r *http.Request) string {
 // the response's body, and a server cannot make it report true.
 func IsVerified(resp *http.Response) bool {
 	return wire.IsVerified(resp.Header)
-}
-
-// readResponseBody reads and closes resp.Body, bounded by limit. HEAD
-// answers and 1xx, 204 and 304 responses have no body whatever their
-// Content-Length says.
-func readResponseBody(resp *http.Response, method string, limit int64) ([]byte, error) {
-	defer resp.Body.Close()
-	if method == http.MethodHead || resp.StatusCode == http.StatusNoContent ||
-		resp.StatusCode == http.StatusNotModified || resp.StatusCode < 200 {
-		return nil, nil
-	}
-	return readAll(resp.Body, resp.ContentLength, limit)
-}
-
-// readRequestBody reads req.Body with a limit and always closes it.
-func readRequestBody(req *http.Request, limit int64) ([]byte, error) {
-	if req.Body == nil || req.Body == http.NoBody {
-		return nil, nil
-	}
-	defer req.Body.Close()
-	size := req.ContentLength
-	if size <= 0 {
-		size = -1 // for client requests, 0 with a body means unknown
-	}
-	b, err := readAll(req.Body, size, limit)
-	if err != nil {
-		return nil, fmt.Errorf("wechatpay: reading request body: %w", err)
-	}
-	return b, nil
-}
-
-// readAll reads r up to limit bytes, using size (a Content-Length, or -1)
-// to allocate once. More than limit bytes is ErrBodyTooLarge.
-func readAll(r io.Reader, size, limit int64) ([]byte, error) {
-	if size > limit {
-		return nil, fmt.Errorf("%w (%d bytes, limit %d)", ErrBodyTooLarge, size, limit)
-	}
-	if size >= 0 {
-		b := make([]byte, size, size+1)
-		if _, err := io.ReadFull(r, b); err != nil {
-			return nil, err
-		}
-		// Content-Length is a promise; make sure nothing follows.
-		var one [1]byte
-		if n, _ := r.Read(one[:]); n > 0 {
-			return nil, errors.New("body longer than its Content-Length")
-		}
-		return b, nil
-	}
-	b, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%w (limit %d bytes)", ErrBodyTooLarge, limit)
-	}
-	return b, nil
 }
 
 // APIError is WeChat Pay's answer to a request that did not succeed
@@ -429,7 +355,7 @@ func CheckResponse(resp *http.Response) error {
 		return nil
 	}
 	verified := IsVerified(resp)
-	body, err := readAll(resp.Body, -1, 1<<20)
+	body, err := wire.ReadAll(resp.Body, -1, 1<<20)
 	resp.Body.Close()
 	if err != nil {
 		return fmt.Errorf("wechatpay: reading HTTP %d response: %w", resp.StatusCode, err)

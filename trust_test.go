@@ -352,21 +352,3 @@ func TestIsVerifiedSurvivesWrappingAndCannotBeForged(t *testing.T) {
 		t.Errorf("forged header on an unsigned 400: IsVerified = %v, APIError %+v", wechatpay.IsVerified(resp), apiErr)
 	}
 }
-
-func TestPostV2ThroughTimeoutAndWrappingClients(t *testing.T) {
-	srv := newSandbox(t)
-	m := srv.Merchant()
-	v2 := &wechatpay.V2Transport{MerchantID: m.ID, Key: m.APIv2Key, Base: srv.Config().Base}
-	for _, client := range []*http.Client{
-		{Transport: v2, Timeout: 10 * time.Second},
-		{Transport: wrapBody{v2}},
-	} {
-		fields, err := wechatpay.PostV2(context.Background(), client, srv.URL+"/risk/getcertficates", map[string]string{"mch_id": m.ID})
-		if err != nil {
-			t.Fatalf("PostV2: %v", err)
-		}
-		if fields["certificates"] == "" {
-			t.Errorf("PostV2 answer has no certificates: %v", fields)
-		}
-	}
-}

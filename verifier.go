@@ -13,23 +13,6 @@ import (
 	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
-// Errors that say why a response or callback did not verify. They come
-// wrapped in a *VerifyError; test with errors.Is.
-var (
-	ErrBadSignature     = wire.ErrBadSignature
-	ErrUnknownSerial    = errors.New("wechatpay: no key for serial")
-	ErrClockSkew        = errors.New("wechatpay: timestamp outside allowed window")
-	ErrSignatureProbe   = errors.New("wechatpay: signature probe (WECHATPAY/SIGNTEST), verification failed as intended")
-	ErrMissingSignature = errors.New("wechatpay: missing or malformed signature headers")
-	ErrSignatureType    = errors.New("wechatpay: unsupported Wechatpay-Signature-Type")
-	ErrBodyTooLarge     = errors.New("wechatpay: body exceeds size limit")
-	ErrExpiredKey       = errors.New("wechatpay: certificate for serial has expired")
-)
-
-// DefaultMaxSkew is how far a Wechatpay-Timestamp may be from now
-// (PROTOCOL §2.3).
-const DefaultMaxSkew = 5 * time.Minute
-
 // A VerifyError describes a response or callback that failed verification.
 // All of its fields are safe to log.
 type VerifyError struct {

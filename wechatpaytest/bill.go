@@ -102,6 +102,22 @@ func (s *Server) serveBill(w http.ResponseWriter, r *http.Request) {
 // serveBillFile streams a generated bill, unsigned as WeChat Pay sends
 // bill files (PROTOCOL §2.5), to the merchant that requested it.
 func (s *Server) serveBillFile(w http.ResponseWriter, r *http.Request, m *merchant) {
+	if v, ok := s.x.realBills.Load(r.URL.Query().Get("token")); ok {
+		b := v.(simBill)
+		if b.merchantID != m.info.ID {
+			s.writeError(w, r, m, http.StatusForbidden, "NO_AUTH", "无权下载该账单", nil)
+			return
+		}
+		h := w.Header()
+		h.Set("Content-Type", "application/octet-stream")
+		h.Set("Content-Length", strconv.Itoa(len(b.data)))
+		h.Set("Request-Id", newRequestID())
+		w.WriteHeader(http.StatusOK)
+		if r.Method != http.MethodHead {
+			w.Write(b.data)
+		}
+		return
+	}
 	spec, ok := parseBillToken(r.URL.Query().Get("token"))
 	if !ok {
 		s.writeError(w, r, m, http.StatusBadRequest, "PARAM_ERROR", "token无效", nil)

@@ -20,6 +20,7 @@ type extras struct {
 	billSize   atomic.Int64 // bytes of generated bill files; 0 means defaultBillSize
 	billFlip   atomic.Int64 // offset+1 of the byte FlipBillByte spoils; 0 means none
 	billHashes sync.Map     // bill token → hex SHA-1
+	realBills  sync.Map     // token → simBill, bills of the simulated day
 
 	v2Fault  atomic.Int64 // V2Fault
 	v2Mu     sync.Mutex
@@ -66,14 +67,14 @@ const (
 )
 
 // serveBuiltin serves the sandbox's own APIv3 routes for an authenticated
-// request of m, and reports whether it did. They take precedence over
-// routes registered with Handle.
+// request of m, and reports whether it did. Routes registered with Handle
+// take precedence over them.
 func (s *Server) serveBuiltin(w http.ResponseWriter, r *http.Request, m *merchant, body []byte) bool {
 	get := r.Method == http.MethodGet || r.Method == http.MethodHead
 	switch p := r.URL.Path; {
 	case p == billFilePath && get:
 		s.serveBillFile(w, r, m)
-	case (p == tradeBillPath || p == fundFlowBillPath) && get:
+	case p == fundFlowBillPath && get:
 		s.serveSigned(w, r, m, body, s.serveBill)
 	case isMediaPath(p) && r.Method == http.MethodPost:
 		s.serveSigned(w, r, m, body, s.serveMediaUpload)

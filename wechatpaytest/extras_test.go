@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wxpaykit/wechatpay/apiv2"
+
 	"github.com/wxpaykit/wechatpay"
 	"github.com/wxpaykit/wechatpay/internal/wire"
 )
@@ -25,19 +27,19 @@ import (
 func postV2(t *testing.T, srv *Server, p string, fields map[string]string, key, signType string) map[string]string {
 	t.Helper()
 	if _, ok := fields["sign"]; !ok {
-		sign, err := wechatpay.SignV2(fields, key, signType)
+		sign, err := apiv2.Sign(fields, key, signType)
 		if err != nil {
 			t.Fatal(err)
 		}
 		fields["sign"] = sign
 	}
-	resp, err := http.Post(srv.URL+p, "text/xml", bytes.NewReader(wechatpay.EncodeV2XML(fields)))
+	resp, err := http.Post(srv.URL+p, "text/xml", bytes.NewReader(apiv2.EncodeXML(fields)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	answer, err := wechatpay.ParseV2XML(b)
+	answer, err := apiv2.ParseXML(b)
 	if err != nil {
 		t.Fatalf("answer %q: %v", b, err)
 	}
@@ -55,7 +57,7 @@ func TestV2Certificates(t *testing.T) {
 	if answer["return_code"] != "SUCCESS" || answer["result_code"] != "SUCCESS" || answer["mch_id"] != m.ID {
 		t.Fatalf("answer %v", answer)
 	}
-	if err := wechatpay.VerifyV2(answer, m.APIv2Key, "HMAC-SHA256"); err != nil {
+	if err := apiv2.Verify(answer, m.APIv2Key, "HMAC-SHA256"); err != nil {
 		t.Errorf("answer sign: %v", err)
 	}
 	var list certificateList
@@ -107,7 +109,7 @@ func TestV2Certificates(t *testing.T) {
 	defer pk.Close()
 	pm := pk.Merchant()
 	a := postV2(t, pk, "/risk/getcertficates", map[string]string{"mch_id": pm.ID, "nonce_str": "n", "sign_type": "HMAC-SHA256"}, pm.APIv2Key, "HMAC-SHA256")
-	if a["result_code"] != "FAIL" || a["err_code"] != "CERT_NOT_EXIST" || wechatpay.VerifyV2(a, pm.APIv2Key, "HMAC-SHA256") != nil {
+	if a["result_code"] != "FAIL" || a["err_code"] != "CERT_NOT_EXIST" || apiv2.Verify(a, pm.APIv2Key, "HMAC-SHA256") != nil {
 		t.Errorf("public-key-only answer %v; want a signed CERT_NOT_EXIST", a)
 	}
 }
@@ -270,8 +272,8 @@ func TestDecryptField(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	platform := srv.Certificates(m.ID)[0]
-	ctPlatform, _ := wechatpay.EncryptOAEP(platform.PublicKey.(*rsa.PublicKey), []byte("p"))
-	ctPublic, _ := wechatpay.EncryptOAEP(m.PublicKey, []byte("k"))
+	ctPlatform, _ := wire.EncryptOAEP(platform.PublicKey.(*rsa.PublicKey), []byte("p"))
+	ctPublic, _ := wire.EncryptOAEP(m.PublicKey, []byte("k"))
 	for _, tc := range []struct {
 		ct, serial string
 		status     int

@@ -65,11 +65,17 @@ func isCertificatePath(p string) bool {
 	return p == "/v3/certificates" || p == "/v3/global/certificates"
 }
 
-// serveHTTP authenticates every request, then serves the certificate
-// endpoints itself and everything else through s.mux.
+// serveHTTP serves the cashier page without authentication, authenticates
+// every other request, then serves it with the first of: a route the test
+// registered with Handle, the certificate endpoints, the other built-in
+// routes, the control endpoints and the simulator's routes.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.x.count(r.URL.Path)
 	if s.serveV2(w, r) { // APIv2: XML, signed with the APIv2 key
+		return
+	}
+	if r.URL.Path == CashierPath || strings.HasPrefix(r.URL.Path, CashierPath+"/") {
+		s.serveCashier(w, r) // the payer's page: no Authorization
 		return
 	}
 	isCert := isCertificatePath(r.URL.Path)
@@ -80,6 +86,17 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	r2 := r.WithContext(context.WithValue(r.Context(), merchantIDKey{}, m.info.ID))
+	r2.Body = io.NopCloser(bytes.NewReader(body))
+	r2.ContentLength = int64(len(body))
+	if _, pattern := s.mux.Handler(r2); pattern != "" {
+		// The test's own route wins over every built-in one.
+		s.requests.Add(1)
+		rec := &bufferedWriter{header: make(http.Header)}
+		s.mux.ServeHTTP(rec, r2)
+		s.writeSigned(w, r, m, rec.status, rec.header, rec.body.Bytes(), Fault(s.fault.Load()))
+		return
+	}
 	if isCert && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		m.downloads.Add(1)
 		s.serveCertificates(w, r, m)
@@ -88,33 +105,52 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.serveBuiltin(w, r, m, body) { // bills, media uploads, sensitive fields
 		return
 	}
-	if r.URL.Path == NotifyPath {
-		s.serveNotify(w, r, m, body)
-		return
-	}
-
-	r2 := r.WithContext(context.WithValue(r.Context(), merchantIDKey{}, m.info.ID))
-	r2.Body = io.NopCloser(bytes.NewReader(body))
-	r2.ContentLength = int64(len(body))
-	rec := &bufferedWriter{header: make(http.Header)}
-	if _, pattern := s.mux.Handler(r2); pattern == "" {
-		// No route: let the mux tell 404 from 405, then answer in JSON.
-		s.mux.ServeHTTP(rec, r2)
-		switch rec.status {
-		case http.StatusNotFound:
-			s.writeError(w, r, m, http.StatusNotFound, "NOT_FOUND", "请求的资源不存在", nil)
-			return
-		case http.StatusMethodNotAllowed:
-			w.Header().Set("Allow", rec.header.Get("Allow"))
+	if control := s.controlHandler(r.URL.Path); control != nil {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
 			s.writeError(w, r, m, http.StatusMethodNotAllowed, "INVALID_REQUEST", "不支持该HTTP方法", nil)
 			return
 		}
-		s.writeSigned(w, r, m, rec.status, rec.header, rec.body.Bytes(), FaultNone)
+		control(w, r, m, body)
 		return
 	}
-	s.requests.Add(1)
-	s.mux.ServeHTTP(rec, r2)
-	s.writeSigned(w, r, m, rec.status, rec.header, rec.body.Bytes(), Fault(s.fault.Load()))
+	if _, pattern := s.sims.Handler(r2); pattern != "" {
+		s.serveSigned(w, r, m, body, s.sims.ServeHTTP)
+		return
+	}
+
+	// No route: let the muxes tell 404 from 405, then answer in JSON.
+	rec := &bufferedWriter{header: make(http.Header)}
+	s.sims.ServeHTTP(rec, r2)
+	if rec.status == http.StatusNotFound {
+		rec = &bufferedWriter{header: make(http.Header)}
+		s.mux.ServeHTTP(rec, r2)
+	}
+	switch rec.status {
+	case http.StatusMethodNotAllowed:
+		w.Header().Set("Allow", rec.header.Get("Allow"))
+		s.writeError(w, r, m, http.StatusMethodNotAllowed, "INVALID_REQUEST", "不支持该HTTP方法", nil)
+	default:
+		s.writeError(w, r, m, http.StatusNotFound, "NOT_FOUND", "请求的资源不存在", nil)
+	}
+}
+
+// controlHandler returns the handler of the sandbox's control endpoint
+// path, or nil.
+func (s *Server) controlHandler(path string) func(http.ResponseWriter, *http.Request, *merchant, []byte) {
+	switch path {
+	case NotifyPath:
+		return s.serveNotifyPost
+	case PayPath:
+		return func(w http.ResponseWriter, r *http.Request, m *merchant, body []byte) {
+			s.serveSigned(w, r, m, body, s.servePayControl)
+		}
+	case FaultsPath:
+		return func(w http.ResponseWriter, r *http.Request, m *merchant, body []byte) {
+			s.serveSigned(w, r, m, body, s.serveFaultsControl)
+		}
+	}
+	return nil
 }
 
 // authenticate checks a request as WeChat Pay does (PROTOCOL §1, §8) and

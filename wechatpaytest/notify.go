@@ -404,14 +404,9 @@ type notifyResult struct {
 	Body   string `json:"body"`
 }
 
-// serveNotify answers the control endpoint NotifyPath for the
+// serveNotifyPost answers the control endpoint NotifyPath for the
 // authenticated merchant m.
-func (s *Server) serveNotify(w http.ResponseWriter, r *http.Request, m *merchant, body []byte) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		s.writeError(w, r, m, http.StatusMethodNotAllowed, "INVALID_REQUEST", "不支持该HTTP方法", nil)
-		return
-	}
+func (s *Server) serveNotifyPost(w http.ResponseWriter, r *http.Request, m *merchant, body []byte) {
 	var cmd notifyCommand
 	if err := json.Unmarshal(body, &cmd); err != nil {
 		s.writeError(w, r, m, http.StatusBadRequest, "PARAM_ERROR", "请求体不是合法的JSON: "+err.Error(), nil)

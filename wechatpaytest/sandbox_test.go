@@ -377,7 +377,7 @@ func decrypt(item certificateItem, apiv3Key string) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	return wechatpay.LoadCertificate(pemBytes)
+	return wire.ParseCertificatePEM(pemBytes)
 }
 
 func TestCertificates(t *testing.T) {

@@ -69,7 +69,7 @@ func (s *Server) decryptionKey(m *merchant, serial string) *rsa.PrivateKey {
 // API certificate, so that the merchant decrypts it with its private key.
 func (s *Server) EncryptField(merchantID, plaintext string) (string, error) {
 	m := s.merchant(merchantID)
-	return wechatpay.EncryptOAEP(&m.info.PrivateKey.PublicKey, []byte(plaintext))
+	return wire.EncryptOAEP(&m.info.PrivateKey.PublicKey, []byte(plaintext))
 }
 
 // receiver is the request and answer of POST

@@ -66,6 +66,15 @@ type options struct {
 	publicKey     bool
 	publicKeyOnly bool
 	addr          string
+
+	// The simulator (sim.go, deliver.go, refund.go, state.go).
+	answerTimeout time.Duration
+	retries       []time.Duration
+	retriesSet    bool
+	duplicate     bool
+	onDelivery    func(Delivery)
+	refundDelay   time.Duration
+	statePath     string
 }
 
 // WithPublicKey gives each merchant a WeChat Pay public key (a PUB_KEY_ID_
@@ -119,6 +128,13 @@ type Server struct {
 	requests    atomic.Int64
 
 	x extras // APIv2, bills, media, sensitive fields, path counts (extras.go)
+
+	sims         *http.ServeMux // the simulator's built-in routes (routes.go)
+	sim          sim            // orders, refunds, faults, deliveries
+	life         lifecycle      // callback and refund goroutines, stopped by Close
+	cbClient     *http.Client   // delivers callbacks
+	cbTransport  *http.Transport
+	savedDefault *savedMerchant // the default merchant, for the state file
 }
 
 // merchant is the server-side state of one merchant.
@@ -148,14 +164,48 @@ func NewServer(opts ...Option) *Server {
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if o.answerTimeout <= 0 {
+		o.answerTimeout = answerTimeout
+	}
+	if !o.retriesSet {
+		o.retries = RetrySchedule()
+	}
+	if o.refundDelay <= 0 {
+		o.refundDelay = time.Second
+	}
 	s := &Server{
 		opts:      o,
 		mux:       http.NewServeMux(),
 		closing:   make(chan struct{}),
 		merchants: make(map[string]*merchant),
 	}
+	s.sim.init()
 	s.newRootCA()
-	s.defaultID = s.AddMerchant().ID
+	var saved *savedMerchant
+	if o.statePath != "" {
+		var err error
+		if saved, err = s.loadState(); err != nil {
+			panic("wechatpaytest: " + err.Error())
+		}
+	}
+	s.defaultID = s.addMerchant(saved).ID
+	if o.statePath != "" {
+		s.savedDefault = s.saveMerchant(s.defaultID)
+		s.sim.mu.Lock()
+		s.saveLocked()
+		err := s.sim.saveErr
+		s.sim.mu.Unlock()
+		if err != nil {
+			panic("wechatpaytest: state file: " + err.Error())
+		}
+	}
+	s.life.ctx, s.life.cancel = context.WithCancel(context.Background())
+	s.cbTransport = http.DefaultTransport.(*http.Transport).Clone()
+	s.cbClient = &http.Client{
+		Transport:     s.cbTransport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	s.registerSimRoutes()
 
 	s.ts = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
 	if o.addr != "" {
@@ -171,11 +221,15 @@ func NewServer(opts ...Option) *Server {
 	return s
 }
 
-// Close shuts down the server and waits until all requests have finished.
-// Requests held by CertHang or SetCertDelay are released first.
+// Close shuts down the server and waits until all requests have finished
+// and every goroutine it started has returned: callback deliveries still
+// waiting for a retry and refunds still PROCESSING are abandoned. Requests
+// held by CertHang, SetCertDelay or RouteTimeout are released first.
 func (s *Server) Close() {
 	s.once.Do(func() { close(s.closing) })
+	s.life.stop()
 	s.ts.Close()
+	s.cbTransport.CloseIdleConnections()
 }
 
 // Merchant returns the default merchant, created by NewServer.
@@ -184,12 +238,24 @@ func (s *Server) Merchant() Merchant { return s.merchant(s.defaultID).info }
 // AddMerchant creates a merchant with its own ID, merchant key, APIv3 key
 // and platform certificate (and WeChat Pay public key, if enabled) and
 // returns its credentials. The merchant's keys are pairwise distinct.
-func (s *Server) AddMerchant() Merchant {
+func (s *Server) AddMerchant() Merchant { return s.addMerchant(nil) }
+
+// addMerchant creates a merchant, with the identity and keys of saved if
+// it is not nil.
+func (s *Server) addMerchant(saved *savedMerchant) Merchant {
 	m := &merchant{}
 	m.info.CertificateSerial = newSerialHex()
 	m.info.PrivateKey = takeKey()
 	m.info.APIv3Key = randomText(32)
 	m.info.APIv2Key = randomText(32)
+	if saved != nil {
+		k, err := parseSavedKey(saved.PrivateKey)
+		if err != nil || len(saved.APIv3Key) != 32 || saved.ID == "" {
+			panic(fmt.Sprintf("wechatpaytest: state file %s: bad merchant", s.opts.statePath))
+		}
+		m.info.ID, m.info.CertificateSerial, m.info.PrivateKey = saved.ID, saved.CertificateSerial, k
+		m.info.APIv3Key, m.info.APIv2Key = saved.APIv3Key, saved.APIv2Key
+	}
 	aead, err := wire.NewAEAD(m.info.APIv3Key)
 	if err != nil {
 		panic(err) // a 32-byte key always works
@@ -198,9 +264,14 @@ func (s *Server) AddMerchant() Merchant {
 	avoid := []*rsa.PrivateKey{m.info.PrivateKey}
 	if s.opts.publicKey {
 		m.publicKey = takeKey(avoid...)
+		m.info.PublicKeyID = "PUB_KEY_ID_" + randomDigits(34)
+		if saved != nil && saved.PublicKeyID != "" {
+			if k, err := parseSavedKey(saved.PublicKey); err == nil {
+				m.publicKey, m.info.PublicKeyID = k, saved.PublicKeyID
+			}
+		}
 		avoid = append(avoid, m.publicKey)
 		m.info.PublicKey = &m.publicKey.PublicKey
-		m.info.PublicKeyID = "PUB_KEY_ID_" + randomDigits(34)
 	}
 	if !s.opts.publicKeyOnly {
 		pc := s.issue(takeKey(avoid...))
@@ -210,14 +281,29 @@ func (s *Server) AddMerchant() Merchant {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for {
+	for m.info.ID == "" || s.merchants[m.info.ID] != nil {
 		m.info.ID = "19" + randomDigits(8)
-		if s.merchants[m.info.ID] == nil {
-			break
-		}
 	}
 	s.merchants[m.info.ID] = m
 	return m.info
+}
+
+// saveMerchant returns merchant id in the state file's form.
+func (s *Server) saveMerchant(id string) *savedMerchant {
+	m := s.merchant(id)
+	der, err := x509.MarshalPKCS8PrivateKey(m.info.PrivateKey)
+	if err != nil {
+		panic(err) // an RSA key always marshals
+	}
+	sm := &savedMerchant{ID: m.info.ID, CertificateSerial: m.info.CertificateSerial, PrivateKey: der,
+		APIv3Key: m.info.APIv3Key, APIv2Key: m.info.APIv2Key}
+	if m.publicKey != nil {
+		if sm.PublicKey, err = x509.MarshalPKCS8PrivateKey(m.publicKey); err != nil {
+			panic(err)
+		}
+		sm.PublicKeyID = m.info.PublicKeyID
+	}
+	return sm
 }
 
 // Config returns the configuration of the default merchant; see

@@ -11,7 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/apiv2"
+
 	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
@@ -102,7 +103,7 @@ func (s *Server) serveV2(w http.ResponseWriter, r *http.Request) bool {
 	if err != nil {
 		return fail("请求体过大")
 	}
-	req, err := wechatpay.ParseV2XML(body)
+	req, err := apiv2.ParseXML(body)
 	if err != nil {
 		return fail("XML格式错误")
 	}
@@ -112,15 +113,15 @@ func (s *Server) serveV2(w http.ResponseWriter, r *http.Request) bool {
 	}
 	signType := req["sign_type"]
 	if signType == "" {
-		signType = wechatpay.SignTypeMD5 // APIv2's default
+		signType = apiv2.SignTypeMD5 // APIv2's default
 	}
-	if signType != wechatpay.SignTypeMD5 && signType != wechatpay.SignTypeHMACSHA256 {
+	if signType != apiv2.SignTypeMD5 && signType != apiv2.SignTypeHMACSHA256 {
 		return fail("sign_type参数错误")
 	}
 	if req["nonce_str"] == "" || len(req["nonce_str"]) > 32 {
 		return fail("nonce_str参数错误")
 	}
-	if wechatpay.VerifyV2(req, m.info.APIv2Key, signType) != nil {
+	if apiv2.Verify(req, m.info.APIv2Key, signType) != nil {
 		return fail("签名错误")
 	}
 	answer := h(m.info.ID, req)
@@ -137,7 +138,7 @@ func (s *Server) serveV2(w http.ResponseWriter, r *http.Request) bool {
 	answer["mch_id"] = m.info.ID
 	answer["nonce_str"] = wire.NewNonce()
 	delete(answer, "sign")
-	sign, err := wechatpay.SignV2(answer, m.info.APIv2Key, signType)
+	sign, err := apiv2.Sign(answer, m.info.APIv2Key, signType)
 	if err != nil {
 		panic(err) // the sign type was checked
 	}
@@ -158,14 +159,14 @@ func (s *Server) serveV2(w http.ResponseWriter, r *http.Request) bool {
 
 func writeV2(w http.ResponseWriter, fields map[string]string) {
 	w.Header().Set("Content-Type", "text/xml; charset=utf-8")
-	w.Write(wechatpay.EncodeV2XML(fields))
+	w.Write(apiv2.EncodeXML(fields))
 }
 
 // v2Certificates answers /risk/getcertficates: the merchant's platform
 // certificates as a JSON string of the APIv3 shape, encrypted with the
 // APIv3 key (PROTOCOL §5).
 func (s *Server) v2Certificates(merchantID string, req map[string]string) map[string]string {
-	if req["sign_type"] != wechatpay.SignTypeHMACSHA256 {
+	if req["sign_type"] != apiv2.SignTypeHMACSHA256 {
 		return map[string]string{"return_code": "FAIL", "return_msg": "sign_type参数错误，仅支持HMAC-SHA256"}
 	}
 	s.certHits.Add(1)

@@ -11,6 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/wxpaykit/wechatpay/apiv2"
+
 	"github.com/wxpaykit/wechatpay"
 	"github.com/wxpaykit/wechatpay/internal/wire"
 )
@@ -73,7 +75,7 @@ func (a *app) certs(name string, args []string) error {
 		if len(key) != 32 {
 			return &credError{cmd: name, problems: []string{fmt.Sprintf("-v2 needs the 32-byte APIv2 key: -apiv2-key KEY or WECHATPAY_APIV2_KEY (got %d bytes)", len(key))}}
 		}
-		got, err := wechatpay.FetchCertificatesV2(ctx, wechatpay.V2Config{
+		got, err := apiv2.FetchCertificates(ctx, apiv2.Config{
 			MerchantID: s.cfg.MerchantID, APIv2Key: key, APIv3Key: s.cfg.APIv3Key,
 			BaseURL: s.cfg.BaseURL, Base: s.cfg.Base,
 		})
@@ -145,5 +147,5 @@ func parseCertFile(path string) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	return wechatpay.LoadCertificate(data)
+	return wire.ParseCertificatePEM(data)
 }

@@ -98,7 +98,7 @@ func readCertFiles(t *testing.T, dir string) map[string]*x509.Certificate {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, err := wechatpay.LoadCertificate(data)
+		c, err := wire.ParseCertificatePEM(data)
 		if err != nil {
 			t.Fatalf("%s: %v", e.Name(), err)
 		}

@@ -75,6 +75,7 @@ func commands() []command {
 		{"put", "signed PUT with a JSON body (-d)", (*app).call},
 		{"patch", "signed PATCH with a JSON body (-d)", (*app).call},
 		{"delete", "signed DELETE", (*app).call},
+		{"payparams", "print the signed front-end payment parameters (JSAPI, mini-program, App) for a prepay_id", (*app).payparams},
 		{"sign", "print a request's signing string and Authorization header (debug SIGN_ERROR)", (*app).sign},
 		{"verify", "verify a response or callback signature offline", (*app).verify},
 		{"sandbox", "run the WeChat Pay sandbox as a server and write its credentials", (*app).sandbox},

@@ -3,6 +3,9 @@ package wire
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
@@ -89,4 +92,22 @@ type EncryptedResource struct {
 	AssociatedData string `json:"associated_data"`
 	Ciphertext     string `json:"ciphertext"`
 	OriginalType   string `json:"original_type,omitempty"`
+}
+
+// EncryptOAEP encrypts a sensitive request field with RSA-OAEP (SHA-1,
+// MGF1-SHA-1, empty label) and returns it Base64-encoded (PROTOCOL §7).
+// Plaintexts longer than the key allows (214 bytes for RSA-2048: 256 - 2*20 - 2)
+// are refused with an error that says so.
+func EncryptOAEP(pub *rsa.PublicKey, plaintext []byte) (string, error) {
+	if pub == nil {
+		return "", errors.New("wechatpay: encrypt: nil public key")
+	}
+	if limit := pub.Size() - 2*sha1.Size - 2; len(plaintext) > limit {
+		return "", fmt.Errorf("wechatpay: encrypt: plaintext is %d bytes, RSA-OAEP allows at most %d", len(plaintext), limit)
+	}
+	ct, err := rsa.EncryptOAEP(sha1.New(), rand.Reader, pub, plaintext, nil)
+	if err != nil {
+		return "", fmt.Errorf("wechatpay: encrypt: %w", err)
+	}
+	return base64.StdEncoding.EncodeToString(ct), nil
 }

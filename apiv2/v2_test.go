@@ -1,4 +1,4 @@
-package wechatpay_test
+package apiv2_test
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/apiv2"
 	"github.com/wxpaykit/wechatpay/wechatpaytest"
 )
 
@@ -33,11 +34,11 @@ func TestSignV2OfficialVectors(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct{ signType, want string }{
-		{wechatpay.SignTypeMD5, v.MD5},
-		{wechatpay.SignTypeHMACSHA256, v.HMAC},
+		{apiv2.SignTypeMD5, v.MD5},
+		{apiv2.SignTypeHMACSHA256, v.HMAC},
 		{"", v.HMAC},
 	} {
-		got, err := wechatpay.SignV2(v.Params, v.Key, tc.signType)
+		got, err := apiv2.Sign(v.Params, v.Key, tc.signType)
 		if err != nil || got != tc.want {
 			t.Errorf("SignV2(%q) = %s, %v; want %s", tc.signType, got, err, tc.want)
 		}
@@ -50,31 +51,31 @@ func TestSignV2OfficialVectors(t *testing.T) {
 	for k, val := range v.Params {
 		p[k] = val
 	}
-	if got, _ := wechatpay.SignV2(p, v.Key, wechatpay.SignTypeMD5); got != v.MD5 {
+	if got, _ := apiv2.Sign(p, v.Key, apiv2.SignTypeMD5); got != v.MD5 {
 		t.Errorf("with sign and an empty field: %s; want %s", got, v.MD5)
 	}
 	p["extra"] = "1"
-	if got, _ := wechatpay.SignV2(p, v.Key, wechatpay.SignTypeMD5); got == v.MD5 {
+	if got, _ := apiv2.Sign(p, v.Key, apiv2.SignTypeMD5); got == v.MD5 {
 		t.Error("an extra field did not change the sign")
 	}
-	if _, err := wechatpay.SignV2(v.Params, v.Key, "SHA1"); err == nil {
+	if _, err := apiv2.Sign(v.Params, v.Key, "SHA1"); err == nil {
 		t.Error("unknown sign type accepted")
 	}
-	if _, err := wechatpay.SignV2(v.Params, "", ""); err == nil {
+	if _, err := apiv2.Sign(v.Params, "", ""); err == nil {
 		t.Error("empty key accepted")
 	}
 	p = map[string]string{"sign": strings.ToLower(v.MD5)}
 	for k, val := range v.Params {
 		p[k] = val
 	}
-	if err := wechatpay.VerifyV2(p, v.Key, wechatpay.SignTypeMD5); err != nil {
+	if err := apiv2.Verify(p, v.Key, apiv2.SignTypeMD5); err != nil {
 		t.Errorf("VerifyV2 of the official sign: %v", err)
 	}
-	if err := wechatpay.VerifyV2(p, v.Key, wechatpay.SignTypeHMACSHA256); !errors.Is(err, wechatpay.ErrBadSignature) {
+	if err := apiv2.Verify(p, v.Key, apiv2.SignTypeHMACSHA256); !errors.Is(err, wechatpay.ErrBadSignature) {
 		t.Errorf("VerifyV2 with the other sign type: %v; want ErrBadSignature", err)
 	}
 	delete(p, "sign")
-	if err := wechatpay.VerifyV2(p, v.Key, wechatpay.SignTypeMD5); !errors.Is(err, wechatpay.ErrMissingSignature) {
+	if err := apiv2.Verify(p, v.Key, apiv2.SignTypeMD5); !errors.Is(err, wechatpay.ErrMissingSignature) {
 		t.Errorf("VerifyV2 without sign: %v; want ErrMissingSignature", err)
 	}
 }
@@ -89,7 +90,7 @@ func TestParseV2XML(t *testing.T) {
 		{`<xml/>`, map[string]string{}},
 	}
 	for _, tc := range good {
-		got, err := wechatpay.ParseV2XML([]byte(tc.in))
+		got, err := apiv2.ParseXML([]byte(tc.in))
 		if err != nil || fmt.Sprint(got) != fmt.Sprint(tc.want) {
 			t.Errorf("ParseV2XML(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
 		}
@@ -110,7 +111,7 @@ func TestParseV2XML(t *testing.T) {
 		"namespace":  `<xml xmlns:p="u"><p:a>1</p:a></xml>`,
 	}
 	for name, in := range bad {
-		if got, err := wechatpay.ParseV2XML([]byte(in)); !errors.Is(err, wechatpay.ErrV2XML) {
+		if got, err := apiv2.ParseXML([]byte(in)); !errors.Is(err, apiv2.ErrXML) {
 			t.Errorf("%s: ParseV2XML(%q) = %v, %v; want ErrV2XML", name, in, got, err)
 		}
 	}
@@ -118,11 +119,11 @@ func TestParseV2XML(t *testing.T) {
 	for i := range 600 {
 		many += fmt.Sprintf("<f%d>x</f%d>", i, i)
 	}
-	if _, err := wechatpay.ParseV2XML([]byte(many + "</xml>")); !errors.Is(err, wechatpay.ErrV2XML) {
+	if _, err := apiv2.ParseXML([]byte(many + "</xml>")); !errors.Is(err, apiv2.ErrXML) {
 		t.Errorf("600 fields: %v; want ErrV2XML", err)
 	}
 	m := map[string]string{"b": "<&>", "a": "中文"}
-	back, err := wechatpay.ParseV2XML(wechatpay.EncodeV2XML(m))
+	back, err := apiv2.ParseXML(apiv2.EncodeXML(m))
 	if err != nil || fmt.Sprint(back) != fmt.Sprint(m) {
 		t.Errorf("EncodeV2XML round trip = %v, %v; want %v", back, err, m)
 	}
@@ -132,7 +133,7 @@ func TestParseV2XML(t *testing.T) {
 // default merchant.
 func newV2Client(srv *wechatpaytest.Server, signType string) *http.Client {
 	m := srv.Merchant()
-	return &http.Client{Transport: &wechatpay.V2Transport{MerchantID: m.ID, Key: m.APIv2Key, SignType: signType, Base: srv.Config().Base}}
+	return &http.Client{Transport: &apiv2.Transport{MerchantID: m.ID, Key: m.APIv2Key, SignType: signType, Base: srv.Config().Base}}
 }
 
 func TestV2TransportAgainstSandbox(t *testing.T) {
@@ -148,7 +149,7 @@ func TestV2TransportAgainstSandbox(t *testing.T) {
 	}{
 		{"default HMAC", "", `<xml><appid>wx1</appid><out_trade_no>T1</out_trade_no></xml>`, "HMAC-SHA256"},
 		{"body names MD5", "", `<xml><appid>wx1</appid><out_trade_no>T1</out_trade_no><sign_type>MD5</sign_type></xml>`, "MD5"},
-		{"transport MD5", wechatpay.SignTypeMD5, `<xml><appid>wx1</appid><out_trade_no>T1</out_trade_no></xml>`, ""},
+		{"transport MD5", apiv2.SignTypeMD5, `<xml><appid>wx1</appid><out_trade_no>T1</out_trade_no></xml>`, ""},
 		{"stale sign replaced", "", `<xml><out_trade_no>T1</out_trade_no><sign>AAAA</sign><nonce_str>n1</nonce_str></xml>`, "HMAC-SHA256"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -171,7 +172,7 @@ func TestV2TransportAgainstSandbox(t *testing.T) {
 				t.Error("caller's request was modified")
 			}
 			b, _ := io.ReadAll(resp.Body)
-			answer, err := wechatpay.ParseV2XML(b)
+			answer, err := apiv2.ParseXML(b)
 			if err != nil || answer["trade_state"] != "SUCCESS" || answer["attach"] != "<&>" {
 				t.Errorf("answer = %v, %v", answer, err)
 			}
@@ -186,9 +187,9 @@ func TestV2TransportAgainstSandbox(t *testing.T) {
 	}
 
 	t.Run("wrong key refused by sandbox", func(t *testing.T) {
-		client := &http.Client{Transport: &wechatpay.V2Transport{MerchantID: m.ID, Key: strings.Repeat("k", 32), Base: srv.Config().Base}}
-		_, err := wechatpay.PostV2(context.Background(), client, srv.URL+"/pay/orderquery", map[string]string{"out_trade_no": "T"})
-		var v2e *wechatpay.V2Error
+		client := &http.Client{Transport: &apiv2.Transport{MerchantID: m.ID, Key: strings.Repeat("k", 32), Base: srv.Config().Base}}
+		_, err := apiv2.Post(context.Background(), client, srv.URL+"/pay/orderquery", map[string]string{"out_trade_no": "T"})
+		var v2e *apiv2.Error
 		if !errors.As(err, &v2e) || v2e.ReturnCode != "FAIL" || !strings.Contains(err.Error(), "签名错误") {
 			t.Errorf("PostV2 with a wrong key: %v; want return_code FAIL 签名错误", err)
 		}
@@ -197,7 +198,7 @@ func TestV2TransportAgainstSandbox(t *testing.T) {
 		hits := srv.PathRequests("/pay/orderquery")
 		body := &countingBody{Reader: strings.NewReader(`<xml><a><b>1</b></a></xml>`)}
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/pay/orderquery", body)
-		if _, err := newV2Client(srv, "").Do(req); !errors.Is(err, wechatpay.ErrV2XML) {
+		if _, err := newV2Client(srv, "").Do(req); !errors.Is(err, apiv2.ErrXML) {
 			t.Errorf("nested request XML: %v; want ErrV2XML", err)
 		}
 		if body.closes.Load() != 1 || srv.PathRequests("/pay/orderquery") != hits {
@@ -210,7 +211,7 @@ func TestV2TransportAgainstSandbox(t *testing.T) {
 	}{
 		{wechatpaytest.V2BadSign, wechatpay.ErrBadSignature},
 		{wechatpaytest.V2NoSign, wechatpay.ErrMissingSignature},
-		{wechatpaytest.V2EntityBomb, wechatpay.ErrV2XML},
+		{wechatpaytest.V2EntityBomb, apiv2.ErrXML},
 	} {
 		t.Run(fmt.Sprint("fault ", tc.fault), func(t *testing.T) {
 			srv.SetV2Fault(tc.fault)
@@ -244,7 +245,7 @@ func TestV2TransportAgainstSandbox(t *testing.T) {
 		}
 	})
 	t.Run("key never printed", func(t *testing.T) {
-		tr := &wechatpay.V2Transport{MerchantID: m.ID, Key: m.APIv2Key}
+		tr := &apiv2.Transport{MerchantID: m.ID, Key: m.APIv2Key}
 		for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
 			if out := fmt.Sprintf(verb, tr); strings.Contains(out, m.APIv2Key) {
 				t.Errorf("%s of V2Transport prints the key: %s", verb, out)
@@ -260,12 +261,12 @@ func TestV2TransportEntityBombFast(t *testing.T) {
 	// Direct: the bomb as a request body is refused without expansion.
 	bomb := `<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;"><!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;"><!ENTITY lol9 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">]><xml><a>&lol9;</a></xml>`
 	start := time.Now()
-	tr := &wechatpay.V2Transport{Key: strings.Repeat("k", 32), Base: roundTripFunc(func(*http.Request) (*http.Response, error) {
+	tr := &apiv2.Transport{Key: strings.Repeat("k", 32), Base: roundTripFunc(func(*http.Request) (*http.Response, error) {
 		t.Error("request sent")
 		return nil, errors.New("no")
 	})}
 	req, _ := http.NewRequest(http.MethodPost, "http://127.0.0.1:1/x", strings.NewReader(bomb))
-	if _, err := tr.RoundTrip(req); !errors.Is(err, wechatpay.ErrV2XML) {
+	if _, err := tr.RoundTrip(req); !errors.Is(err, apiv2.ErrXML) {
 		t.Errorf("bomb: %v; want ErrV2XML", err)
 	}
 	if d := time.Since(start); d > time.Second {
@@ -280,14 +281,14 @@ func FuzzParseV2XML(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		m, err := wechatpay.ParseV2XML(b)
+		m, err := apiv2.ParseXML(b)
 		if err != nil {
-			if !errors.Is(err, wechatpay.ErrV2XML) {
+			if !errors.Is(err, apiv2.ErrXML) {
 				t.Fatalf("error %v does not wrap ErrV2XML", err)
 			}
 			return
 		}
-		back, err := wechatpay.ParseV2XML(wechatpay.EncodeV2XML(m))
+		back, err := apiv2.ParseXML(apiv2.EncodeXML(m))
 		if err != nil || len(back) != len(m) {
 			t.Fatalf("round trip of %v: %v, %v", m, back, err)
 		}

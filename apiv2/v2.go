@@ -1,4 +1,4 @@
-package wechatpay
+package apiv2
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/wxpaykit/wechatpay"
 	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
@@ -24,17 +25,17 @@ const (
 	SignTypeHMACSHA256 = "HMAC-SHA256"
 )
 
-// DefaultV2MaxBodySize bounds APIv2 request and response bodies when a
-// V2Transport has no MaxBodySize. APIv2 messages are a few KiB.
-const DefaultV2MaxBodySize = 1 << 20
+// DefaultMaxBodySize bounds APIv2 request and response bodies when a
+// Transport has no MaxBodySize. APIv2 messages are a few KiB.
+const DefaultMaxBodySize = 1 << 20
 
 // maxV2Fields bounds the number of elements of an APIv2 XML document.
 const maxV2Fields = 512
 
-// ErrV2XML is returned (wrapped) for a body that is not a flat APIv2 XML
+// ErrXML is returned (wrapped) for a body that is not a flat APIv2 XML
 // document <xml><name>value</name>...</xml>: malformed XML, a DOCTYPE or
 // entity declaration, nested elements, repeated names, or too many fields.
-var ErrV2XML = errors.New("wechatpay: not a flat APIv2 XML document")
+var ErrXML = errors.New("wechatpay: not a flat APIv2 XML document")
 
 // v2Field is one element of an APIv2 document, in document order.
 type v2Field struct{ name, value string }
@@ -59,46 +60,46 @@ func parseV2(b []byte) ([]v2Field, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrV2XML, err)
+			return nil, fmt.Errorf("%w: %v", ErrXML, err)
 		}
 		switch t := tok.(type) {
 		case xml.Directive:
-			return nil, fmt.Errorf("%w: DOCTYPE and ENTITY declarations are not allowed", ErrV2XML)
+			return nil, fmt.Errorf("%w: DOCTYPE and ENTITY declarations are not allowed", ErrXML)
 		case xml.ProcInst:
 			if depth != 0 || root || t.Target != "xml" {
-				return nil, fmt.Errorf("%w: unexpected processing instruction", ErrV2XML)
+				return nil, fmt.Errorf("%w: unexpected processing instruction", ErrXML)
 			}
 		case xml.Comment:
 		case xml.StartElement:
 			depth++
 			if t.Name.Space != "" {
-				return nil, fmt.Errorf("%w: namespaced element", ErrV2XML)
+				return nil, fmt.Errorf("%w: namespaced element", ErrXML)
 			}
 			switch depth {
 			case 1:
 				if root || t.Name.Local != "xml" {
-					return nil, fmt.Errorf("%w: the root element must be a single <xml>", ErrV2XML)
+					return nil, fmt.Errorf("%w: the root element must be a single <xml>", ErrXML)
 				}
 				root = true
 			case 2:
 				name = t.Name.Local
 				text.Reset()
 			default:
-				return nil, fmt.Errorf("%w: element <%s> is nested in <%s>", ErrV2XML, wire.Truncate(t.Name.Local, 32), wire.Truncate(name, 32))
+				return nil, fmt.Errorf("%w: element <%s> is nested in <%s>", ErrXML, wire.Truncate(t.Name.Local, 32), wire.Truncate(name, 32))
 			}
 		case xml.CharData:
 			if depth == 2 {
 				text.Write(t)
 			} else if len(bytes.TrimSpace(t)) > 0 {
-				return nil, fmt.Errorf("%w: text outside the fields", ErrV2XML)
+				return nil, fmt.Errorf("%w: text outside the fields", ErrXML)
 			}
 		case xml.EndElement:
 			if depth == 2 {
 				if slices.ContainsFunc(fields, func(f v2Field) bool { return f.name == name }) {
-					return nil, fmt.Errorf("%w: field <%s> appears twice", ErrV2XML, wire.Truncate(name, 32))
+					return nil, fmt.Errorf("%w: field <%s> appears twice", ErrXML, wire.Truncate(name, 32))
 				}
 				if len(fields) == maxV2Fields {
-					return nil, fmt.Errorf("%w: more than %d fields", ErrV2XML, maxV2Fields)
+					return nil, fmt.Errorf("%w: more than %d fields", ErrXML, maxV2Fields)
 				}
 				fields = append(fields, v2Field{name, text.String()})
 			}
@@ -106,7 +107,7 @@ func parseV2(b []byte) ([]v2Field, error) {
 		}
 	}
 	if !root {
-		return nil, fmt.Errorf("%w: no <xml> element", ErrV2XML)
+		return nil, fmt.Errorf("%w: no <xml> element", ErrXML)
 	}
 	return fields, nil
 }
@@ -119,11 +120,11 @@ func v2Map(fields []v2Field) map[string]string {
 	return m
 }
 
-// ParseV2XML parses an APIv2 XML document, <xml><name>value</name>...</xml>,
+// ParseXML parses an APIv2 XML document, <xml><name>value</name>...</xml>,
 // into its fields. It accepts only that flat shape: DOCTYPE and ENTITY
 // declarations, nested elements and repeated names are errors wrapping
-// ErrV2XML. Bound the input's size before calling it.
-func ParseV2XML(b []byte) (map[string]string, error) {
+// ErrXML. Bound the input's size before calling it.
+func ParseXML(b []byte) (map[string]string, error) {
 	fields, err := parseV2(b)
 	if err != nil {
 		return nil, err
@@ -131,9 +132,9 @@ func ParseV2XML(b []byte) (map[string]string, error) {
 	return v2Map(fields), nil
 }
 
-// EncodeV2XML returns the APIv2 XML document of params, fields in name
+// EncodeXML returns the APIv2 XML document of params, fields in name
 // order, values escaped.
-func EncodeV2XML(params map[string]string) []byte {
+func EncodeXML(params map[string]string) []byte {
 	fields := make([]v2Field, 0, len(params))
 	for _, k := range sortedKeys(params) {
 		fields = append(fields, v2Field{k, params[k]})
@@ -166,13 +167,13 @@ func sortedKeys(m map[string]string) []string {
 	return keys
 }
 
-// SignV2 returns the APIv2 sign of params (PROTOCOL §5.1): the parameters
+// Sign returns the APIv2 sign of params (PROTOCOL §5.1): the parameters
 // with non-empty values except sign, sorted by name in byte order, joined
 // as k1=v1&k2=v2, then "&key=" and the APIv2 key appended; the MD5 of that
 // string, or its HMAC-SHA256 keyed with the APIv2 key, in upper-case hex.
 // signType is SignTypeMD5 or SignTypeHMACSHA256 ("" means HMAC-SHA256).
 // Errors never contain the key.
-func SignV2(params map[string]string, key, signType string) (string, error) {
+func Sign(params map[string]string, key, signType string) (string, error) {
 	if key == "" {
 		return "", errors.New("wechatpay: APIv2 sign: empty APIv2 key")
 	}
@@ -203,20 +204,20 @@ func SignV2(params map[string]string, key, signType string) (string, error) {
 	return strings.ToUpper(hex.EncodeToString(sum)), nil
 }
 
-// VerifyV2 checks the sign field of params with the APIv2 key. A missing
-// sign is an error wrapping ErrMissingSignature, a wrong one wraps
-// ErrBadSignature. Fields it does not know are covered like any other.
-func VerifyV2(params map[string]string, key, signType string) error {
+// Verify checks the sign field of params with the APIv2 key. A missing
+// sign is an error wrapping wechatpay.ErrMissingSignature, a wrong one wraps
+// wechatpay.ErrBadSignature. Fields it does not know are covered like any other.
+func Verify(params map[string]string, key, signType string) error {
 	got := params["sign"]
 	if got == "" {
-		return fmt.Errorf("%w: APIv2 response has no sign", ErrMissingSignature)
+		return fmt.Errorf("%w: APIv2 response has no sign", wechatpay.ErrMissingSignature)
 	}
-	want, err := SignV2(params, key, signType)
+	want, err := Sign(params, key, signType)
 	if err != nil {
 		return err
 	}
 	if !hmac.Equal([]byte(strings.ToUpper(got)), []byte(want)) {
-		return fmt.Errorf("%w: APIv2 %s sign", ErrBadSignature, signTypeName(signType))
+		return fmt.Errorf("%w: APIv2 %s sign", wechatpay.ErrBadSignature, signTypeName(signType))
 	}
 	return nil
 }
@@ -228,9 +229,9 @@ func signTypeName(t string) string {
 	return t
 }
 
-// A V2Error is an APIv2 answer whose return_code or result_code is not
+// A Error is an APIv2 answer whose return_code or result_code is not
 // SUCCESS. Its fields are WeChat Pay's and safe to log.
-type V2Error struct {
+type Error struct {
 	ReturnCode string // SUCCESS or FAIL: whether the call itself worked
 	ReturnMsg  string
 	ResultCode string // SUCCESS or FAIL: whether the business operation did
@@ -238,7 +239,7 @@ type V2Error struct {
 	ErrCodeDes string
 }
 
-func (e *V2Error) Error() string {
+func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString("wechatpay: APIv2")
 	if e.ReturnCode != "SUCCESS" {
@@ -258,27 +259,27 @@ func (e *V2Error) Error() string {
 	return b.String()
 }
 
-// CheckV2 returns a *V2Error unless fields (an APIv2 answer) say
+// Check returns a *Error unless fields (an APIv2 answer) say
 // return_code SUCCESS and, when present, result_code SUCCESS.
-func CheckV2(fields map[string]string) error {
+func Check(fields map[string]string) error {
 	rc, res := fields["return_code"], fields["result_code"]
 	if rc == "SUCCESS" && (res == "" || res == "SUCCESS") {
 		return nil
 	}
-	return &V2Error{ReturnCode: rc, ReturnMsg: fields["return_msg"], ResultCode: res, ErrCode: fields["err_code"], ErrCodeDes: fields["err_code_des"]}
+	return &Error{ReturnCode: rc, ReturnMsg: fields["return_msg"], ResultCode: res, ErrCode: fields["err_code"], ErrCodeDes: fields["err_code_des"]}
 }
 
-// V2Transport is an [http.RoundTripper] for WeChat Pay's APIv2 (XML)
+// Transport is an [http.RoundTripper] for WeChat Pay's APIv2 (XML)
 // endpoints. The caller posts an XML body with the business fields; the
 // transport adds nonce_str (unless present), mch_id (when MerchantID is
 // set and the body has none) and sign, computed with the sign_type the
 // body names (HMAC-SHA256 when it names none, in which case it adds
 // sign_type=HMAC-SHA256 too). It then checks the sign of the answer: a
 // response with return_code SUCCESS and a missing or wrong sign is closed
-// and an error wrapping ErrMissingSignature or ErrBadSignature is
+// and an error wrapping wechatpay.ErrMissingSignature or wechatpay.ErrBadSignature is
 // returned. Answers with another return_code are not signed by WeChat Pay
-// and are returned unverified (IsVerified reports false); non-2xx
-// responses too. Use CheckV2 on the parsed answer.
+// and are returned unverified (wechatpay.IsVerified reports false); non-2xx
+// responses too. Use Check on the parsed answer.
 //
 // Endpoints whose successful answer is not XML (APIv2 bill downloads) need
 // a request context from WithoutResponseVerification; their responses are
@@ -292,13 +293,13 @@ func CheckV2(fields map[string]string) error {
 //	if err != nil { ... }
 //	base := http.DefaultTransport.(*http.Transport).Clone()
 //	base.TLSClientConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
-//	client := &http.Client{Transport: &wechatpay.V2Transport{MerchantID: "1900000001", Key: apiv2Key, Base: base}}
+//	client := &http.Client{Transport: &apiv2.Transport{MerchantID: "1900000001", Key: apiv2Key, Base: base}}
 //
 // Like Transport, RoundTrip never modifies the caller's request, closes
 // its body exactly once and reads bodies only up to MaxBodySize. A
-// V2Transport is safe for concurrent use; do not change its fields after
+// Transport is safe for concurrent use; do not change its fields after
 // the first call. Its String method never prints the key.
-type V2Transport struct {
+type Transport struct {
 	// MerchantID is added as mch_id to bodies that have none. Optional.
 	MerchantID string
 	// Key is the APIv2 key (32 characters, set in the merchant platform;
@@ -312,39 +313,39 @@ type V2Transport struct {
 	// Base sends the request. Nil means http.DefaultTransport.
 	Base http.RoundTripper
 	// MaxBodySize bounds request and response bodies. Zero means
-	// DefaultV2MaxBodySize (1 MiB).
+	// DefaultMaxBodySize (1 MiB).
 	MaxBodySize int64
 	// UserAgent is set when the request has none. Empty means a default
 	// that names this library.
 	UserAgent string
 }
 
-var _ http.RoundTripper = (*V2Transport)(nil)
+var _ http.RoundTripper = (*Transport)(nil)
 
 // String describes t without its key.
-func (t *V2Transport) String() string {
-	return fmt.Sprintf("wechatpay.V2Transport{MerchantID: %q, Key: %s, SignType: %q}", t.MerchantID, redacted(t.Key != ""), t.SignType)
+func (t *Transport) String() string {
+	return fmt.Sprintf("apiv2.Transport{MerchantID: %q, Key: %s, SignType: %q}", t.MerchantID, wire.Redacted(t.Key != ""), t.SignType)
 }
 
 // GoString is String, so that %#v does not print the key either.
-func (t *V2Transport) GoString() string { return t.String() }
+func (t *Transport) GoString() string { return t.String() }
 
-func (t *V2Transport) maxBody() int64 {
+func (t *Transport) maxBody() int64 {
 	if t.MaxBodySize > 0 {
 		return t.MaxBodySize
 	}
-	return DefaultV2MaxBodySize
+	return DefaultMaxBodySize
 }
 
 // RoundTrip signs req, sends it with Base and checks the answer's sign.
 // See the type's documentation.
-func (t *V2Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	body, err := readRequestBody(req, t.maxBody())
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	body, err := wire.ReadRequestBody(req, t.maxBody())
 	if err != nil {
 		return nil, err
 	}
 	if t.Key == "" {
-		return nil, errors.New("wechatpay: V2Transport needs Key (the APIv2 key)")
+		return nil, errors.New("wechatpay: Transport needs Key (the APIv2 key)")
 	}
 	if req.URL == nil {
 		return nil, errors.New("wechatpay: request has no URL")
@@ -375,7 +376,7 @@ func (t *V2Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		fields = slices.DeleteFunc(fields, func(f v2Field) bool { return f.name == "nonce_str" })
 		fields = append(fields, v2Field{"nonce_str", wire.NewNonce()})
 	}
-	sign, err := SignV2(v2Map(fields), t.Key, signType)
+	sign, err := Sign(v2Map(fields), t.Key, signType)
 	if err != nil {
 		return nil, err
 	}
@@ -389,9 +390,9 @@ func (t *V2Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		r2.Header.Set("Content-Type", "text/xml; charset=utf-8")
 	}
 	if r2.Header.Get("User-Agent") == "" {
-		r2.Header.Set("User-Agent", userAgentOr(t.UserAgent))
+		r2.Header.Set("User-Agent", wire.UserAgent(t.UserAgent))
 	}
-	resp, err := baseOr(t.Base).RoundTrip(r2)
+	resp, err := wire.Base(t.Base).RoundTrip(r2)
 	if err != nil {
 		return nil, err
 	}
@@ -404,10 +405,10 @@ func (t *V2Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, fmt.Errorf("wechatpay: APIv2 %s answered HTTP %d, a redirect: refused", r2.URL.Path, resp.StatusCode)
 	}
 	ok2xx := resp.StatusCode >= 200 && resp.StatusCode < 300
-	if ok2xx && unverifiedAllowed(r2) {
+	if ok2xx && wire.UnverifiedAllowed(r2) {
 		return resp, nil
 	}
-	rbody, err := readResponseBody(resp, r2.Method, t.maxBody())
+	rbody, err := wire.ReadResponseBody(resp, r2.Method, t.maxBody())
 	if err != nil {
 		return nil, fmt.Errorf("wechatpay: reading APIv2 response of %s: %w", r2.URL.Path, err)
 	}
@@ -418,7 +419,7 @@ func (t *V2Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		answer := v2Map(rfields)
 		if answer["return_code"] == "SUCCESS" {
-			if err := VerifyV2(answer, t.Key, signType); err != nil {
+			if err := Verify(answer, t.Key, signType); err != nil {
 				return nil, fmt.Errorf("wechatpay: APIv2 response of %s: %w", r2.URL.Path, err)
 			}
 			wire.MarkVerified(resp.Header)
@@ -429,13 +430,13 @@ func (t *V2Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// PostV2 posts params to an APIv2 endpoint with client, whose Transport
-// should be a *V2Transport (it adds nonce_str and sign), and returns the
+// Post posts params to an APIv2 endpoint with client, whose Transport
+// should be a *Transport (it adds nonce_str and sign), and returns the
 // answer's fields. The answer must have been verified by the transport
-// and say SUCCESS (see CheckV2); otherwise the error is a *V2Error, or
+// and say SUCCESS (see Check); otherwise the error is a *Error, or
 // says why the answer cannot be trusted.
-func PostV2(ctx context.Context, client *http.Client, url string, params map[string]string) (map[string]string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(EncodeV2XML(params)))
+func Post(ctx context.Context, client *http.Client, url string, params map[string]string) (map[string]string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(EncodeXML(params)))
 	if err != nil {
 		return nil, fmt.Errorf("wechatpay: APIv2: %w", err)
 	}
@@ -445,22 +446,22 @@ func PostV2(ctx context.Context, client *http.Client, url string, params map[str
 		return nil, err
 	}
 	defer resp.Body.Close()
-	b, err := readAll(resp.Body, -1, DefaultV2MaxBodySize)
+	b, err := wire.ReadAll(resp.Body, -1, DefaultMaxBodySize)
 	if err != nil {
 		return nil, fmt.Errorf("wechatpay: APIv2: reading answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("wechatpay: APIv2 %s: HTTP %d", req.URL.Path, resp.StatusCode)
 	}
-	fields, err := ParseV2XML(b)
+	fields, err := ParseXML(b)
 	if err != nil {
 		return nil, fmt.Errorf("wechatpay: APIv2 %s: %w", req.URL.Path, err)
 	}
-	if err := CheckV2(fields); err != nil {
+	if err := Check(fields); err != nil {
 		return nil, err
 	}
-	if !IsVerified(resp) {
-		return nil, fmt.Errorf("wechatpay: APIv2 %s: answer not verified (is the client's Transport a *V2Transport?)", req.URL.Path)
+	if !wechatpay.IsVerified(resp) {
+		return nil, fmt.Errorf("wechatpay: APIv2 %s: answer not verified (is the client's Transport a *Transport?)", req.URL.Path)
 	}
 	return fields, nil
 }

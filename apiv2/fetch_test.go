@@ -1,4 +1,4 @@
-package wechatpay_test
+package apiv2_test
 
 import (
 	"context"
@@ -10,20 +10,21 @@ import (
 	"testing"
 
 	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/apiv2"
 	"github.com/wxpaykit/wechatpay/internal/wire"
 	"github.com/wxpaykit/wechatpay/wechatpaytest"
 )
 
-func v2Config(srv *wechatpaytest.Server) wechatpay.V2Config {
+func v2Config(srv *wechatpaytest.Server) apiv2.Config {
 	m := srv.Merchant()
-	return wechatpay.V2Config{MerchantID: m.ID, APIv2Key: m.APIv2Key, APIv3Key: m.APIv3Key, BaseURL: srv.URL, Base: srv.Config().Base, Roots: srv.Roots()}
+	return apiv2.Config{MerchantID: m.ID, APIv2Key: m.APIv2Key, APIv3Key: m.APIv3Key, BaseURL: srv.URL, Base: srv.Config().Base, Roots: srv.Roots()}
 }
 
 func TestFetchCertificatesV2FeedsStore(t *testing.T) {
 	srv := newSandbox(t)
 	m := srv.Merchant()
 	second := srv.AddCertificate(m.ID)
-	certs, err := wechatpay.FetchCertificatesV2(context.Background(), v2Config(srv))
+	certs, err := apiv2.FetchCertificates(context.Background(), v2Config(srv))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +99,7 @@ func TestFetchCertificatesV2Errors(t *testing.T) {
 	t.Run("wrong APIv3 key", func(t *testing.T) {
 		cfg := v2Config(srv)
 		cfg.APIv3Key = strings.Repeat("x", 32)
-		_, err := wechatpay.FetchCertificatesV2(ctx, cfg)
+		_, err := apiv2.FetchCertificates(ctx, cfg)
 		if !errors.Is(err, wechatpay.ErrDecrypt) || !errors.Is(err, wechatpay.ErrCertificateDownload) {
 			t.Errorf("got %v; want ErrDecrypt within ErrCertificateDownload", err)
 		}
@@ -109,8 +110,8 @@ func TestFetchCertificatesV2Errors(t *testing.T) {
 	t.Run("wrong APIv2 key", func(t *testing.T) {
 		cfg := v2Config(srv)
 		cfg.APIv2Key = strings.Repeat("y", 32)
-		_, err := wechatpay.FetchCertificatesV2(ctx, cfg)
-		var v2e *wechatpay.V2Error
+		_, err := apiv2.FetchCertificates(ctx, cfg)
+		var v2e *apiv2.Error
 		if !errors.As(err, &v2e) || v2e.ReturnCode != "FAIL" {
 			t.Errorf("got %v; want a return_code FAIL *V2Error", err)
 		}
@@ -118,12 +119,12 @@ func TestFetchCertificatesV2Errors(t *testing.T) {
 	t.Run("bad sign", func(t *testing.T) {
 		srv.SetV2Fault(wechatpaytest.V2BadSign)
 		defer srv.SetV2Fault(wechatpaytest.V2OK)
-		if _, err := wechatpay.FetchCertificatesV2(ctx, v2Config(srv)); !errors.Is(err, wechatpay.ErrBadSignature) {
+		if _, err := apiv2.FetchCertificates(ctx, v2Config(srv)); !errors.Is(err, wechatpay.ErrBadSignature) {
 			t.Errorf("got %v; want ErrBadSignature", err)
 		}
 	})
 	t.Run("missing config", func(t *testing.T) {
-		_, err := wechatpay.FetchCertificatesV2(ctx, wechatpay.V2Config{BaseURL: "ftp://x"})
+		_, err := apiv2.FetchCertificates(ctx, apiv2.Config{BaseURL: "ftp://x"})
 		for _, want := range []string{"MerchantID", "APIv2Key", "APIv3 key", "BaseURL"} {
 			if err == nil || !strings.Contains(err.Error(), want) {
 				t.Errorf("error %v does not name %s", err, want)
@@ -133,8 +134,8 @@ func TestFetchCertificatesV2Errors(t *testing.T) {
 	t.Run("CERT_NOT_EXIST", func(t *testing.T) {
 		pk := wechatpaytest.NewServer(wechatpaytest.PublicKeyOnly())
 		defer pk.Close()
-		_, err := wechatpay.FetchCertificatesV2(ctx, v2Config(pk))
-		var v2e *wechatpay.V2Error
+		_, err := apiv2.FetchCertificates(ctx, v2Config(pk))
+		var v2e *apiv2.Error
 		if !errors.As(err, &v2e) || v2e.ErrCode != "CERT_NOT_EXIST" || !strings.Contains(err.Error(), "CERT_NOT_EXIST") {
 			t.Errorf("got %v; want a *V2Error with err_code CERT_NOT_EXIST", err)
 		}

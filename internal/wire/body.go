@@ -1,0 +1,106 @@
+package wire
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+)
+
+// ErrBodyTooLarge is wechatpay.ErrBodyTooLarge.
+var ErrBodyTooLarge = errors.New("wechatpay: body exceeds size limit")
+
+const defaultUserAgent = "wxpaykit-wechatpay-go/1 (+https://github.com/wxpaykit/wechatpay)"
+
+// UserAgent returns ua, or the library's default User-Agent when empty.
+func UserAgent(ua string) string {
+	if ua == "" {
+		return defaultUserAgent
+	}
+	return ua
+}
+
+// Base returns rt, or http.DefaultTransport when nil.
+func Base(rt http.RoundTripper) http.RoundTripper {
+	if rt == nil {
+		return http.DefaultTransport
+	}
+	return rt
+}
+
+type unverifiedKey struct{}
+
+// WithoutVerification marks a request whose successful answer may be
+// passed on unverified; see UnverifiedAllowed.
+func WithoutVerification(ctx context.Context) context.Context {
+	return context.WithValue(ctx, unverifiedKey{}, true)
+}
+
+// UnverifiedAllowed reports whether a 2xx answer to req may be passed on
+// unverified: only when the caller marked it, for a GET that is not
+// following a redirect.
+func UnverifiedAllowed(req *http.Request) bool {
+	if req.Method != http.MethodGet && req.Method != "" || req.Response != nil {
+		return false
+	}
+	v, _ := req.Context().Value(unverifiedKey{}).(bool)
+	return v
+}
+
+// ReadResponseBody reads and closes resp.Body, bounded by limit. HEAD
+// answers and 1xx, 204 and 304 responses have no body whatever their
+// Content-Length says.
+func ReadResponseBody(resp *http.Response, method string, limit int64) ([]byte, error) {
+	defer resp.Body.Close()
+	if method == http.MethodHead || resp.StatusCode == http.StatusNoContent ||
+		resp.StatusCode == http.StatusNotModified || resp.StatusCode < 200 {
+		return nil, nil
+	}
+	return ReadAll(resp.Body, resp.ContentLength, limit)
+}
+
+// ReadRequestBody reads req.Body with a limit and always closes it.
+func ReadRequestBody(req *http.Request, limit int64) ([]byte, error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return nil, nil
+	}
+	defer req.Body.Close()
+	size := req.ContentLength
+	if size <= 0 {
+		size = -1 // for client requests, 0 with a body means unknown
+	}
+	b, err := ReadAll(req.Body, size, limit)
+	if err != nil {
+		return nil, fmt.Errorf("wechatpay: reading request body: %w", err)
+	}
+	return b, nil
+}
+
+// ReadAll reads r up to limit bytes, using size (a Content-Length, or -1)
+// to allocate once. More than limit bytes is ErrBodyTooLarge.
+func ReadAll(r io.Reader, size, limit int64) ([]byte, error) {
+	if size > limit {
+		return nil, fmt.Errorf("%w (%d bytes, limit %d)", ErrBodyTooLarge, size, limit)
+	}
+	if size >= 0 {
+		b := make([]byte, size, size+1)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return nil, err
+		}
+		// Content-Length is a promise; make sure nothing follows.
+		var one [1]byte
+		if n, _ := r.Read(one[:]); n > 0 {
+			return nil, errors.New("body longer than its Content-Length")
+		}
+		return b, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%w (limit %d bytes)", ErrBodyTooLarge, limit)
+	}
+	return b, nil
+}
