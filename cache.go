@@ -17,10 +17,6 @@ import (
 	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
-// ErrCacheMiss is returned by a Cache's Get when it holds nothing under
-// the key.
-var ErrCacheMiss = errors.New("wechatpay: cache miss")
-
 // A Cache stores certificate downloads for a Store beyond its own memory:
 // across restarts (DirCache) or across the instances of a fleet (package
 // redisstore). Implementations must be safe for concurrent use.
