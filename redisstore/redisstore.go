@@ -27,9 +27,12 @@
 // certificate. When Redis is down, slow or answers garbage, the Store
 // downloads for itself and the middleware lets notifications through to
 // the handler (which must therefore stay idempotent); both report the
-// failure to their error hooks. Create the client with
-// ContextTimeoutEnabled, so that a slow Redis is abandoned when the
-// caller's context ends rather than after the client's ReadTimeout.
+// failure to their error hooks (StoreOptions.CacheErrorHandler,
+// middleware.Config.ErrorHandler). The Store bounds each Redis call by
+// 500 ms and leaves Redis alone for a second after a failure. Create the
+// client with ContextTimeoutEnabled, so that a slow Redis is abandoned
+// when that bound ends rather than after the client's ReadTimeout, and
+// with a small DialerRetries, so that a Redis that is down fails fast.
 //
 // # Keys
 //
