@@ -232,3 +232,34 @@ func checkErrs(t *testing.T, errs []error) {
 		t.Logf("%d cache errors (each cost at most a download), the first: %v", len(errs), errs[0])
 	}
 }
+
+// TestFleetLockHolderDies: a Store that finds the download lock taken by
+// an instance that died (it never puts a download nor unlocks) waits
+// briefly for the cache, then downloads by itself rather than fail.
+func TestFleetLockHolderDies(t *testing.T) {
+	r := startRedis(t)
+	f := newFleet(t, 1)
+	id := f.merchants[0]
+	dead := &redisstore.Locker{Client: r.Client()}
+	if _, ok, err := dead.TryLock(context.Background(), id); !ok || err != nil {
+		t.Fatalf("TryLock = %t, %v", ok, err)
+	}
+	// FetchTimeout 2 s makes the wait for the lock's holder 1 s.
+	in := f.start(t, r, wechatpay.StoreOptions{FetchTimeout: 2 * time.Second})
+	start := time.Now()
+	f.verifyAll(t, in, f.merchants)
+	took := time.Since(start)
+	if n := f.srv.CertificateDownloads(); n != 1 {
+		t.Errorf("%d downloads; want 1, by the waiting Store itself", n)
+	}
+	if took < time.Second || took > 3*time.Second {
+		t.Errorf("the lookup took %s; want the 1 s wait and a download", took.Round(time.Millisecond))
+	}
+	checkErrs(t, in.errs.list())
+	// Its download is shared: another Store needs none.
+	other := f.start(t, r, wechatpay.StoreOptions{})
+	f.verifyAll(t, other, f.merchants)
+	if n := f.srv.CertificateDownloads(); n != 1 {
+		t.Errorf("%d downloads after a second instance; want still 1", n)
+	}
+}
