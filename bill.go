@@ -47,6 +47,9 @@ func DownloadBill(ctx context.Context, client *http.Client, downloadURL, hashTyp
 	var h hash.Hash
 	switch strings.ToUpper(hashType) {
 	case "SHA1":
+		if wire.SHA1Refused() {
+			return wire.ErrFIPSOnly("bill download", "a SHA-1 check of the file")
+		}
 		h = sha1.New()
 	case "SHA256", "SHA-256":
 		h = sha256.New()

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // LoadPrivateKey parses a merchant API private key (apiclient_key.pem) in
@@ -123,6 +125,9 @@ func DecryptOAEP(key crypto.Decrypter, ciphertext string) ([]byte, error) {
 	ct, err := base64.StdEncoding.DecodeString(ciphertext)
 	if err != nil {
 		return nil, errors.New("wechatpay: decrypt: ciphertext is not valid base64")
+	}
+	if _, ok := key.(*rsa.PrivateKey); ok && wire.SHA1Refused() {
+		return nil, wire.ErrFIPSOnly("decrypt", "RSA-OAEP with SHA-1")
 	}
 	pt, err := key.Decrypt(rand.Reader, ct, &rsa.OAEPOptions{Hash: crypto.SHA1})
 	if err != nil {

@@ -196,6 +196,9 @@ func Sign(params map[string]string, key, signType string) (string, error) {
 		mac.Write([]byte(b.String()))
 		sum = mac.Sum(nil)
 	case SignTypeMD5:
+		if wire.MD5Refused() {
+			return "", wire.ErrFIPSOnly("APIv2 sign", "MD5 (sign_type MD5; HMAC-SHA256 works)")
+		}
 		s := md5.Sum([]byte(b.String()))
 		sum = s[:]
 	default:

@@ -99,6 +99,12 @@ type Config struct {
 	// delivers it again later). See DuplicateGuard. Nil means every
 	// verified delivery runs the handler.
 	Guard DuplicateGuard
+
+	// Events, if set, receives a wechatpay.EventCallbackRefused event for
+	// each refused request, with the status answered and the reason; it
+	// is called before the answer is written, so it must be quick (see
+	// wechatpay.EventHook.Async). Nil means no events.
+	Events wechatpay.EventHook
 }
 
 // String describes c without its APIv3 key.
@@ -107,8 +113,8 @@ func (c Config) String() string {
 	if c.APIv3Key != "" {
 		key = "[redacted]"
 	}
-	return fmt.Sprintf("middleware.Config{MerchantID: %q, MerchantIDFunc: %t, APIv3Key: %s, APIv3Keys: %t, MaxSkew: %s, MaxBodySize: %d, Budget: %s, Guard: %t}",
-		c.MerchantID, c.MerchantIDFunc != nil, key, c.APIv3Keys != nil, c.MaxSkew, c.MaxBodySize, c.Budget, c.Guard != nil)
+	return fmt.Sprintf("middleware.Config{MerchantID: %q, MerchantIDFunc: %t, APIv3Key: %s, APIv3Keys: %t, MaxSkew: %s, MaxBodySize: %d, Budget: %s, Guard: %t, Events: %t}",
+		c.MerchantID, c.MerchantIDFunc != nil, key, c.APIv3Keys != nil, c.MaxSkew, c.MaxBodySize, c.Budget, c.Guard != nil, c.Events != nil)
 }
 
 // GoString is String, so that %#v does not print the key either.
@@ -432,6 +438,19 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, status int, msg, merchantID string, err error) {
 	h.report(r, status, merchantID, err)
+	if h.cfg.Events != nil {
+		// The headers are the sender's: bounded before they are passed on.
+		h.cfg.Events(r.Context(), wechatpay.Event{
+			Kind:       wechatpay.EventCallbackRefused,
+			Time:       time.Now(),
+			MerchantID: truncate(merchantID, 64),
+			Serial:     truncate(r.Header.Get(wire.HeaderSerial), 64),
+			RequestID:  truncate(r.Header.Get(wire.HeaderRequestID), 64),
+			Host:       truncate(r.Host, 255),
+			Status:     status,
+			Err:        err,
+		})
+	}
 	Fail(w, status, msg)
 }
 

@@ -26,6 +26,17 @@ for mod in . redisstore; do
 	(cd "$mod" && go test -race -count=1 -timeout 10m ./...)
 done
 
+# The same tests in Go's FIPS 140-3 mode and with BoringCrypto (which
+# needs cgo and a C compiler), for the packages that do cryptography.
+CRYPTO_PKGS=". ./middleware/ ./cmd/..."
+echo "== go test, GODEBUG=fips140=on"
+GODEBUG=fips140=on go test -count=1 -timeout 5m $CRYPTO_PKGS
+echo "== go test, GOEXPERIMENT=boringcrypto"
+if ! command -v gcc >/dev/null; then
+	apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev
+fi
+CGO_ENABLED=1 GOEXPERIMENT=boringcrypto go test -count=1 -timeout 5m $CRYPTO_PKGS
+
 echo "== fuzz ($FUZZTIME each)"
 for pkg in $(go list ./...); do
 	for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do

@@ -70,6 +70,7 @@ func isCertificatePath(p string) bool {
 // registered with Handle, the certificate endpoints, the other built-in
 // routes, the control endpoints and the simulator's routes.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	s.setDate(w)
 	s.x.count(r.URL.Path)
 	if s.serveV2(w, r) { // APIv2: XML, signed with the APIv2 key
 		return
@@ -181,7 +182,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (m *mercha
 	if auth.Serial != m.info.CertificateSerial {
 		return fail(http.StatusUnauthorized, "SIGN_ERROR", msgMerchantSerial, nil)
 	}
-	if d := time.Now().Unix() - ts; d > int64(maxSkew/time.Second) || d < -int64(maxSkew/time.Second) {
+	if d := s.requestClock().Unix() - ts; d > int64(maxSkew/time.Second) || d < -int64(maxSkew/time.Second) {
 		return fail(http.StatusUnauthorized, "SIGN_ERROR", msgTimestamp, nil)
 	}
 	body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))

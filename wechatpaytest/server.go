@@ -66,6 +66,8 @@ type options struct {
 	publicKey     bool
 	publicKeyOnly bool
 	addr          string
+	clockOffset   time.Duration // WithClockOffset (clock.go)
+	wholeClock    bool
 
 	// The simulator (sim.go, deliver.go, refund.go, state.go).
 	answerTimeout time.Duration
@@ -179,6 +181,7 @@ func NewServer(opts ...Option) *Server {
 		closing:   make(chan struct{}),
 		merchants: make(map[string]*merchant),
 	}
+	s.clockOffset.Store(int64(o.clockOffset))
 	s.sim.init()
 	s.newRootCA()
 	var saved *savedMerchant

@@ -50,7 +50,7 @@ wechatpay post /v3/refund/domestic/refunds -d @refund.json -v`,
 // call runs get, post, put, patch and delete.
 func (a *app) call(name string, args []string) error {
 	fs := a.newFlagSet(name, callHelp[name])
-	creds := addCredFlags(fs)
+	creds := addCredFlags(fs, needSigner|needKeys)
 	var headers headerFlag
 	fs.Var(&headers, "H", "add a request header `'Name: value'` (repeatable)")
 	var body bodyFlag
@@ -65,6 +65,9 @@ func (a *app) call(name string, args []string) error {
 	}
 	if len(pos) != 1 {
 		return usagef("want exactly one PATH, got %d arguments", len(pos))
+	}
+	if (name == "post" || name == "put" || name == "patch") && !body.set {
+		return usagef("%s needs a JSON body: -d '{...}', -d @FILE or -d @- (for an empty body, -d '')", name)
 	}
 	data, err := body.read(a.stdin)
 	if err != nil {
@@ -99,7 +102,7 @@ func (a *app) call(name string, args []string) error {
 	}
 	resp, err := (&http.Client{Transport: t}).Do(req)
 	if err != nil {
-		return err
+		return atHost(err, target, *timeout)
 	}
 	defer resp.Body.Close()
 	if *verbose {
@@ -112,7 +115,7 @@ func (a *app) call(name string, args []string) error {
 		}
 	}
 	if err := wechatpay.CheckResponse(resp); err != nil {
-		return err
+		return atHost(err, target, *timeout)
 	}
 	_, err = io.Copy(a.stdout, resp.Body)
 	return err

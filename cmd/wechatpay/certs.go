@@ -36,7 +36,7 @@ wechatpay certs -mchid 1900000001 -serial 3775B6A45ACD588826D15E583A95F5DD123456
 
 func (a *app) certs(name string, args []string) error {
 	fs := a.newFlagSet(name, certsHelp)
-	creds := addCredFlags(fs)
+	creds := addCredFlags(fs, needSigner|needAPIv3)
 	dir := fs.String("o", ".", "write the certificates into `DIR`")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this long")
 	v2 := fs.Bool("v2", false, "download with the APIv2 endpoint /risk/getcertficates")
@@ -54,7 +54,9 @@ func (a *app) certs(name string, args []string) error {
 	}
 	defer s.close()
 
-	store, err := wechatpay.NewStore(wechatpay.StoreOptions{})
+	// The download runs detached from ctx, bounded by FetchTimeout: the
+	// same bound, so that -timeout is what the user waits.
+	store, err := wechatpay.NewStore(wechatpay.StoreOptions{FetchTimeout: *timeout})
 	if err != nil {
 		return err
 	}
@@ -80,13 +82,13 @@ func (a *app) certs(name string, args []string) error {
 			BaseURL: s.cfg.BaseURL, Base: s.cfg.Base,
 		})
 		if err != nil {
-			return err
+			return atHost(err, s.cfg.BaseURL, *timeout)
 		}
 		if err := store.AddCertificates(s.cfg.MerchantID, got); err != nil {
 			return err
 		}
 	} else if err := store.Refresh(ctx, s.cfg.MerchantID); err != nil {
-		return err
+		return atHost(err, s.cfg.BaseURL, *timeout)
 	}
 	certs := store.Certificates(s.cfg.MerchantID) // newest expiry first
 	if len(certs) == 0 {

@@ -193,7 +193,7 @@ func TestCertsFailures(t *testing.T) {
 		args := append([]string{"certs", "-o", t.TempDir()}, f.flags...)
 		args = append(args, "-key", keyPath)
 		r := runApp(t, nil, "", args...)
-		wantCode(t, r, exitAPIError, "HTTP 401 SIGN_ERROR", "Request-ID: ", "sign_information", "Reproduce it with: wechatpay sign -method GET -url '/v3/certificates' -timestamp ")
+		wantCode(t, r, exitAPIError, "HTTP 401 SIGN_ERROR", "Request-ID: ", "sign_information", "Reproduce it with (built from an unverified answer: read it before running it): wechatpay sign -method GET -url /v3/certificates -timestamp ")
 	})
 	t.Run("server error", func(t *testing.T) {
 		f.srv.SetCertFault(wechatpaytest.CertStatus500)

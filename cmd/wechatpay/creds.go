@@ -33,6 +33,19 @@ func credSpecs() []credSpec {
 	}
 }
 
+// usedWith reports whether a command that needs n uses the credential.
+func (s credSpec) usedWith(n need) bool {
+	switch s.flag {
+	case "mchid", "serial", "key":
+		return n&needSigner != 0
+	case "apiv3-key", "base-url":
+		return n&(needKeys|needAPIv3) != 0
+	case "public-key-id", "public-key":
+		return n&needKeys != 0
+	}
+	return true
+}
+
 // credFlags are the credential flags of one command.
 type credFlags struct {
 	fs         *flagSet
@@ -43,11 +56,19 @@ type credFlags struct {
 
 // addCredFlags registers the credential flags on fs. Flag defaults are
 // empty on purpose: the environment is read after parsing, so that -h
-// never prints a secret found in the environment.
-func addCredFlags(fs *flagSet) *credFlags {
+// never prints a secret found in the environment. Every command accepts
+// every credential flag, so that one set of flags serves all; those a
+// command with needs n does not use are left out of its -h.
+func addCredFlags(fs *flagSet, n need) *credFlags {
 	c := &credFlags{fs: fs, vals: make(map[string]*string)}
 	for _, s := range credSpecs() {
 		c.vals[s.flag] = fs.String(s.flag, "", s.usage+"; or $"+s.env)
+		if !s.usedWith(n) {
+			if fs.hidden == nil {
+				fs.hidden = make(map[string]bool)
+			}
+			fs.hidden[s.flag] = true
+		}
 	}
 	fs.BoolVar(&c.sandbox, "sandbox", false, "run against an in-process sandbox with generated credentials")
 	fs.StringVar(&c.sandboxDir, "sandbox-dir", "", "read credentials from `DIR`/merchant.json, written by 'wechatpay sandbox'")

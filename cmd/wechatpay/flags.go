@@ -52,6 +52,7 @@ type flagSet struct {
 	*flag.FlagSet
 	help   help
 	stdout io.Writer
+	hidden map[string]bool // accepted, but not used by the command: left out of -h
 }
 
 func (f *flagSet) printHelp() {
@@ -63,13 +64,23 @@ func (f *flagSet) printHelp() {
 			fmt.Fprintf(w, "\t%s\n", line)
 		}
 	}
+	// Only the flags the command uses: a copy without the hidden ones.
+	shown := flag.NewFlagSet(f.Name(), flag.ContinueOnError)
+	f.VisitAll(func(fl *flag.Flag) {
+		if !f.hidden[fl.Name] {
+			shown.Var(fl.Value, fl.Name, fl.Usage)
+			shown.Lookup(fl.Name).DefValue = fl.DefValue
+		}
+	})
 	hasFlags := false
-	f.VisitAll(func(*flag.Flag) { hasFlags = true })
+	shown.VisitAll(func(*flag.Flag) { hasFlags = true })
 	if hasFlags {
 		fmt.Fprintf(w, "\nFlags:\n")
-		f.SetOutput(w)
-		f.PrintDefaults()
-		f.SetOutput(io.Discard)
+		shown.SetOutput(w)
+		shown.PrintDefaults()
+	}
+	if len(f.hidden) > 0 {
+		fmt.Fprintf(w, "\nThe other credential flags are accepted and ignored, so that one set of flags\nserves every command.\n")
 	}
 }
 

@@ -58,6 +58,9 @@ type app struct {
 
 	// ready, if set, is called by the sandbox command once it listens.
 	ready func(baseURL, dir string)
+	// isTerminal, if set, replaces the check of whether a writer is a
+	// terminal (for progress display).
+	isTerminal func(io.Writer) bool
 }
 
 // command is one subcommand.
@@ -75,12 +78,15 @@ func commands() []command {
 		{"put", "signed PUT with a JSON body (-d)", (*app).call},
 		{"patch", "signed PATCH with a JSON body (-d)", (*app).call},
 		{"delete", "signed DELETE", (*app).call},
+		{"bill", "download a day's trade or fund flow bill, check its hash, write it atomically", (*app).bill},
 		{"payparams", "print the signed front-end payment parameters (JSAPI, mini-program, App) for a prepay_id", (*app).payparams},
 		{"sign", "print a request's signing string and Authorization header (debug SIGN_ERROR)", (*app).sign},
 		{"verify", "verify a response or callback signature offline", (*app).verify},
 		{"sandbox", "run the WeChat Pay sandbox as a server and write its credentials", (*app).sandbox},
 		{"notify", "have a running sandbox post a signed callback notification to a URL", (*app).notify},
+		{"doctor", "check the merchant's setup step by step: hosts, clock, keys; say how to fix each problem", (*app).doctor},
 		{"demo", "walk through the library against an embedded sandbox", (*app).demo},
+		{"version", "print the version of this program and of Go", (*app).version},
 	}
 }
 
@@ -103,7 +109,11 @@ func (a *app) main(args []string) int {
 			return a.report(name, c.run(a, name, args[1:]))
 		}
 	}
-	fmt.Fprintf(a.stderr, "wechatpay: unknown command %q\nRun 'wechatpay help' for the list of commands.\n", name)
+	fmt.Fprintf(a.stderr, "wechatpay: unknown command %q\n", name)
+	if s := suggest(name); s != "" {
+		fmt.Fprintf(a.stderr, "Did you mean 'wechatpay %s'?\n", s)
+	}
+	fmt.Fprintf(a.stderr, "Run 'wechatpay help' for the list of commands.\n")
 	return exitUsage
 }
 

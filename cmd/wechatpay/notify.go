@@ -30,7 +30,7 @@ wechatpay notify -sandbox-dir /tmp/sandbox -url http://127.0.0.1:8000/wechatpay/
 
 func (a *app) notify(name string, args []string) error {
 	fs := a.newFlagSet(name, notifyHelp)
-	creds := addCredFlags(fs)
+	creds := addCredFlags(fs, needSigner|needKeys)
 	target := fs.String("url", "", "your callback `URL` (notify_url)")
 	event := fs.String("event", "TRANSACTION.SUCCESS", "event_type of the notification")
 	var body bodyFlag
@@ -84,11 +84,11 @@ func (a *app) notify(name string, args []string) error {
 	}
 	resp, err := (&http.Client{Transport: t}).Do(req)
 	if err != nil {
-		return err
+		return atHost(err, s.cfg.BaseURL, *timeout)
 	}
 	defer resp.Body.Close()
 	if err := wechatpay.CheckResponse(resp); err != nil {
-		return err
+		return atHost(err, s.cfg.BaseURL, *timeout)
 	}
 	var result struct {
 		Status int    `json:"status"`

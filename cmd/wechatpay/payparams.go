@@ -27,7 +27,7 @@ by default they are now and a fresh nonce. Needs -mchid, -serial and -key.`,
 
 func (a *app) payparams(name string, args []string) error {
 	fs := a.newFlagSet(name, payparamsHelp)
-	creds := addCredFlags(fs)
+	creds := addCredFlags(fs, needSigner)
 	kind := fs.String("kind", "jsapi", "`KIND` of front end: jsapi (also mini-programs) or app")
 	appID := fs.String("appid", "", "the `APPID` the order was placed with")
 	prepayID := fs.String("prepay-id", "", "the `PREPAY_ID` of the order")

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"strings"
+	"time"
 
 	"github.com/wxpaykit/wechatpay"
 )
@@ -45,7 +47,15 @@ func classify(err error) (int, string) {
 		ce     *credError
 		apiErr *wechatpay.APIError
 		ve     *wechatpay.VerifyError
+		he     *hostError
 	)
+	host := ""
+	if errors.As(err, &he) {
+		host = he.host
+		if errors.Is(err, context.DeadlineExceeded) && !errors.As(err, &apiErr) {
+			return exitFailure, fmt.Sprintf("wechatpay: no answer from %s within %s (-timeout): %s", host, he.timeout, errText(he.err))
+		}
+	}
 	switch {
 	case errors.As(err, &ee):
 		return ee.code, ee.msg
@@ -54,7 +64,7 @@ func classify(err error) (int, string) {
 	case errors.As(err, &apiErr):
 		// Also when it comes inside a *VerifyError: a certificate
 		// download that WeChat Pay refused (SIGN_ERROR from a wrong key).
-		return exitAPIError, describeAPIError(apiErr, err)
+		return exitAPIError, describeAPIError(apiErr, err, host)
 	case errors.Is(err, wechatpay.ErrDecrypt):
 		return exitUsage, "wechatpay: the APIv3 key is wrong: the platform certificates do not decrypt with it.\n" +
 			"  Check -apiv3-key / WECHATPAY_APIV3_KEY against the key set in the merchant platform (商户平台 → API安全 → APIv3密钥).\n" +
@@ -128,11 +138,21 @@ func isNetwork(err error) bool {
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
-// describeAPIError prints WeChat Pay's error with everything support will
-// ask for, and a hint for SIGN_ERROR.
-func describeAPIError(e *wechatpay.APIError, wrapped error) string {
+// describeAPIError prints an error answer with everything support will
+// ask for, and a hint for SIGN_ERROR. It says "WeChat Pay answered" only
+// for an answer whose signature verified; any other is attributed to the
+// host that sent it, which may be a proxy or not WeChat Pay at all. Text
+// from the answer is made safe to print.
+func describeAPIError(e *wechatpay.APIError, wrapped error, host string) string {
 	var b strings.Builder
-	b.WriteString("wechatpay: WeChat Pay answered")
+	switch {
+	case e.Verified:
+		b.WriteString("wechatpay: WeChat Pay answered")
+	case host != "":
+		fmt.Fprintf(&b, "wechatpay: %s answered, unsigned,", host)
+	default:
+		b.WriteString("wechatpay: the server answered, unsigned,")
+	}
 	if e != wrapped {
 		var ve *wechatpay.VerifyError
 		if errors.As(wrapped, &ve) || errors.Is(wrapped, wechatpay.ErrCertificateDownload) {
@@ -141,32 +161,67 @@ func describeAPIError(e *wechatpay.APIError, wrapped error) string {
 	}
 	fmt.Fprintf(&b, " HTTP %d", e.StatusCode)
 	if e.Code != "" {
-		fmt.Fprintf(&b, " %s", e.Code)
+		fmt.Fprintf(&b, " %s", clean(e.Code, 64))
 	}
 	if e.Message != "" {
-		fmt.Fprintf(&b, ": %s", e.Message)
+		fmt.Fprintf(&b, ": %s", clean(e.Message, 300))
 	}
 	b.WriteString("\n")
 	if len(e.Detail) > 0 {
-		fmt.Fprintf(&b, "  detail:     %s\n", e.Detail)
+		fmt.Fprintf(&b, "  detail:     %s\n", clean(string(e.Detail), 1000))
 	}
 	if e.RequestID != "" {
-		fmt.Fprintf(&b, "  Request-ID: %s\n", e.RequestID)
+		fmt.Fprintf(&b, "  Request-ID: %s\n", clean(e.RequestID, 64))
 	}
 	if e.Verified {
 		b.WriteString("  (this error response's signature was verified)\n")
 	} else {
-		b.WriteString("  (this error response was not signed, so it is not verified)\n")
+		b.WriteString("  (this answer was not signed, so nothing shows it came from WeChat Pay: a proxy, a firewall or a wrong -base-url may have sent it)\n")
 	}
 	if e.Code == "SIGN_ERROR" {
-		b.WriteString(signErrorHint(e.Detail))
+		b.WriteString(signErrorHint(e.Detail, e.Verified))
 	}
 	return strings.TrimRight(b.String(), "\n")
 }
 
+// hostError names the host a command talked to and the timeout it had,
+// for messages about the failure it wraps.
+type hostError struct {
+	host    string
+	timeout time.Duration
+	err     error
+}
+
+func (e *hostError) Error() string { return e.err.Error() }
+func (e *hostError) Unwrap() error { return e.err }
+
+// atHost wraps a non-nil err with the host of baseURL and the timeout.
+func atHost(err error, baseURL string, timeout time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	host := baseURL
+	if u, perr := url.Parse(baseURL); perr == nil && u.Host != "" {
+		host = u.Host
+	}
+	return &hostError{host: host, timeout: timeout, err: err}
+}
+
+// shellQuote quotes s for a POSIX shell: as it is when it holds only
+// characters no shell treats specially, otherwise in single quotes, with
+// each single quote written as quote, backslash, quote, quote (it closes
+// the quoting, adds an escaped quote and reopens). Nothing inside can end
+// the quoting.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./:@+,-") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
 // signErrorHint turns the detail of a SIGN_ERROR into the sign command that
 // reproduces what WeChat Pay checked.
-func signErrorHint(detail json.RawMessage) string {
+func signErrorHint(detail json.RawMessage, verified bool) string {
 	var d struct {
 		SignInformation struct {
 			Method    string `json:"method"`
@@ -182,6 +237,11 @@ func signErrorHint(detail json.RawMessage) string {
 	if len(lines) < 4 {
 		return hint
 	}
-	return hint + fmt.Sprintf("  WeChat Pay checked this signing string (truncated): %q\n  Reproduce it with: wechatpay sign -method %s -url '%s' -timestamp %s -nonce %s [-d @body.json]\n",
-		d.SignInformation.Truncated, lines[0], lines[1], lines[2], lines[3])
+	who, label := "WeChat Pay checked", "Reproduce it with"
+	if !verified {
+		who = "The unsigned answer says WeChat Pay checked"
+		label = "Reproduce it with (built from an unverified answer: read it before running it)"
+	}
+	return hint + fmt.Sprintf("  %s this signing string (truncated): %q\n  %s: wechatpay sign -method %s -url %s -timestamp %s -nonce %s [-d @body.json]\n",
+		who, d.SignInformation.Truncated, label, shellQuote(lines[0]), shellQuote(lines[1]), shellQuote(lines[2]), shellQuote(lines[3]))
 }

@@ -26,7 +26,7 @@ to see which line differs. Needs only -mchid, -serial and -key. Without
 
 func (a *app) sign(name string, args []string) error {
 	fs := a.newFlagSet(name, signHelp)
-	creds := addCredFlags(fs)
+	creds := addCredFlags(fs, needSigner)
 	method := fs.String("method", "GET", "HTTP `METHOD`")
 	rawURL := fs.String("url", "", "request `PATH` with its query, as sent (a full URL is cut to its path and query)")
 	var body bodyFlag

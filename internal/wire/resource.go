@@ -102,6 +102,9 @@ func EncryptOAEP(pub *rsa.PublicKey, plaintext []byte) (string, error) {
 	if pub == nil {
 		return "", errors.New("wechatpay: encrypt: nil public key")
 	}
+	if SHA1Refused() {
+		return "", ErrFIPSOnly("encrypt", "RSA-OAEP with SHA-1")
+	}
 	if limit := pub.Size() - 2*sha1.Size - 2; len(plaintext) > limit {
 		return "", fmt.Errorf("wechatpay: encrypt: plaintext is %d bytes, RSA-OAEP allows at most %d", len(plaintext), limit)
 	}
