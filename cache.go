@@ -32,6 +32,20 @@ import (
 // a line "expires <unix seconds>\n" telling when the entry becomes useless
 // (its last certificate expires); a Cache may drop the entry from then on,
 // as package redisstore does.
+//
+// A Cache shared by a fleet may also have the method
+//
+//	TryLock(ctx context.Context, key string) (unlock func() error, ok bool, err error)
+//
+// a lock shared by the fleet that a Store takes before downloading a
+// merchant's certificates, so that the fleet downloads about once instead
+// of once per instance. TryLock takes the lock named key without waiting:
+// ok is false when another holder has it; unlock releases it if it is
+// still this holder's (it may be called after the lock expired). A lock
+// must free itself after a while if its holder dies. A Store that does not
+// get the lock waits a moment (up to 2 s) for the holder's download to
+// appear in the Cache, then downloads by itself rather than fail.
+// redisstore.Cache has it.
 type Cache interface {
 	// Get returns the data stored under key, or an error wrapping
 	// ErrCacheMiss if there is none.
@@ -43,16 +57,8 @@ type Cache interface {
 	Delete(ctx context.Context, key string) error
 }
 
-// A Locker is a lock shared by the instances of a fleet, which a Store
-// takes before it downloads a merchant's certificates, so that the fleet
-// downloads about once instead of once per instance (package redisstore
-// has one on Redis). Implementations must be safe for concurrent use, and
-// a lock must free itself after a while if its holder dies.
-type Locker interface {
-	// TryLock takes the lock named key without waiting. ok is false when
-	// another holder has it. unlock, when ok, releases the lock if it is
-	// still this holder's (it may be called after the lock expired) and
-	// returns promptly.
+// cacheLocker is a Cache with a fleet-wide download lock (see Cache).
+type cacheLocker interface {
 	TryLock(ctx context.Context, key string) (unlock func() error, ok bool, err error)
 }
 

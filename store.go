@@ -67,21 +67,17 @@ type StoreOptions struct {
 	// set the Store holds (or it holds none) and was signed by WeChat Pay
 	// less than a day ago. An entry that fails the checks is counted
 	// (MerchantStatus.CacheRefused), deleted and replaced by a download.
-	// Every successful download is put there. The lookup of a cached key
-	// never touches the Cache.
+	// Every successful download is put there. A Cache with a TryLock
+	// method (see Cache) also serves as the fleet's download lock. The
+	// lookup of a cached key never touches the Cache.
 	Cache Cache
-	// Locker, if set with Cache, is a lock shared by a fleet: the Store
-	// that takes a merchant's lock downloads; one that cannot waits a
-	// moment (up to 2 s) for that download to appear in Cache, then
-	// downloads by itself rather than fail.
-	Locker Locker
-	// CacheErrorHandler, if set, receives each failure of Cache or Locker
-	// and each cache entry refused by the checks (those errors wrap
-	// ErrCertificateDownload). The Store carries on as if it had no cache:
-	// these never fail a lookup. Every call to Cache or Locker is bounded
-	// by 500 ms, and after a failure the Store leaves them alone for a
-	// second, so that a cache that is down or hanging delays few lookups.
-	// It must not block.
+	// CacheErrorHandler, if set, receives each failure of Cache (or of
+	// its lock) and each cache entry refused by the checks (those errors
+	// wrap ErrCertificateDownload). The Store carries on as if it had no
+	// cache: these never fail a lookup. Every call to Cache is bounded by
+	// 500 ms, and after a failure the Store leaves it alone for a second,
+	// so that a cache that is down or hanging delays few lookups. It must
+	// not block.
 	CacheErrorHandler func(err error)
 }
 
@@ -112,7 +108,7 @@ type Store struct {
 	closed bool
 	bg     sync.WaitGroup
 
-	cacheDown atomic.Int64 // monotonic time until which Cache and Locker are left alone
+	cacheDown atomic.Int64 // monotonic time until which the Cache is left alone
 
 	start time.Time            // monotonic origin
 	now   func() time.Time     // test hook: wall clock; nil means time.Now

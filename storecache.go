@@ -1,6 +1,6 @@
 package wechatpay
 
-// The Store's use of a Cache and a Locker (StoreOptions): only inside a
+// The Store's use of a Cache and its lock (StoreOptions): only inside a
 // merchant's singleflight call, never on the lookup of a cached key.
 
 import (
@@ -15,7 +15,7 @@ import (
 )
 
 const (
-	// cacheTimeout bounds each Cache or Locker call, so that a slow cache
+	// cacheTimeout bounds each call to the Cache or its lock, so that a slow cache
 	// delays a download by little more than this.
 	cacheTimeout = 500 * time.Millisecond
 	// maxCachedAge is the oldest cached download, by its signed
@@ -27,7 +27,7 @@ const (
 	// lockWait bounds how long a Store that did not get the download lock
 	// waits for the holder's download to appear in the cache.
 	lockWait = 2 * time.Second
-	// cacheBackoff is how long the Store leaves Cache and Locker alone
+	// cacheBackoff is how long the Store leaves the Cache alone
 	// after one failed.
 	cacheBackoff = time.Second
 )
@@ -45,7 +45,7 @@ func (s *Store) obtain(ctx context.Context, r *registration, have func(*certSet)
 	if s.fromCache(ctx, r, have) == cacheUsed {
 		return nil
 	}
-	if l := s.opts.Locker; l != nil {
+	if l, ok := s.opts.Cache.(cacheLocker); ok {
 		lctx, cancel := context.WithTimeout(ctx, cacheTimeout)
 		unlock, ok, err := l.TryLock(lctx, r.id)
 		cancel()
@@ -220,14 +220,14 @@ func (s *Store) putCache(ctx context.Context, r *registration, body []byte, head
 	}
 }
 
-// cacheUp reports whether Cache and Locker may be used: no call failed
+// cacheUp reports whether the Cache may be used: no call failed
 // within the last cacheBackoff.
 func (s *Store) cacheUp() bool {
 	_, mono := s.clock()
 	return time.Duration(s.cacheDown.Load()) <= mono
 }
 
-// cacheFailed reports a failure of Cache or Locker and leaves them alone
+// cacheFailed reports a failure of the Cache and leaves it alone
 // for cacheBackoff.
 func (s *Store) cacheFailed(err error) {
 	_, mono := s.clock()

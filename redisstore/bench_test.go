@@ -19,7 +19,6 @@ func benchCold(b *testing.B, cache bool) {
 	var opts wechatpay.StoreOptions
 	if cache {
 		opts.Cache = &redisstore.Cache{Client: rdb}
-		opts.Locker = &redisstore.Locker{Client: rdb}
 	}
 	warm := f.start(b, r, wechatpay.StoreOptions{}) // puts the entry
 	f.verifyAll(b, warm, f.merchants)

@@ -13,7 +13,8 @@ import (
 )
 
 // Every instance of a merchant platform behind a load balancer shares one
-// Redis: certificate downloads through the Store's Cache and Locker,
+// Redis: certificate downloads (and the lock that makes one instance do
+// each) through the Store's Cache,
 // notifications through the middleware's Guard.
 func Example() {
 	rdb := redis.NewClient(&redis.Options{
@@ -24,8 +25,7 @@ func Example() {
 	defer rdb.Close()
 
 	store, err := wechatpay.NewStore(wechatpay.StoreOptions{
-		Cache:  &redisstore.Cache{Client: rdb},
-		Locker: &redisstore.Locker{Client: rdb},
+		Cache: &redisstore.Cache{Client: rdb},
 		CacheErrorHandler: func(err error) {
 			log.Printf("certificate cache: %v", err) // the Store carries on without it
 		},

@@ -69,7 +69,6 @@ func (f *fleet) start(t testing.TB, r *redisServer, opts wechatpay.StoreOptions)
 			t.Fatal(err)
 		}
 		opts.Cache = &redisstore.Cache{Client: rdb}
-		opts.Locker = &redisstore.Locker{Client: rdb}
 	}
 	opts.CacheErrorHandler = in.errs.add
 	s, err := wechatpay.NewStore(opts)
@@ -240,7 +239,7 @@ func TestFleetLockHolderDies(t *testing.T) {
 	r := startRedis(t)
 	f := newFleet(t, 1)
 	id := f.merchants[0]
-	dead := &redisstore.Locker{Client: r.Client()}
+	dead := &redisstore.Cache{Client: r.Client()}
 	if _, ok, err := dead.TryLock(context.Background(), id); !ok || err != nil {
 		t.Fatalf("TryLock = %t, %v", ok, err)
 	}

@@ -1,5 +1,5 @@
 // Package redisstore shares the state of a fleet of WeChat Pay servers
-// through Redis: a certificate cache and a download lock for
+// through Redis: a certificate cache with a download lock for
 // wechatpay.Store, and a duplicate guard for the callback middleware.
 //
 // Behind a load balancer, each instance would otherwise download every
@@ -8,10 +8,7 @@
 // sends it twice, about a second apart, on two network paths). With
 //
 //	rdb := redis.NewClient(&redis.Options{Addr: "redis:6379", ContextTimeoutEnabled: true})
-//	store, err := wechatpay.NewStore(wechatpay.StoreOptions{
-//		Cache:  &redisstore.Cache{Client: rdb},
-//		Locker: &redisstore.Locker{Client: rdb},
-//	})
+//	store, err := wechatpay.NewStore(wechatpay.StoreOptions{Cache: &redisstore.Cache{Client: rdb}})
 //	...
 //	mw := middleware.Notifications(middleware.Config{..., Guard: &redisstore.Guard{Client: rdb}})
 //
@@ -41,7 +38,7 @@
 // hash slot:
 //
 //	wechatpay:{1900000001}:certificates          the cached download (Cache)
-//	wechatpay:{1900000001}:download-lock         the download lock (Locker)
+//	wechatpay:{1900000001}:download-lock         the download lock (Cache.TryLock)
 //	wechatpay:{1900000001}:notification:<id>     a notification's claim or done mark (Guard)
 package redisstore
 
@@ -99,18 +96,28 @@ func merchantKey(prefix, merchantID, suffix string) string {
 }
 
 // Cache is a wechatpay.Cache on Redis, for the certificate downloads of a
-// wechatpay.Store. The Store's key (a merchant ID) is scoped as described
-// in the package documentation; each entry expires when the Store's
-// expiry line says it becomes useless. A Cache is safe for concurrent
-// use; do not change its fields after first use.
+// wechatpay.Store, with the fleet's download lock (TryLock). The Store's
+// key (a merchant ID) is scoped as described in the package
+// documentation; each entry expires when the Store's expiry line says it
+// becomes useless. A Cache is safe for concurrent use; do not change its
+// fields after first use.
 type Cache struct {
 	// Client is the Redis client. Required.
 	Client redis.UniversalClient
 	// Prefix starts every key. Empty means DefaultPrefix.
 	Prefix string
+	// LockTTL bounds how long a download lock is held. Zero means
+	// DefaultLockTTL (30 s); keep it above the Store's FetchTimeout.
+	LockTTL time.Duration
 }
 
-var _ wechatpay.Cache = (*Cache)(nil)
+var (
+	_ wechatpay.Cache = (*Cache)(nil)
+	// The optional lock method the Store looks for (see wechatpay.Cache).
+	_ interface {
+		TryLock(ctx context.Context, key string) (unlock func() error, ok bool, err error)
+	} = (*Cache)(nil)
+)
 
 func (c *Cache) key(key string) string { return merchantKey(c.Prefix, key, "certificates") }
 
@@ -178,40 +185,26 @@ func entryExpiry(data []byte) (time.Time, error) {
 	return time.Unix(sec, 0), nil
 }
 
-// Locker is a wechatpay.Locker on Redis: SET key token NX PX TTL takes the
-// lock, a compare-and-delete script releases it only if this holder's
-// random token is still there, and a holder that dies frees the lock when
-// TTL runs out. A Locker is safe for concurrent use; do not change its
-// fields after first use.
-type Locker struct {
-	// Client is the Redis client. Required.
-	Client redis.UniversalClient
-	// Prefix starts every key. Empty means DefaultPrefix.
-	Prefix string
-	// TTL bounds how long a lock is held. Zero means DefaultLockTTL (30 s);
-	// keep it above the Store's FetchTimeout.
-	TTL time.Duration
-}
-
-var _ wechatpay.Locker = (*Locker)(nil)
-
 // unlockScript deletes KEYS[1] only if it still holds ARGV[1].
 var unlockScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
 
-// TryLock takes the download lock of key (a merchant ID) without waiting.
-// The unlock function releases it within DefaultTimeout if it is still
-// this call's; an unlock that fails leaves the lock to expire.
-func (l *Locker) TryLock(ctx context.Context, key string) (unlock func() error, ok bool, err error) {
-	if l.Client == nil {
+// TryLock takes the download lock of key (a merchant ID) without waiting,
+// as the Store does before downloading: SET key token NX PX LockTTL with a
+// random token. The unlock function releases it, within DefaultTimeout,
+// with a compare-and-delete script, only if the token is still there; a
+// holder that dies (or whose unlock fails) frees the lock when LockTTL
+// runs out.
+func (c *Cache) TryLock(ctx context.Context, key string) (unlock func() error, ok bool, err error) {
+	if c.Client == nil {
 		return nil, false, ErrNoClient
 	}
-	ttl := l.TTL
+	ttl := c.LockTTL
 	if ttl <= 0 {
 		ttl = DefaultLockTTL
 	}
-	k := merchantKey(l.Prefix, key, "download-lock")
+	k := merchantKey(c.Prefix, key, "download-lock")
 	token := rand.Text()
-	ok, err = l.Client.SetNX(ctx, k, token, ttl).Result()
+	ok, err = c.Client.SetNX(ctx, k, token, ttl).Result()
 	if err != nil {
 		return nil, false, fmt.Errorf("redisstore: lock %s: %w", key, err)
 	}
@@ -221,7 +214,7 @@ func (l *Locker) TryLock(ctx context.Context, key string) (unlock func() error, 
 	return func() error {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultTimeout)
 		defer cancel()
-		if err := unlockScript.Run(ctx, l.Client, []string{k}, token).Err(); err != nil {
+		if err := unlockScript.Run(ctx, c.Client, []string{k}, token).Err(); err != nil {
 			return fmt.Errorf("redisstore: unlock %s: %w", key, err)
 		}
 		return nil

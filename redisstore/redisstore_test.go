@@ -86,12 +86,12 @@ func TestCache(t *testing.T) {
 	}
 }
 
-func TestLocker(t *testing.T) {
+func TestCacheLock(t *testing.T) {
 	r := startRedis(t)
 	rdb := r.Client()
 	ctx := context.Background()
-	a := &redisstore.Locker{Client: rdb, TTL: 300 * time.Millisecond}
-	b := &redisstore.Locker{Client: r.Client(), TTL: 300 * time.Millisecond}
+	a := &redisstore.Cache{Client: rdb, LockTTL: 300 * time.Millisecond}
+	b := &redisstore.Cache{Client: r.Client(), LockTTL: 300 * time.Millisecond}
 
 	unlockA, ok, err := a.TryLock(ctx, "1900000001")
 	if !ok || err != nil {
@@ -208,7 +208,7 @@ func TestRedisDown(t *testing.T) {
 	if err := c.Put(ctx, "1", entry(time.Now().Add(time.Hour), "{}")); err == nil {
 		t.Error("Cache.Put succeeded")
 	}
-	if _, ok, err := (&redisstore.Locker{Client: rdb}).TryLock(ctx, "1"); ok || err == nil {
+	if _, ok, err := (&redisstore.Cache{Client: rdb}).TryLock(ctx, "1"); ok || err == nil {
 		t.Errorf("TryLock = %t, %v; want false and an error", ok, err)
 	}
 	if _, err := (&redisstore.Guard{Client: rdb}).Claim(ctx, "1:EV", "t"); err == nil {
