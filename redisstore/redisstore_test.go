@@ -90,8 +90,10 @@ func TestCacheLock(t *testing.T) {
 	r := startRedis(t)
 	rdb := r.Client()
 	ctx := context.Background()
-	a := &redisstore.Cache{Client: rdb, LockTTL: 300 * time.Millisecond}
-	b := &redisstore.Cache{Client: r.Client(), LockTTL: 300 * time.Millisecond}
+	// TTLs are a second: short for the test, long enough that a loaded
+	// machine does not expire a lock between two steps.
+	a := &redisstore.Cache{Client: rdb, LockTTL: time.Second}
+	b := &redisstore.Cache{Client: r.Client(), LockTTL: time.Second}
 
 	unlockA, ok, err := a.TryLock(ctx, "1900000001")
 	if !ok || err != nil {
@@ -113,7 +115,7 @@ func TestCacheLock(t *testing.T) {
 
 	// A holder that dies (never unlocks) frees the lock by its TTL; its
 	// late unlock does not release the next holder's lock.
-	time.Sleep(400 * time.Millisecond)
+	time.Sleep(1100 * time.Millisecond)
 	unlockA2, ok, err := a.TryLock(ctx, "1900000001")
 	if !ok || err != nil {
 		t.Fatalf("TryLock after the holder's TTL = %t, %v; want the lock", ok, err)
@@ -146,7 +148,7 @@ func TestGuard(t *testing.T) {
 	r := startRedis(t)
 	rdb := r.Client()
 	ctx := context.Background()
-	g := &redisstore.Guard{Client: rdb, ClaimTTL: 300 * time.Millisecond}
+	g := &redisstore.Guard{Client: rdb, ClaimTTL: time.Minute}
 	claim := func(key, token string, want middleware.ClaimState) {
 		t.Helper()
 		if got, err := g.Claim(ctx, key, token); got != want || err != nil {
@@ -180,9 +182,10 @@ func TestGuard(t *testing.T) {
 	}
 
 	// A claimer that died: its claim expires.
+	g = &redisstore.Guard{Client: rdb, ClaimTTL: time.Second}
 	claim("1900000001:EV-crash", "e", middleware.Claimed)
 	claim("1900000001:EV-crash", "f", middleware.InProgress)
-	time.Sleep(400 * time.Millisecond)
+	time.Sleep(1100 * time.Millisecond)
 	claim("1900000001:EV-crash", "f", middleware.Claimed)
 
 	// Garbage in the key: an error, which the middleware treats as "no
