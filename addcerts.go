@@ -11,7 +11,7 @@ import (
 )
 
 // AddCertificates adds platform certificates of merchantID obtained
-// elsewhere, such as from FetchCertificatesV2, to the store, where they
+// elsewhere, such as from apiv2.FetchCertificates, to the store, where they
 // verify responses and callbacks like downloaded ones. Each must hold an
 // RSA key of at least 2048 bits, be valid now, and chain to
 // StoreOptions.Roots if set, or nothing is added. A merchant the store

@@ -11,7 +11,7 @@ import (
 	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
-// WeChat Pay's API hosts, and the defaults of Transport and Verifier.
+// WeChat Pay's API hosts, and the defaults of Transport, Verifier and Store.
 const (
 	// DefaultBaseURL is WeChat Pay's mainland API host; its backup is
 	// api2.mch.weixin.qq.com.
@@ -25,6 +25,12 @@ const (
 	// DefaultMaxSkew is how far a Wechatpay-Timestamp may be from now
 	// (docs/protocol.md §2.3).
 	DefaultMaxSkew = 5 * time.Minute
+
+	// The defaults of StoreOptions.
+	DefaultStoreSize          = 1024
+	DefaultRefreshInterval    = 6 * time.Hour
+	DefaultMinRefreshInterval = time.Minute
+	DefaultFetchTimeout       = 10 * time.Second
 )
 
 // Config is everything a merchant needs to call WeChat Pay APIv3. Its
@@ -62,6 +68,10 @@ type Config struct {
 	// UserAgent is sent when the caller's request has none. Empty means
 	// a descriptive default naming this library.
 	UserAgent string
+	// Events, if set, receives an event for every response that fails
+	// verification (see Verifier.Events). The Store's own events go to
+	// StoreOptions.Events.
+	Events EventHook
 }
 
 // String describes c without its secrets.

@@ -106,19 +106,6 @@ func LoadPublicKey(pemBytes []byte) (*rsa.PublicKey, error) {
 	return rk, nil
 }
 
-// LoadPublicKeyFile reads and parses a WeChat Pay public key PEM file.
-func LoadPublicKeyFile(path string) (*rsa.PublicKey, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("wechatpay: public key: %w", err)
-	}
-	k, err := LoadPublicKey(b)
-	if err != nil {
-		return nil, fmt.Errorf("%w (file %s)", err, path)
-	}
-	return k, nil
-}
-
 // DecryptOAEP decrypts a Base64 RSA-OAEP (SHA-1) field that WeChat Pay
 // encrypted with the merchant certificate, using the merchant private key.
 func DecryptOAEP(key crypto.Decrypter, ciphertext string) ([]byte, error) {

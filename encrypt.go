@@ -43,24 +43,6 @@ func (s *Store) EncryptionKey(ctx context.Context, merchantID string) (serial st
 	return wire.CertSerial(c), pub, nil
 }
 
-// Encrypt encrypts one sensitive request field of merchantID with
-// RSA-OAEP (SHA-1) under the key chosen by EncryptionKey and returns the
-// Base64 ciphertext and the serial of that key. Send the request with a
-// context from WithSerial(ctx, serial), so that the Transport names the
-// same key in Wechatpay-Serial; WeChat Pay refuses the request otherwise.
-// A plaintext longer than 214 bytes (the OAEP limit of an RSA-2048 key) is
-// refused. An empty plaintext is returned empty, as WeChat Pay expects for
-// absent optional fields. To encrypt several fields of one request, use
-// EncryptFields, which uses one key for all of them.
-func Encrypt(ctx context.Context, store *Store, merchantID, plaintext string) (ciphertext, serial string, err error) {
-	p := plaintext
-	serial, err = EncryptFields(ctx, store, merchantID, &p)
-	if err != nil {
-		return "", "", err
-	}
-	return p, serial, nil
-}
-
 // EncryptFields encrypts the strings fields point to in place, all with
 // the same key (see Encrypt), and returns the serial to send as
 // Wechatpay-Serial. Empty strings stay empty. If any field cannot be

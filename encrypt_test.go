@@ -59,7 +59,7 @@ func TestEncryptDecryptRoundTrip(t *testing.T) {
 	client, store := newClient(t, srv.Config(), wechatpay.StoreOptions{})
 	ctx := context.Background()
 
-	ct, serial, err := wechatpay.Encrypt(ctx, store, m.ID, "张三")
+	ct, serial, err := encrypt(ctx, store, m.ID, "张三")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,17 +92,17 @@ func TestEncryptDecryptRoundTrip(t *testing.T) {
 
 	// Too long for RSA-OAEP.
 	long := strings.Repeat("x", 215)
-	if _, _, err := wechatpay.Encrypt(ctx, store, m.ID, long); err == nil || !strings.Contains(err.Error(), "214") {
+	if _, _, err := encrypt(ctx, store, m.ID, long); err == nil || !strings.Contains(err.Error(), "214") {
 		t.Errorf("Encrypt of 215 bytes: %v; want an error naming the 214-byte limit", err)
 	}
 	keep := "unchanged"
 	if _, err := wechatpay.EncryptFields(ctx, store, m.ID, &keep, &long); err == nil || keep != "unchanged" {
 		t.Errorf("EncryptFields with one field too long: %v, first field %q; want an error and nothing changed", err, keep)
 	}
-	if _, _, err := wechatpay.Encrypt(ctx, store, m.ID, strings.Repeat("x", 214)); err != nil {
+	if _, _, err := encrypt(ctx, store, m.ID, strings.Repeat("x", 214)); err != nil {
 		t.Errorf("Encrypt of 214 bytes: %v", err)
 	}
-	if _, _, err := wechatpay.Encrypt(ctx, store, "1999999999", "x"); !errors.Is(err, wechatpay.ErrUnknownMerchant) {
+	if _, _, err := encrypt(ctx, store, "1999999999", "x"); !errors.Is(err, wechatpay.ErrUnknownMerchant) {
 		t.Errorf("unknown merchant: %v", err)
 	}
 }
@@ -113,7 +113,7 @@ func TestEncryptPublicKeyMode(t *testing.T) {
 	cfg := srv.Config()
 	cfg.PublicKeyID, cfg.PublicKey = m.PublicKeyID, m.PublicKey
 	client, store := newClient(t, cfg, wechatpay.StoreOptions{})
-	ct, serial, err := wechatpay.Encrypt(context.Background(), store, m.ID, "李四")
+	ct, serial, err := encrypt(context.Background(), store, m.ID, "李四")
 	if err != nil || serial != m.PublicKeyID {
 		t.Fatalf("Encrypt = %q, %v; want the public key ID %s", serial, err, m.PublicKeyID)
 	}
@@ -146,7 +146,7 @@ func TestEncryptAfterCertificateExpired(t *testing.T) {
 	client, store := newClient(t, srv.Config(), wechatpay.StoreOptions{MinRefreshInterval: time.Second})
 	ctx := context.Background()
 
-	ct, serial, err := wechatpay.Encrypt(ctx, store, m.ID, "王五")
+	ct, serial, err := encrypt(ctx, store, m.ID, "王五")
 	if err != nil || serial != old {
 		t.Fatalf("Encrypt = %q, %v; want %s", serial, err, old)
 	}
@@ -165,7 +165,7 @@ func TestEncryptAfterCertificateExpired(t *testing.T) {
 	}
 	time.Sleep(time.Until(expiry) + 100*time.Millisecond)
 
-	ct, serial, err = wechatpay.Encrypt(ctx, store, m.ID, "王五")
+	ct, serial, err = encrypt(ctx, store, m.ID, "王五")
 	if err != nil || serial != next {
 		t.Fatalf("after expiry Encrypt = %q, %v; want the newest valid %s", serial, err, next)
 	}
@@ -182,4 +182,14 @@ func TestEncryptAfterCertificateExpired(t *testing.T) {
 	}
 	_, err = addReceiver(t, client, srv.URL, stale, old)
 	wantParamError(t, err)
+}
+
+// encrypt encrypts one field with EncryptFields.
+func encrypt(ctx context.Context, store *wechatpay.Store, merchantID, plaintext string) (string, string, error) {
+	p := plaintext
+	serial, err := wechatpay.EncryptFields(ctx, store, merchantID, &p)
+	if err != nil {
+		return "", "", err
+	}
+	return p, serial, nil
 }

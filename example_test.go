@@ -1,6 +1,8 @@
 package wechatpay_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -49,6 +51,53 @@ func Example() {
 	// Output:
 	// 200 true
 	// {"out_trade_no":"T1001","trade_state":"SUCCESS"}
+}
+
+// A POST: the Transport signs the exact bytes sent. With a body and no
+// Content-Type of the caller's, it sends Content-Type: application/json.
+func Example_post() {
+	srv := wechatpaytest.NewServer()
+	defer srv.Close()
+	srv.Handle("POST /v3/pay/transactions/native", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Println("WeChat Pay got Content-Type:", r.Header.Get("Content-Type"))
+		fmt.Fprint(w, `{"code_url":"weixin://wxpay/bizpayurl?pr=abc"}`)
+	}))
+	t, err := wechatpay.NewTransport(srv.Config()) // the sandbox merchant, BaseURL and Base
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	client := &http.Client{Transport: t}
+
+	order := []byte(`{"appid":"wxd678efh567hg6787","mchid":"` + srv.Merchant().ID + `",` +
+		`"description":"Image形象店-深圳腾大-QQ公仔","out_trade_no":"1217752501201407033233368018",` +
+		`"notify_url":"https://example.com/wechatpay/notify","amount":{"total":100,"currency":"CNY"}}`)
+	req, err := http.NewRequest(http.MethodPost, srv.URL+"/v3/pay/transactions/native", bytes.NewReader(order))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer resp.Body.Close()
+	if err := wechatpay.CheckResponse(resp); err != nil {
+		fmt.Println(err)
+		return
+	}
+	var prepay struct {
+		CodeURL string `json:"code_url"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&prepay); err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(prepay.CodeURL, wechatpay.IsVerified(resp))
+	// Output:
+	// WeChat Pay got Content-Type: application/json
+	// weixin://wxpay/bizpayurl?pr=abc true
 }
 
 // One Store serves many merchants: each Transport registers its merchant,

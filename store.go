@@ -22,17 +22,9 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
-// Store defaults.
-const (
-	DefaultStoreSize          = 1024
-	DefaultRefreshInterval    = 6 * time.Hour
-	DefaultMinRefreshInterval = time.Minute
-	DefaultFetchTimeout       = 10 * time.Second
-	// maxRefreshInterval: WeChat Pay lists a new certificate 24 h before
-	// using it and advises refreshing more often than every 12 h
-	// (PROTOCOL §4.4).
-	maxRefreshInterval = 12 * time.Hour
-)
+// maxRefreshInterval: WeChat Pay lists a new certificate 24 h before using
+// it and advises refreshing more often than every 12 h (PROTOCOL §4.4).
+const maxRefreshInterval = 12 * time.Hour
 
 // StoreOptions configures a Store. The zero value gives the defaults.
 type StoreOptions struct {

@@ -83,7 +83,7 @@ func NewTransport(cfg Config) (*Transport, error) {
 	}
 	return &Transport{
 		Signer:      &Signer{MerchantID: cfg.MerchantID, CertificateSerial: cfg.CertificateSerial, Key: cfg.PrivateKey},
-		Verifier:    &Verifier{MerchantID: cfg.MerchantID, Keys: store},
+		Verifier:    &Verifier{MerchantID: cfg.MerchantID, Keys: store, Events: cfg.Events},
 		Base:        cfg.Base,
 		BaseURL:     cfg.BaseURL,
 		PublicKeyID: cfg.PublicKeyID,
@@ -292,7 +292,7 @@ func (t *Transport) requestSerial(r *http.Request) string {
 }
 
 // IsVerified reports whether resp's signature was verified by a Transport
-// (or a V2Transport) of this process. Every 2xx and 3xx response a
+// (or an apiv2.Transport) of this process. Every 2xx and 3xx response a
 // Transport returns is verified, except the answers to requests marked
 // with WithoutResponseVerification. It keeps working when anything wraps
 // the response's body, and a server cannot make it report true.

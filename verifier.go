@@ -63,6 +63,10 @@ type Verifier struct {
 	// MaxSkew is the largest accepted distance between Wechatpay-Timestamp
 	// and now. Zero means DefaultMaxSkew (5 minutes).
 	MaxSkew time.Duration
+	// Events, if set, receives an event for every verification that
+	// fails, by class (EventBadSignature, EventClockSkew,
+	// EventSignatureProbe, EventUnknownSerial, EventVerifyFailed).
+	Events EventHook
 
 	now func() time.Time // test hook; nil means time.Now
 }
@@ -79,7 +83,11 @@ type Verifier struct {
 func (v *Verifier) Verify(ctx context.Context, h http.Header, body []byte) error {
 	serial := headerValue(h, wire.HeaderSerial)
 	if err := v.verify(ctx, h, serial, body); err != nil {
-		return &VerifyError{MerchantID: v.MerchantID, Serial: serial, RequestID: headerValue(h, wire.HeaderRequestID), Err: err}
+		ve := &VerifyError{MerchantID: v.MerchantID, Serial: serial, RequestID: headerValue(h, wire.HeaderRequestID), Err: err}
+		if v != nil && v.Events != nil {
+			emit(ctx, v.Events, Event{Kind: verifyEventKind(err), MerchantID: v.MerchantID, Serial: wire.Truncate(serial, 64), RequestID: wire.Truncate(ve.RequestID, 64), Err: ve})
+		}
+		return ve
 	}
 	return nil
 }

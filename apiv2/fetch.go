@@ -89,7 +89,7 @@ func fetchCertificatesV2(ctx context.Context, cfg Config) ([]*x509.Certificate, 
 	u.Path = strings.TrimSuffix(u.Path, "/") + v2CertificatesPath
 	u.RawPath, u.RawQuery, u.Fragment = "", "", ""
 
-	client := &http.Client{Transport: &Transport{MerchantID: cfg.MerchantID, Key: cfg.APIv2Key, Base: cfg.Base}}
+	client := &http.Client{Transport: &Transport{MerchantID: cfg.MerchantID, Key: cfg.APIv2Key, Base: cfg.Base, BaseURL: cfg.BaseURL}}
 	answer, err := Post(ctx, client, u.String(), map[string]string{
 		"mch_id":    cfg.MerchantID,
 		"sign_type": SignTypeHMACSHA256,

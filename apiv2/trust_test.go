@@ -26,7 +26,7 @@ func (w wrapBody) RoundTrip(r *http.Request) (*http.Response, error) {
 func TestPostThroughTimeoutAndWrappingClients(t *testing.T) {
 	srv := newSandbox(t)
 	m := srv.Merchant()
-	v2 := &apiv2.Transport{MerchantID: m.ID, Key: m.APIv2Key, Base: srv.Config().Base}
+	v2 := &apiv2.Transport{MerchantID: m.ID, Key: m.APIv2Key, Base: srv.Config().Base, BaseURL: srv.URL}
 	for _, client := range []*http.Client{
 		{Transport: v2, Timeout: 10 * time.Second},
 		{Transport: wrapBody{v2}},

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -285,8 +286,8 @@ func Check(fields map[string]string) error {
 // responses too. Use Check on the parsed answer.
 //
 // Endpoints whose successful answer is not XML (APIv2 bill downloads) need
-// a request context from WithoutResponseVerification; their responses are
-// streamed unverified.
+// a request context from wechatpay.WithoutResponseVerification; their
+// responses are streamed unverified.
 //
 // Some APIv2 endpoints (refunds, reversals, red packets, transfers)
 // require mutual TLS with the merchant API certificate. Configure it on
@@ -315,6 +316,14 @@ type Transport struct {
 	SignType string
 	// Base sends the request. Nil means http.DefaultTransport.
 	Base http.RoundTripper
+	// BaseURL is the merchant's API host. Empty, or one of WeChat Pay's
+	// hosts, means the Transport signs for WeChat Pay's APIv2 hosts
+	// (api.mch, api2.mch, apihk.mch and fraud.mch.weixin.qq.com) over
+	// https; any other value (a sandbox) means that host alone. A request
+	// to another host fails with wechatpay.ErrHostNotAllowed before
+	// anything is sent: an APIv2 sign carries no timestamp, so a signed
+	// body handed to another host could be replayed for ever.
+	BaseURL string
 	// MaxBodySize bounds request and response bodies. Zero means
 	// DefaultMaxBodySize (1 MiB).
 	MaxBodySize int64
@@ -352,6 +361,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if req.URL == nil {
 		return nil, errors.New("wechatpay: request has no URL")
+	}
+	if err := t.checkHost(req.URL); err != nil {
+		return nil, err
 	}
 	fields, err := parseV2(body)
 	if err != nil {
@@ -467,4 +479,38 @@ func Post(ctx context.Context, client *http.Client, url string, params map[strin
 		return nil, fmt.Errorf("wechatpay: APIv2 %s: answer not verified (is the client's Transport a *Transport?)", req.URL.Path)
 	}
 	return fields, nil
+}
+
+// v2Hosts are WeChat Pay's hosts that serve APIv2 (docs/protocol.md §1.6,
+// §5).
+var v2Hosts = []string{"api.mch.weixin.qq.com", "api2.mch.weixin.qq.com", "apihk.mch.weixin.qq.com", "fraud.mch.weixin.qq.com"}
+
+// checkHost refuses a request for a host t does not sign for.
+func (t *Transport) checkHost(u *url.URL) error {
+	scheme, hosts := "https", v2Hosts
+	if t.BaseURL != "" {
+		b, err := wire.ParseBaseURL(t.BaseURL)
+		if err != nil {
+			return fmt.Errorf("wechatpay: APIv2 transport: %w", err)
+		}
+		if !slices.Contains(v2Hosts, hostOf(b)) {
+			scheme, hosts = b.Scheme, []string{hostOf(b)}
+		}
+	}
+	if u.Scheme == scheme && slices.Contains(hosts, hostOf(u)) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s://%s (APIv2 requests are signed for %s over %s)", wechatpay.ErrHostNotAllowed, wire.Truncate(u.Scheme, 16), wire.Truncate(u.Host, 80), strings.Join(hosts, ", "), scheme)
+}
+
+// hostOf is u's host in lower case, without the scheme's default port.
+func hostOf(u *url.URL) string {
+	h := strings.ToLower(u.Host)
+	if u.Scheme == "https" {
+		h = strings.TrimSuffix(h, ":443")
+	}
+	if u.Scheme == "http" {
+		h = strings.TrimSuffix(h, ":80")
+	}
+	return h
 }

@@ -133,7 +133,7 @@ func TestParseV2XML(t *testing.T) {
 // default merchant.
 func newV2Client(srv *wechatpaytest.Server, signType string) *http.Client {
 	m := srv.Merchant()
-	return &http.Client{Transport: &apiv2.Transport{MerchantID: m.ID, Key: m.APIv2Key, SignType: signType, Base: srv.Config().Base}}
+	return &http.Client{Transport: &apiv2.Transport{MerchantID: m.ID, Key: m.APIv2Key, SignType: signType, Base: srv.Config().Base, BaseURL: srv.URL}}
 }
 
 func TestV2TransportAgainstSandbox(t *testing.T) {
@@ -187,7 +187,7 @@ func TestV2TransportAgainstSandbox(t *testing.T) {
 	}
 
 	t.Run("wrong key refused by sandbox", func(t *testing.T) {
-		client := &http.Client{Transport: &apiv2.Transport{MerchantID: m.ID, Key: strings.Repeat("k", 32), Base: srv.Config().Base}}
+		client := &http.Client{Transport: &apiv2.Transport{MerchantID: m.ID, Key: strings.Repeat("k", 32), Base: srv.Config().Base, BaseURL: srv.URL}}
 		_, err := apiv2.Post(context.Background(), client, srv.URL+"/pay/orderquery", map[string]string{"out_trade_no": "T"})
 		var v2e *apiv2.Error
 		if !errors.As(err, &v2e) || v2e.ReturnCode != "FAIL" || !strings.Contains(err.Error(), "签名错误") {
@@ -244,6 +244,33 @@ func TestV2TransportAgainstSandbox(t *testing.T) {
 			t.Errorf("IsVerified = %v, body %s; want an unverified FAIL", wechatpay.IsVerified(resp), b)
 		}
 	})
+	t.Run("signs only for WeChat Pay's hosts or its BaseURL", func(t *testing.T) {
+		sent := 0
+		base := roundTripFunc(func(*http.Request) (*http.Response, error) { sent++; return nil, errors.New("stop") })
+		for _, tc := range []struct{ baseURL, url string }{
+			{"", "https://evil.example/pay/orderquery"},
+			{"", "http://api.mch.weixin.qq.com/pay/orderquery"},
+			{"", "https://api.mch.weixin.qq.com.evil.example/pay/orderquery"},
+			{srv.URL, "https://api.mch.weixin.qq.com/pay/orderquery"},
+			{srv.URL, "http://127.0.0.1:1/pay/orderquery"},
+		} {
+			tr := &apiv2.Transport{MerchantID: m.ID, Key: m.APIv2Key, BaseURL: tc.baseURL, Base: base}
+			req, _ := http.NewRequest(http.MethodPost, tc.url, strings.NewReader("<xml><a>1</a></xml>"))
+			if _, err := tr.RoundTrip(req); !errors.Is(err, wechatpay.ErrHostNotAllowed) {
+				t.Errorf("BaseURL %q, %s: %v; want ErrHostNotAllowed", tc.baseURL, tc.url, err)
+			}
+		}
+		if sent != 0 {
+			t.Errorf("%d requests to hosts outside the list were sent", sent)
+		}
+		tr := &apiv2.Transport{MerchantID: m.ID, Key: m.APIv2Key, Base: base}
+		for _, u := range []string{"https://api2.mch.weixin.qq.com/pay/orderquery", "https://FRAUD.mch.weixin.qq.com:443/risk/getpublickey"} {
+			req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader("<xml><a>1</a></xml>"))
+			if _, err := tr.RoundTrip(req); errors.Is(err, wechatpay.ErrHostNotAllowed) {
+				t.Errorf("%s refused: %v", u, err)
+			}
+		}
+	})
 	t.Run("key never printed", func(t *testing.T) {
 		tr := &apiv2.Transport{MerchantID: m.ID, Key: m.APIv2Key}
 		for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
@@ -261,7 +288,7 @@ func TestV2TransportEntityBombFast(t *testing.T) {
 	// Direct: the bomb as a request body is refused without expansion.
 	bomb := `<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;"><!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;"><!ENTITY lol9 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">]><xml><a>&lol9;</a></xml>`
 	start := time.Now()
-	tr := &apiv2.Transport{Key: strings.Repeat("k", 32), Base: roundTripFunc(func(*http.Request) (*http.Response, error) {
+	tr := &apiv2.Transport{Key: strings.Repeat("k", 32), BaseURL: "http://127.0.0.1:1", Base: roundTripFunc(func(*http.Request) (*http.Response, error) {
 		t.Error("request sent")
 		return nil, errors.New("no")
 	})}

@@ -40,7 +40,8 @@
 // and WeChat Pay retries later:
 //
 //   - 405 for a method other than POST;
-//   - 404 for a merchant the configuration does not know;
+//   - 404 for a merchant the configuration (MerchantIDFunc, APIv3Keys) or
+//     the Store does not know;
 //   - 413 for a body over MaxBodySize, 400 for a body that cannot be read;
 //   - 401 when verification fails: missing headers, a timestamp more than
 //     5 minutes away, a signature probe (WECHATPAY/SIGNTEST/), a serial
@@ -49,7 +50,8 @@
 //     failing certificate download): the callback may be genuine; also
 //     when Config.Guard says another delivery is processing it;
 //   - 400 for a verified body that is not a notification or whose resource
-//     does not decrypt (a wrong APIv3 key).
+//     does not decrypt (a wrong APIv3 key);
+//   - 500 when APIv3Keys returns a key that is not 32 bytes.
 //
 // ErrorHandler receives the real error, an *Error, for logging; it never
 // contains the APIv3 key or decrypted data.

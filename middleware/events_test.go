@@ -35,8 +35,10 @@ func (r *eventRecorder) take() []wechatpay.Event {
 
 // TestRefusedCallbackEvents checks that each refused callback produces
 // exactly one EventCallbackRefused with its status, merchant and reason,
-// that an accepted one produces none, and that no event shows the APIv3
-// key, the decrypted payload or an unbounded sender header.
+// preceded, when verification failed, by exactly one verification event of
+// the failure's class; that an accepted one produces none; and that no
+// event shows the APIv3 key, the decrypted payload or an unbounded sender
+// header.
 func TestRefusedCallbackEvents(t *testing.T) {
 	var rec eventRecorder
 	f := newFixture(t, fixtureOptions{warm: true, config: func(c *middleware.Config) { c.Events = rec.hook }})
@@ -46,13 +48,14 @@ func TestRefusedCallbackEvents(t *testing.T) {
 		opts   []wechatpaytest.NotifyOption
 		status int
 		want   error
+		verify string // the verification event's kind, if verification failed
 	}{
-		{"accepted", nil, http.StatusNoContent, nil},
-		{"bad signature", []wechatpaytest.NotifyOption{wechatpaytest.NotifyTamperBody()}, 401, wechatpay.ErrBadSignature},
-		{"probe", []wechatpaytest.NotifyOption{wechatpaytest.NotifyProbe()}, 401, wechatpay.ErrSignatureProbe},
-		{"skew", []wechatpaytest.NotifyOption{wechatpaytest.NotifyTimestampOffset(6 * time.Minute)}, 401, wechatpay.ErrClockSkew},
-		{"unknown serial", []wechatpaytest.NotifyOption{wechatpaytest.NotifySerial(long)}, 401, wechatpay.ErrUnknownSerial},
-		{"wrong APIv3 key", []wechatpaytest.NotifyOption{wechatpaytest.NotifyAPIv3Key(strings.Repeat("K", 32))}, 400, wechatpay.ErrDecrypt},
+		{"accepted", nil, http.StatusNoContent, nil, ""},
+		{"bad signature", []wechatpaytest.NotifyOption{wechatpaytest.NotifyTamperBody()}, 401, wechatpay.ErrBadSignature, wechatpay.EventBadSignature},
+		{"probe", []wechatpaytest.NotifyOption{wechatpaytest.NotifyProbe()}, 401, wechatpay.ErrSignatureProbe, wechatpay.EventSignatureProbe},
+		{"skew", []wechatpaytest.NotifyOption{wechatpaytest.NotifyTimestampOffset(6 * time.Minute)}, 401, wechatpay.ErrClockSkew, wechatpay.EventClockSkew},
+		{"unknown serial", []wechatpaytest.NotifyOption{wechatpaytest.NotifySerial(long)}, 401, wechatpay.ErrUnknownSerial, wechatpay.EventUnknownSerial},
+		{"wrong APIv3 key", []wechatpaytest.NotifyOption{wechatpaytest.NotifyAPIv3Key(strings.Repeat("K", 32))}, 400, wechatpay.ErrDecrypt, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -68,10 +71,19 @@ func TestRefusedCallbackEvents(t *testing.T) {
 				}
 				return
 			}
-			if len(evs) != 1 {
-				t.Fatalf("got %d events; want exactly 1: %+v", len(evs), evs)
+			want := 1
+			if tc.verify != "" {
+				want = 2
 			}
-			ev := evs[0]
+			if len(evs) != want {
+				t.Fatalf("got %d events; want exactly %d: %+v", len(evs), want, evs)
+			}
+			if tc.verify != "" {
+				if v := evs[0]; v.Kind != tc.verify || v.MerchantID != f.m.ID || !errors.Is(v.Err, tc.want) || len(v.Serial) > 80 {
+					t.Errorf("verification event = %+v; want %s for merchant %s", v, tc.verify, f.m.ID)
+				}
+			}
+			ev := evs[len(evs)-1]
 			if ev.Kind != wechatpay.EventCallbackRefused || ev.Status != tc.status || ev.MerchantID != f.m.ID || !errors.Is(ev.Err, tc.want) || ev.Time.IsZero() {
 				t.Errorf("event = %+v; want callback_refused, status %d, merchant %s, wrapping %v", ev, tc.status, f.m.ID, tc.want)
 			}
@@ -112,18 +124,22 @@ func TestSlowEventHookDoesNotDelayCallbacks(t *testing.T) {
 		rec.mu.Lock()
 		n := len(rec.events)
 		rec.mu.Unlock()
-		if n == 3 || time.Now().After(deadline) {
+		if n == 6 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	evs := rec.take()
-	if len(evs) != 3 {
-		t.Fatalf("got %d events after release; want 3", len(evs))
+	if len(evs) != 6 {
+		t.Fatalf("got %d events after release; want 6 (a probe and a refusal each)", len(evs))
 	}
 	for i, ev := range evs {
-		if ev.Kind != wechatpay.EventCallbackRefused || !errors.Is(ev.Err, wechatpay.ErrSignatureProbe) {
-			t.Errorf("event %d = %+v; want a refused probe", i, ev)
+		kind := wechatpay.EventSignatureProbe
+		if i%2 == 1 {
+			kind = wechatpay.EventCallbackRefused
+		}
+		if ev.Kind != kind || !errors.Is(ev.Err, wechatpay.ErrSignatureProbe) {
+			t.Errorf("event %d = %+v; want %s of a probe", i, ev, kind)
 		}
 	}
 }

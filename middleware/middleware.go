@@ -272,7 +272,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		return
 	}
 
-	v := wechatpay.Verifier{MerchantID: merchantID, Keys: h.cfg.Keys, MaxSkew: h.cfg.MaxSkew}
+	v := wechatpay.Verifier{MerchantID: merchantID, Keys: h.cfg.Keys, MaxSkew: h.cfg.MaxSkew, Events: h.cfg.Events}
 	ctx := withBudget(r.Context(), h.budget)
 	err = v.Verify(ctx, r.Header, body)
 	ctx.stop()

@@ -13,18 +13,40 @@ if [ -n "$unformatted" ]; then
 	echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
 
-# The core module, then redisstore, a module of its own (./... from the
-# root does not reach it); its tests need redis-server on the PATH.
-for mod in . redisstore; do
-	echo "== go vet ($mod)"
-	(cd "$mod" && go vet ./...)
+echo "== go vet"
+go vet ./...
 
-	echo "== staticcheck $STATICCHECK_VERSION ($mod)"
-	(cd "$mod" && go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" ./...)
+echo "== root surface (go doc -short: at most 40 lines; names in testdata/api.txt)"
+lines=$(go doc -short . | wc -l)
+if [ "$lines" -gt 40 ]; then
+	echo "go doc -short of the root package prints $lines lines; the agreed limit is 40"; exit 1
+fi
 
-	echo "== go test -race ($mod)"
-	(cd "$mod" && go test -race -count=1 -timeout 10m ./...)
-done
+echo "== staticcheck $STATICCHECK_VERSION"
+go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" ./...
+
+echo "== go test -race"
+go test -race -count=1 -timeout 10m ./...
+
+# The browser tests are a module of their own (chromedp); they need
+# Debian's chromium at /usr/bin/chromium, which .ci/run installs.
+echo "== browsertest: vet, staticcheck, go test -race (headless Chromium)"
+(
+	cd browsertest
+	go vet ./...
+	go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" ./...
+	go test -race -count=1 -timeout 5m ./...
+)
+
+# The Redis module is a module of its own (go-redis); its tests start a
+# real redis-server (Debian's package), which .ci/run installs.
+echo "== redisstore: vet, staticcheck, go test -race (real redis-server)"
+(
+	cd redisstore
+	go vet ./...
+	go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" ./...
+	go test -race -count=1 -timeout 5m ./...
+)
 
 # The same tests in Go's FIPS 140-3 mode and with BoringCrypto (which
 # needs cgo and a C compiler), for the packages that do cryptography.

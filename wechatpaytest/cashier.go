@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"time"
 )
 
 // A PayResult is how a simulated payment ends.
@@ -182,7 +183,9 @@ func (s *Server) serveFaultsControl(w http.ResponseWriter, r *http.Request) {
 // it. It needs no Authorization, as the payer has none.
 const CashierPath = "/sandbox/cashier"
 
-var cashierPage = template.Must(template.New("cashier").Parse(`<!DOCTYPE html>
+var cashierPage = template.Must(template.New("cashier").Funcs(template.FuncMap{
+	"ms": func(d time.Duration) time.Duration { return d.Round(time.Millisecond) },
+}).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 {{if .Refresh}}<meta http-equiv="refresh" content="1">{{end}}
 <title>WeChat Pay sandbox cashier</title>
@@ -197,7 +200,7 @@ button{width:100%;padding:12px;margin-top:10px;border:0;border-radius:6px;font-s
 .state{font-weight:bold}table{width:100%;font-size:12px;border-collapse:collapse;margin-top:16px}td,th{border-top:1px solid #eee;padding:4px;text-align:left}
 .note{font-size:12px;color:#888;margin-top:16px}
 </style></head><body><div class="card">
-<h1>WeChat Pay sandbox · 微信支付沙箱</h1>
+<h1>WeChat Pay sandbox cashier</h1>
 {{with .Order}}
 <div class="amount" id="amount">¥{{$.Yuan}}</div>
 <dl>
@@ -218,7 +221,7 @@ button{width:100%;padding:12px;margin-top:10px;border:0;border-radius:6px;font-s
 {{end}}
 {{if .Deliveries}}
 <table id="deliveries"><tr><th>Callback</th><th>Attempt</th><th>Answer</th><th>Time</th></tr>
-{{range .Deliveries}}<tr><td>{{.EventType}}</td><td>{{.Attempt}}{{if .Duplicate}} (dup){{end}}</td><td>{{if .Status}}{{.Status}}{{else}}{{.Err}}{{end}}{{if .OK}} ✓{{end}}</td><td>{{.Duration}}</td></tr>
+{{range .Deliveries}}<tr><td>{{.EventType}}</td><td>{{.Attempt}}{{if .Duplicate}} (dup){{end}}</td><td>{{if .Status}}{{.Status}}{{else}}{{.Err}}{{end}}{{if .OK}} ✓{{end}}</td><td>{{ms .Duration}}</td></tr>
 {{end}}</table>
 {{end}}
 <p class="note">Sandbox: no money moves. Notifications go to {{with .Order}}{{.NotifyURL}}{{end}}.</p>

@@ -19,14 +19,76 @@
 // skew the sandbox clock ([Server.SetClockOffset]), and count what was
 // served ([Server.CertificateDownloads], [Server.Requests]).
 //
-// A minimal test:
+// A minimal test with a route of its own:
 //
 //	srv := wechatpaytest.NewServer()
 //	defer srv.Close()
-//	srv.Handle("GET /v3/pay/transactions/id/{id}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-//		fmt.Fprintf(w, `{"transaction_id":%q,"mchid":%q}`, r.PathValue("id"), wechatpaytest.MerchantIDFrom(r.Context()))
+//	srv.Handle("GET /v3/merchant/fund/balance/{type}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+//		fmt.Fprintf(w, `{"available_amount":100,"mchid":%q}`, wechatpaytest.MerchantIDFrom(r.Context()))
 //	}))
 //	cfg := srv.Config() // merchant credentials, BaseURL and Base pointing at the sandbox
+//
+// # A WeChat Pay simulator
+//
+// The sandbox keeps orders and refunds with their real lifecycle. A
+// prepay call validates its body as WeChat Pay does and creates a NOTPAY
+// order; placing the same out_trade_no again with the same parameters
+// returns the same prepay, with other parameters OUT_TRADE_NO_USED, once
+// paid ORDERPAID, once closed ORDER_CLOSED. Query answers the order's
+// real state (404 ORDER_NOT_EXIST for an unknown one); close moves NOTPAY
+// to CLOSED (204). The payer pays on the web cashier page that the
+// order's code_url and h5_url lead to ([CashierPath]), a test with
+// [Server.Pay], any client with the control endpoint [PayPath]. A payment
+// makes the order SUCCESS and sends a signed, encrypted TRANSACTION.SUCCESS
+// notification to its notify_url from a goroutine the server owns; an
+// answer other than 200 or 204 within 5 s is retried on WeChat Pay's
+// schedule ([RetrySchedule], compressible with [WithCallbackSchedule]),
+// optionally twice in parallel ([WithDuplicateCallbacks]). Every attempt
+// is recorded ([Server.Deliveries], [OnDelivery]) and shown on the cashier
+// page. A refund is PROCESSING, then SUCCESS (or what [Server.SetRefundOutcome]
+// says) with its REFUND.* notification; the order becomes REFUND; a
+// refund beyond what remains is refused. The trade bill of a day lists its
+// simulated payments and refunds. Faults on demand: [Server.FailRoute]
+// (SYSTEM_ERROR, FREQUENCY_LIMITED, a timeout after doing the work) and
+// [PayUserPaying]. State lives in memory, or in a file with
+// [WithStateFile].
+//
+// # Routes
+//
+// Routes a test registers with [Server.Handle] take precedence over every
+// built-in route below. Every route but the cashier and APIv2 requires a
+// valid APIv3 Authorization, and every answer to it is signed.
+//
+// Certificates and files:
+//
+//	GET  /v3/certificates, /v3/global/certificates   platform certificates
+//	GET  /v3/bill/tradebill                           the day's trade bill (simulated orders and refunds)
+//	GET  /v3/bill/fundflowbill                        a generated fund flow bill (SetBillSize)
+//	GET  /v3/billdownload/file                        bill files, unsigned as WeChat Pay sends them
+//	POST /v3/merchant/media/upload, /v3/merchant/media/video_upload,
+//	     /v3/marketing/favor/media/image-upload       media uploads (Server.UploadedMedia)
+//	POST /v3/profitsharing/receivers/add              encrypted-field check (sensitive.go)
+//	POST /risk/getcertficates                         APIv2 certificates (and Server.HandleV2 routes)
+//
+// Payments (direct merchant, and service provider under /v3/pay/partner):
+//
+//	POST /v3/pay/transactions/{jsapi|app|h5|native}
+//	POST /v3/pay/partner/transactions/{jsapi|app|h5|native}
+//	GET  /v3/pay/transactions/id/{transaction_id}?mchid=
+//	GET  /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid=
+//	GET  /v3/pay/partner/transactions/id/{transaction_id}?sp_mchid=&sub_mchid=
+//	GET  /v3/pay/partner/transactions/out-trade-no/{out_trade_no}?sp_mchid=&sub_mchid=
+//	POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close
+//	POST /v3/pay/partner/transactions/out-trade-no/{out_trade_no}/close
+//	POST /v3/refund/domestic/refunds
+//	GET  /v3/refund/domestic/refunds/{out_refund_no}
+//
+// The sandbox's own endpoints:
+//
+//	GET, POST /sandbox/cashier     the payer's cashier page (no Authorization)
+//	POST /sandbox/pay              pay an order (PayPath)
+//	POST /sandbox/notify           send a notification to any URL (NotifyPath)
+//	POST /sandbox/faults           queue faults (FaultsPath)
 //
 // # Keys are for tests only
 //

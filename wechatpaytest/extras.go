@@ -17,10 +17,11 @@ type extras struct {
 	pathsMu sync.Mutex
 	paths   map[string]int // requests per URL path, any outcome
 
-	billSize   atomic.Int64 // bytes of generated bill files; 0 means defaultBillSize
-	billFlip   atomic.Int64 // offset+1 of the byte FlipBillByte spoils; 0 means none
-	billHashes sync.Map     // bill token → hex SHA-1
-	realBills  sync.Map     // token → simBill, bills of the simulated day
+	billSize      atomic.Int64 // bytes of generated bill files; 0 means defaultBillSize
+	billFlip      atomic.Int64 // offset+1 of the byte FlipBillByte spoils; 0 means none
+	billHashes    sync.Map     // bill token → hex SHA-1
+	realBills     sync.Map     // token → simBill, bills of the simulated day
+	realBillCount atomic.Int64
 
 	v2Fault  atomic.Int64 // V2Fault
 	v2Mu     sync.Mutex

@@ -672,7 +672,9 @@ func TestCertFaults(t *testing.T) {
 	t.Run("CertHang", func(t *testing.T) {
 		srv.SetCertFault(CertHang)
 		defer srv.SetCertFault(CertOK)
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		// Long enough for the request to reach the server (and be
+		// counted) on a loaded machine.
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		defer cancel()
 		req := newRequest(t, srv, m, "GET", "/v3/certificates", nil).WithContext(ctx)
 		resp, err := http.DefaultClient.Do(req)
@@ -685,16 +687,17 @@ func TestCertFaults(t *testing.T) {
 		}
 	})
 	t.Run("SetCertDelay", func(t *testing.T) {
-		srv.SetCertDelay(200 * time.Millisecond)
+		srv.SetCertDelay(600 * time.Millisecond)
 		defer srv.SetCertDelay(0)
 		start := time.Now()
 		resp, body, _ := downloadCerts(t, srv, m, "/v3/certificates")
-		if d := time.Since(start); d < 200*time.Millisecond || resp.StatusCode != 200 {
-			t.Errorf("answered %d after %s; want 200 after 200ms", resp.StatusCode, d)
+		if d := time.Since(start); d < 600*time.Millisecond || resp.StatusCode != 200 {
+			t.Errorf("answered %d after %s; want 200 after 600ms", resp.StatusCode, d)
 		}
 		mustVerify(t, srv, m, resp, body, signing)
 
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		// Shorter than the delay, long enough to be counted when loaded.
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
 		req := newRequest(t, srv, m, "GET", "/v3/certificates", nil).WithContext(ctx)
 		if resp, err := http.DefaultClient.Do(req); !errors.Is(err, context.DeadlineExceeded) {

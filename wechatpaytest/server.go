@@ -340,15 +340,17 @@ func (s *Server) MerchantConfig(id string) wechatpay.Config {
 // platform certificate of the server.
 func (s *Server) Roots() *x509.CertPool { return s.roots.Clone() }
 
-// Handle registers h for a business route. pattern is a [http.ServeMux]
-// pattern such as "GET /v3/pay/transactions/id/{id}"; r.PathValue works in
-// h. Requests are authenticated before h runs (MerchantIDFrom tells h
-// which merchant called); what h writes (status, headers and body) is
-// buffered, then sent with WeChat Pay's signature headers, subject to
-// SetFault. A body the handler writes without a Content-Type is sent as
-// application/json. Handle panics if pattern conflicts with an earlier
-// one, as ServeMux does. Unmatched requests get a signed 404 NOT_FOUND
-// (or 405) error JSON.
+// Handle registers h for a route. pattern is a [http.ServeMux] pattern
+// such as "GET /v3/merchant/fund/balance/{type}"; r.PathValue works in
+// h. A route registered with Handle takes precedence over every built-in
+// route (listed in the package documentation), so a test can replace any
+// of them. Requests are authenticated before h runs (MerchantIDFrom
+// tells h which merchant called); what h writes (status, headers and
+// body) is buffered, then sent with WeChat Pay's signature headers,
+// subject to SetFault. A body the handler writes without a Content-Type
+// is sent as application/json. Handle panics if pattern conflicts with an
+// earlier one registered with Handle, as ServeMux does. Requests no route
+// matches get a signed 404 NOT_FOUND (or 405) error JSON.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 type merchantIDKey struct{}

@@ -135,6 +135,10 @@ func (s *Server) serveTradeBill(w http.ResponseWriter, r *http.Request) {
 	}
 	sum := sha1.Sum(bill)
 	tok := "S" + randomText(40)
+	if s.x.realBillCount.Add(1) > maxRealBills { // bound memory: old download URLs expire
+		s.x.realBills.Clear()
+		s.x.realBillCount.Store(1)
+	}
 	s.x.realBills.Store(tok, simBill{merchantID: MerchantIDFrom(r.Context()), data: bill})
 	writeJSON(w, map[string]string{
 		"hash_type":    "SHA1",
@@ -142,6 +146,10 @@ func (s *Server) serveTradeBill(w http.ResponseWriter, r *http.Request) {
 		"download_url": s.URL + billFilePath + "?token=" + tok,
 	})
 }
+
+// maxRealBills bounds how many bills of the simulated day the server
+// keeps for download at a time.
+const maxRealBills = 1024
 
 // simBill is a generated bill of the simulated day.
 type simBill struct {

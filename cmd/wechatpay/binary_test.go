@@ -188,25 +188,25 @@ func TestBinarySandboxProcess(t *testing.T) {
 	}
 
 	// Another process: the binary itself, through merchant.json.
-	r := runBinary(t, nil, "", "get", "-sandbox-dir", dir, "/v3/pay/transactions/id/11", "-v")
-	wantCode(t, r, exitOK, `"transaction_id":"11"`, "Signature: verified")
-	r = runBinary(t, nil, "", "post", "-sandbox-dir", dir, "/v3/pay/transactions/native", "-d", `{"out_trade_no":"T9"}`)
-	wantCode(t, r, exitOK, `"code_url":"weixin://wxpay/bizpayurl?pr=`)
+	r := runBinary(t, nil, "", "get", "-sandbox-dir", dir, "/v3/pay/transactions/id/11?mchid=1", "-v")
+	wantCode(t, r, exitAPIError, "PARAM_ERROR", "mchid", "Signature: verified")
+	mj := readMerchantJSON(t, dir)
+	order := `{"appid":"wx1","mchid":"` + mj["mchid"] + `","description":"tea","out_trade_no":"T9T9T9","notify_url":"http://127.0.0.1:1/notify","amount":{"total":100}}`
+	r = runBinary(t, nil, "", "post", "-sandbox-dir", dir, "/v3/pay/transactions/native", "-d", order)
+	wantCode(t, r, exitOK, `"code_url":"`+baseURL+`/sandbox/cashier?prepay_id=wx`)
+	r = runBinary(t, nil, "", "pay", "-sandbox-dir", dir, "T9T9T9")
+	wantCode(t, r, exitOK, `"trade_state":"SUCCESS"`, `"out_trade_no":"T9T9T9"`)
+	r = runBinary(t, nil, "", "pay", "-sandbox-dir", dir, "T9T9T9")
+	wantCode(t, r, exitAPIError, "ORDERPAID")
+	r = runBinary(t, nil, "", "pay", "-sandbox-dir", dir, "-fail", "NOSUCH1")
+	wantCode(t, r, exitAPIError, "ORDER_NOT_EXIST")
 
 	// A Go client reading merchant.json as any other program would.
-	data, err := os.ReadFile(filepath.Join(dir, "merchant.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mj map[string]string
-	if err := json.Unmarshal(data, &mj); err != nil {
-		t.Fatal(err)
-	}
 	key, err := wechatpay.LoadPrivateKeyFile(filepath.Join(dir, mj["private_key"]))
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := wechatpay.LoadPublicKeyFile(filepath.Join(dir, mj["public_key"]))
+	pub, err := loadPublicKeyFile(filepath.Join(dir, mj["public_key"]))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,13 +219,13 @@ func TestBinarySandboxProcess(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp, err := (&http.Client{Transport: tr}).Get(mj["base_url"] + "/v3/pay/transactions/out-trade-no/T5")
+		resp, err := (&http.Client{Transport: tr}).Get(mj["base_url"] + "/v3/pay/transactions/out-trade-no/T9T9T9?mchid=" + mj["mchid"])
 		if err != nil {
 			t.Fatal(err)
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 200 || !wechatpay.IsVerified(resp) || !strings.Contains(string(body), `"out_trade_no":"T5"`) {
+		if resp.StatusCode != 200 || !wechatpay.IsVerified(resp) || !strings.Contains(string(body), `"out_trade_no":"T9T9T9"`) {
 			t.Errorf("public key %v: %s verified=%v %s", withPub, resp.Status, wechatpay.IsVerified(resp), body)
 		}
 		if got := resp.Header.Get(wire.HeaderSerial); withPub != (got == mj["public_key_id"]) {
@@ -251,9 +251,28 @@ func TestBinarySandboxProcess(t *testing.T) {
 	if !strings.Contains(strings.Join(rest, "\n"), "sandbox stopped") {
 		t.Errorf("no 'sandbox stopped' after SIGTERM: %q", rest)
 	}
+	// The sandbox printed its attempts to deliver T9T9T9's callback to a
+	// closed port.
+	if !strings.Contains(strings.Join(rest, "\n"), "callback: ") || !strings.Contains(strings.Join(rest, "\n"), "TRANSACTION.SUCCESS for T9T9T9 → http://127.0.0.1:1/notify attempt 1: no answer") {
+		t.Errorf("no callback lines in the sandbox output: %q", rest)
+	}
 	// The port is closed.
 	if resp, err := http.Get(baseURL + "/v3/certificates"); err == nil {
 		resp.Body.Close()
 		t.Errorf("sandbox still answers after SIGTERM")
 	}
+}
+
+// readMerchantJSON reads the merchant.json a sandbox wrote into dir.
+func readMerchantJSON(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, "merchant.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mj map[string]string
+	if err := json.Unmarshal(data, &mj); err != nil {
+		t.Fatal(err)
+	}
+	return mj
 }

@@ -288,7 +288,7 @@ func TestVerifyPublicKeyOldCapture(t *testing.T) {
 
 // startSandbox runs the sandbox command in-process and returns its base
 // URL, directory, and a stop function that returns its result.
-func startSandboxCmd(t *testing.T) (string, string, func() result) {
+func startSandboxCmd(t *testing.T, extra ...string) (string, string, func() result) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	dir := filepath.Join(t.TempDir(), "sb")
@@ -296,7 +296,7 @@ func startSandboxCmd(t *testing.T) (string, string, func() result) {
 	readyc := make(chan ready, 1)
 	done := make(chan result, 1)
 	go func() {
-		done <- runAppCtx(t, ctx, func(u, d string) { readyc <- ready{u, d} }, nil, "", "sandbox", "-addr", "127.0.0.1:0", "-dir", dir)
+		done <- runAppCtx(t, ctx, func(u, d string) { readyc <- ready{u, d} }, nil, "", append([]string{"sandbox", "-addr", "127.0.0.1:0", "-dir", dir}, extra...)...)
 	}()
 	var rd ready
 	select {
@@ -358,10 +358,11 @@ func TestSandboxCommand(t *testing.T) {
 	}
 
 	// Another command uses it through -sandbox-dir: certificate mode...
-	wantCode(t, runApp(t, nil, "", "get", "-sandbox-dir", dir, "/v3/pay/transactions/id/77"), exitOK, `"transaction_id":"77"`)
+	order := `{"appid":"wx1","mchid":"` + file["mchid"] + `","description":"d","out_trade_no":"CMD00077","notify_url":"http://127.0.0.1:1/n","amount":{"total":1}}`
+	wantCode(t, runApp(t, nil, "", "post", "-sandbox-dir", dir, "/v3/pay/transactions/native", "-d", order), exitOK, `"code_url":"`+url+`/sandbox/cashier?prepay_id=`)
 	// ... and public-key mode, with flags overriding nothing else.
-	r := runApp(t, nil, "", "get", "-v", "-sandbox-dir", dir, "-public-key-id", file["public_key_id"], "-public-key", filepath.Join(dir, "pub_key.pem"), "/v3/pay/transactions/id/78")
-	wantCode(t, r, exitOK, "Wechatpay-Serial "+file["public_key_id"])
+	r := runApp(t, nil, "", "get", "-v", "-sandbox-dir", dir, "-public-key-id", file["public_key_id"], "-public-key", filepath.Join(dir, "pub_key.pem"), "/v3/pay/transactions/out-trade-no/CMD00077?mchid="+file["mchid"])
+	wantCode(t, r, exitOK, "Wechatpay-Serial "+file["public_key_id"], `"trade_state":"NOTPAY"`)
 	wantCode(t, runApp(t, nil, "", "certs", "-sandbox-dir", dir, "-o", t.TempDir()), exitOK, "newest")
 
 	res := stop()

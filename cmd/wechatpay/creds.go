@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/rsa"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -176,7 +177,6 @@ func (c *credFlags) load(a *app, cmd string, n need) (*session, error) {
 			return nil, usagef("-sandbox brings its own credentials; drop %s", strings.Join(explicit, ", "))
 		}
 		srv := wechatpaytest.NewServer()
-		addSandboxRoutes(srv)
 		return &session{cfg: srv.Config(), srv: srv}, nil
 	}
 
@@ -267,7 +267,7 @@ func (c *credFlags) load(a *app, cmd string, n need) (*session, error) {
 		case looksLikePEM(pubPath):
 			bad("public-key", pubFrom, "holds PEM text, not a file name")
 		default:
-			if k, err := wechatpay.LoadPublicKeyFile(pubPath); err != nil {
+			if k, err := loadPublicKeyFile(pubPath); err != nil {
 				bad("public-key", pubFrom, "cannot be used: "+strings.TrimPrefix(err.Error(), "wechatpay: "))
 			} else {
 				cfg.PublicKey = k
@@ -309,4 +309,17 @@ func (c *credFlags) load(a *app, cmd string, n need) (*session, error) {
 // must never be echoed.
 func looksLikePEM(s string) bool {
 	return strings.Contains(s, "-----BEGIN") || strings.ContainsAny(s, "\n\r")
+}
+
+// loadPublicKeyFile reads and parses a WeChat Pay public key PEM file.
+func loadPublicKeyFile(path string) (*rsa.PublicKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("public key: %w", err)
+	}
+	k, err := wechatpay.LoadPublicKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w (file %s)", err, path)
+	}
+	return k, nil
 }

@@ -48,6 +48,24 @@ func runAppCtx(t *testing.T, ctx context.Context, ready func(string, string), en
 	return result{code, stdout.String(), stderr.String()}
 }
 
+// addSampleRoute registers, as the test's own route (which takes
+// precedence over the simulator's), a transaction query that answers any
+// transaction_id with fixed sample data.
+func addSampleRoute(srv *wechatpaytest.Server) {
+	srv.Handle("GET /v3/pay/transactions/id/{id}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{
+			"mchid":          wechatpaytest.MerchantIDFrom(r.Context()),
+			"appid":          "wxd678efh567hg6787",
+			"transaction_id": r.PathValue("id"),
+			"out_trade_no":   "T1001",
+			"trade_type":     "JSAPI",
+			"trade_state":    "SUCCESS",
+			"amount":         map[string]any{"total": 100, "payer_total": 100, "currency": "CNY"},
+		})
+	}))
+}
+
 // fixture is a sandbox and the credential flags of its merchant.
 type fixture struct {
 	srv   *wechatpaytest.Server
@@ -61,7 +79,7 @@ func newFixture(t *testing.T, opts ...wechatpaytest.Option) *fixture {
 	t.Helper()
 	srv := wechatpaytest.NewServer(opts...)
 	t.Cleanup(srv.Close)
-	addSandboxRoutes(srv)
+	addSampleRoute(srv)
 	srv.Handle("POST /v3/test/echo", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		w.Header().Set("X-Echo-Header", r.Header.Get("X-Test"))
@@ -339,7 +357,7 @@ func TestCallExitStatuses(t *testing.T) {
 		t.Errorf("stdout on error: %q", r.stdout)
 	}
 	wantCode(t, f.run(t, "", "post", "/v3/pay/transactions/jsapi", "-d", "{}"), exitAPIError,
-		"PARAM_ERROR", `detail:     {"field":"/out_trade_no"`)
+		"PARAM_ERROR", `detail:     {"field":"/appid"`)
 
 	for _, tc := range []struct {
 		fault wechatpaytest.Fault
@@ -400,11 +418,14 @@ func TestDemo(t *testing.T) {
 		"certificate downloads: 1 before, 2 after",
 		"rejected: ", "signature does not match", "signature probe",
 		"Wechatpay-Serial: PUB_KEY_ID_",
-		"TRANSACTION.SUCCESS: order ", "answered 204", "answered 401",
+		"code_url: http://127.0.0.1:", "trade_state NOTPAY",
+		"callback TRANSACTION.SUCCESS: order DEMO20240101001, transaction 4200", "1.00 CNY, state SUCCESS", "answered 204", "answered 401",
+		"trade_state SUCCESS", "callback REFUND.SUCCESS: refund DEMOREFUND1 of order DEMO20240101001, 0.30 CNY of 1.00 CNY, status SUCCESS",
+		"refund query: status SUCCESS; order trade_state REFUND", "HTTP 400 INVALID_REQUEST",
 		"client := &http.Client{Transport: t}",
-		"All 8 steps passed.")
-	if strings.Count(r.stdout, "   ok\n") != 8 {
-		t.Errorf("want 8 ok steps:\n%s", r)
+		"All 12 steps passed.")
+	if strings.Count(r.stdout, "   ok\n") != 12 {
+		t.Errorf("want 12 ok steps:\n%s", r)
 	}
 	wantCode(t, runApp(t, nil, "", "demo", "extra"), exitUsage, "no arguments")
 }

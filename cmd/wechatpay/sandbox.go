@@ -5,26 +5,37 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
+	"sync"
 	"syscall"
+	"time"
 
-	"github.com/wxpaykit/wechatpay/internal/wire"
 	"github.com/wxpaykit/wechatpay/wechatpaytest"
 )
 
 var sandboxHelp = help{
-	synopsis: "sandbox [-addr HOST:PORT] [-dir DIR]",
-	text: `Runs the WeChat Pay sandbox as a server until interrupted (SIGINT or SIGTERM).
-It speaks the real APIv3 protocol: it checks every Authorization, serves
-/v3/certificates, and signs every response, with a platform certificate or,
-when the request names it in Wechatpay-Serial, with a WeChat Pay public key.
-A few payment routes answer with sample data (see below); others get a
-signed 404.
+	synopsis: "sandbox [-addr HOST:PORT] [-dir DIR] [-state FILE] [-retry-scale N]",
+	text: `Runs the WeChat Pay simulator as a server until interrupted (SIGINT or
+SIGTERM). It speaks the real APIv3 protocol: it checks every Authorization,
+serves /v3/certificates, and signs every response, with a platform
+certificate or, when the request names it in Wechatpay-Serial, with a WeChat
+Pay public key.
+
+It keeps orders and refunds with their real lifecycle: prepay (JSAPI, App,
+H5, Native; direct and service provider), query, close, refunds, the day's
+trade bill, each validated and answered as WeChat Pay does. An order's
+code_url and h5_url lead to a cashier page where you pay (or fail) it; so
+does 'wechatpay pay'. A payment or refund sends a signed, encrypted
+notification to the order's notify_url, retried on WeChat Pay's schedule
+(15s, 15s, 30s, 3m, ... 24h4m in all) until it answers 200 or 204 within
+5 s; every attempt is printed here. The package documentation of
+github.com/wxpaykit/wechatpay/wechatpaytest lists every route, and the
+control endpoints /sandbox/pay and /sandbox/faults (SYSTEM_ERROR, timeouts,
+FREQUENCY_LIMITED on demand).
 
 It writes into DIR merchant.json, with the keys mchid, serial, private_key,
 apiv3_key, base_url, public_key_id and public_key (the two key entries name
@@ -32,23 +43,30 @@ files in DIR: apiclient_key.pem and pub_key.pem), so that any client in any
 language can use it. The credentials are generated and worthless outside the
 sandbox; merchant.json and apiclient_key.pem are readable by you alone.
 
-Sample routes: GET /v3/pay/transactions/id/{id},
-GET /v3/pay/transactions/out-trade-no/{no}, POST /v3/pay/transactions/jsapi,
-POST /v3/pay/transactions/native, POST /v3/pay/transactions/out-trade-no/{no}/close.`,
+With -state FILE the merchant, its orders and refunds survive a restart
+(a JSON file, rewritten atomically on every change); otherwise they live in
+memory. -retry-scale N divides the retry schedule by N, to watch retries
+without waiting hours.`,
 	example: `wechatpay sandbox -addr 127.0.0.1:0 -dir /tmp/sandbox &
-wechatpay get -sandbox-dir /tmp/sandbox /v3/pay/transactions/id/4200000000000000000000000001`,
+wechatpay post -sandbox-dir /tmp/sandbox /v3/pay/transactions/native -d '{"appid":"wxd678efh567hg6787","mchid":"MCHID","description":"tea","out_trade_no":"T1001","notify_url":"http://127.0.0.1:9000/notify","amount":{"total":100}}'
+wechatpay pay -sandbox-dir /tmp/sandbox T1001`,
 }
 
 func (a *app) sandbox(name string, args []string) error {
 	fs := a.newFlagSet(name, sandboxHelp)
 	addr := fs.String("addr", "127.0.0.1:8080", "listen on `HOST:PORT`; port 0 picks a free port")
 	dir := fs.String("dir", "", "write merchant.json and the key files into `DIR` (default a new temporary directory)")
+	state := fs.String("state", "", "keep the merchant, orders and refunds in `FILE` across restarts")
+	scale := fs.Int("retry-scale", 1, "divide WeChat Pay's callback retry schedule by `N`")
 	pos, err := fs.parse(args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 0 {
 		return usagef("unexpected argument %q", pos[0])
+	}
+	if *scale < 1 {
+		return usagef("-retry-scale %d: want 1 or more", *scale)
 	}
 	// Listen first, so that a busy port is an error rather than a panic
 	// inside NewServer; the sandbox then takes the freed address.
@@ -75,36 +93,66 @@ func (a *app) sandbox(name string, args []string) error {
 	ctx, stop := signal.NotifyContext(a.ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	srv, err := startSandbox(listenAddr)
+	out := &lockedWriter{w: a.stdout}
+	opts := []wechatpaytest.Option{
+		wechatpaytest.WithAddr(listenAddr), wechatpaytest.WithPublicKey(),
+		wechatpaytest.OnDelivery(func(d wechatpaytest.Delivery) { fmt.Fprintf(out, "callback: %s\n", d) }),
+	}
+	if *scale > 1 {
+		retries := wechatpaytest.RetrySchedule()
+		for i := range retries {
+			retries[i] /= time.Duration(*scale)
+		}
+		opts = append(opts, wechatpaytest.WithCallbackSchedule(5*time.Second, retries...))
+	}
+	if *state != "" {
+		opts = append(opts, wechatpaytest.WithStateFile(*state))
+	}
+	srv, err := startSandbox(opts...)
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
-	addSandboxRoutes(srv)
 	if err := writeSandboxDir(*dir, srv); err != nil {
 		return err
 	}
-	fmt.Fprintf(a.stdout, "sandbox listening on %s\n", srv.URL)
-	fmt.Fprintf(a.stdout, "credentials in %s\n", filepath.Join(*dir, "merchant.json"))
-	fmt.Fprintf(a.stdout, "try: wechatpay get -sandbox-dir %s /v3/pay/transactions/id/4200000000000000000000000001\n", *dir)
+	fmt.Fprintf(out, "sandbox listening on %s\n", srv.URL)
+	fmt.Fprintf(out, "credentials in %s\n", filepath.Join(*dir, "merchant.json"))
+	if *state != "" {
+		fmt.Fprintf(out, "state kept in %s\n", *state)
+	}
+	fmt.Fprintf(out, "merchant %s; place an order, open its code_url (the cashier) or run: wechatpay pay -sandbox-dir %s OUT_TRADE_NO\n", srv.Merchant().ID, *dir)
 	if a.ready != nil {
 		a.ready(srv.URL, *dir)
 	}
 	<-ctx.Done()
-	fmt.Fprintln(a.stdout, "sandbox stopped")
+	srv.Close() // before the last line: no callback line after it
+	fmt.Fprintln(out, "sandbox stopped")
 	return nil
 }
 
-// startSandbox starts a sandbox with a WeChat Pay public key on addr. The
-// address was free a moment ago; if another process took it since,
+// lockedWriter serialises writes from the sandbox's callback goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// startSandbox starts a sandbox. The address was free a moment ago; if
+// another process took it since, or the state file cannot be read,
 // NewServer panics, which becomes an error here.
-func startSandbox(addr string) (srv *wechatpaytest.Server, err error) {
+func startSandbox(opts ...wechatpaytest.Option) (srv *wechatpaytest.Server, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("sandbox: %v", r)
 		}
 	}()
-	return wechatpaytest.NewServer(wechatpaytest.WithAddr(addr), wechatpaytest.WithPublicKey()), nil
+	return wechatpaytest.NewServer(opts...), nil
 }
 
 // writeSandboxDir writes merchant.json, apiclient_key.pem and pub_key.pem.
@@ -139,53 +187,4 @@ func writeSandboxDir(dir string, srv *wechatpaytest.Server) error {
 		return err
 	}
 	return writeFileAtomic(filepath.Join(dir, "merchant.json"), append(data, '\n'), 0o600)
-}
-
-// addSandboxRoutes registers sample payment routes, so that the commands
-// have something to call. Their answers are shaped like WeChat Pay's but
-// carry made-up data.
-func addSandboxRoutes(srv *wechatpaytest.Server) {
-	transaction := func(w http.ResponseWriter, r *http.Request, id, outTradeNo string) {
-		writeJSON(w, http.StatusOK, map[string]any{
-			"mchid":          wechatpaytest.MerchantIDFrom(r.Context()),
-			"appid":          "wxd678efh567hg6787",
-			"transaction_id": id,
-			"out_trade_no":   outTradeNo,
-			"trade_type":     "JSAPI",
-			"trade_state":    "SUCCESS",
-			"amount":         map[string]any{"total": 100, "payer_total": 100, "currency": "CNY"},
-		})
-	}
-	srv.Handle("GET /v3/pay/transactions/id/{id}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		transaction(w, r, r.PathValue("id"), "T1001")
-	}))
-	srv.Handle("GET /v3/pay/transactions/out-trade-no/{no}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		transaction(w, r, "4200000000000000000000000001", r.PathValue("no"))
-	}))
-	order := func(field, prefix string) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			var req map[string]any
-			if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-				writeJSON(w, http.StatusBadRequest, map[string]any{"code": "PARAM_ERROR", "message": "请求体不是有效的JSON"})
-				return
-			}
-			if _, ok := req["out_trade_no"].(string); !ok {
-				writeJSON(w, http.StatusBadRequest, map[string]any{"code": "PARAM_ERROR", "message": "缺少参数out_trade_no",
-					"detail": map[string]any{"field": "/out_trade_no", "location": "body", "issue": "required"}})
-				return
-			}
-			writeJSON(w, http.StatusOK, map[string]any{field: prefix + strings.ToLower(wire.NewNonce())})
-		})
-	}
-	srv.Handle("POST /v3/pay/transactions/jsapi", order("prepay_id", "wx"))
-	srv.Handle("POST /v3/pay/transactions/native", order("code_url", "weixin://wxpay/bizpayurl?pr="))
-	srv.Handle("POST /v3/pay/transactions/out-trade-no/{no}/close", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusNoContent)
-	}))
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
 }

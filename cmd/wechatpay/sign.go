@@ -175,7 +175,7 @@ func (a *app) verify(name string, args []string) error {
 		if looksLikePEM(*pubFile) {
 			return usagef("-public-key (or $WECHATPAY_PUBLIC_KEY) holds PEM text; give a file name")
 		}
-		k, err := wechatpay.LoadPublicKeyFile(*pubFile)
+		k, err := loadPublicKeyFile(*pubFile)
 		if err != nil {
 			return usagef("-public-key: %v", err)
 		}
