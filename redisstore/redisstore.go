@@ -123,7 +123,8 @@ func (c *Cache) key(key string) string { return merchantKey(c.Prefix, key, "cert
 
 // Get returns the entry of key, at most 2 MiB of it (a larger entry is
 // returned truncated, and the Store's size check refuses it). A missing
-// entry is wechatpay.ErrCacheMiss.
+// entry is wechatpay.ErrCacheMiss. A value of another type than a string
+// under the key is garbage: Get deletes it and returns an error.
 func (c *Cache) Get(ctx context.Context, key string) ([]byte, error) {
 	if c.Client == nil {
 		return nil, ErrNoClient
@@ -131,6 +132,11 @@ func (c *Cache) Get(ctx context.Context, key string) ([]byte, error) {
 	// GETRANGE bounds what Redis sends; a missing key reads as empty.
 	b, err := c.Client.GetRange(ctx, c.key(key), 0, maxEntry).Bytes()
 	if err != nil {
+		if strings.HasPrefix(err.Error(), "WRONGTYPE") {
+			// Nothing the Store wrote; left there, it would fail every
+			// read, and the Store does not write while its cache fails.
+			c.Client.Del(ctx, c.key(key))
+		}
 		return nil, fmt.Errorf("redisstore: cache get %s: %w", key, err)
 	}
 	if len(b) == 0 {

@@ -84,6 +84,9 @@ func TestCache(t *testing.T) {
 	if _, err := c.Get(ctx, "hash"); err == nil || errors.Is(err, wechatpay.ErrCacheMiss) {
 		t.Errorf("Get of a hash = %v; want a Redis error", err)
 	}
+	if _, err := c.Get(ctx, "hash"); !errors.Is(err, wechatpay.ErrCacheMiss) {
+		t.Errorf("second Get of the hash = %v; want ErrCacheMiss (the garbage deleted)", err)
+	}
 }
 
 func TestCacheLock(t *testing.T) {
