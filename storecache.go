@@ -45,7 +45,7 @@ func (s *Store) obtain(ctx context.Context, r *registration, have func(*certSet)
 	if s.fromCache(ctx, r, have) == cacheUsed {
 		return nil
 	}
-	if l, ok := s.opts.Cache.(cacheLocker); ok {
+	if l, ok := s.opts.Cache.(cacheLocker); ok && s.cacheUp() {
 		lctx, cancel := context.WithTimeout(ctx, cacheTimeout)
 		unlock, ok, err := l.TryLock(lctx, r.id)
 		cancel()
