@@ -56,4 +56,7 @@ var (
 	// ErrBillHash: a file DownloadBill received does not match the hash
 	// the bill request announced.
 	ErrBillHash = errors.New("wechatpay: bill file does not match its hash")
+
+	// ErrCacheMiss: a Cache's Get found nothing under the key.
+	ErrCacheMiss = errors.New("wechatpay: cache miss")
 )

@@ -88,7 +88,15 @@ func fetchCertificates(ctx context.Context, r *registration) (body []byte, heade
 // parseCertificate), and the download's own signature, made by one of
 // its certificates or by trusted, a key the store already holds.
 func checkDownload(ctx context.Context, r *registration, body []byte, header http.Header, now time.Time, roots *x509.CertPool, trusted func(serial string) *rsa.PublicKey) ([]*storedKey, error) {
-	keys, err := parseDownload(body, r.aead, now, roots)
+	return checkDownloadAt(ctx, r, body, header, now, now, roots, trusted)
+}
+
+// checkDownloadAt is checkDownload with the certificates' validity checked
+// as of validAt and the signature's timestamp as of signedAt: for a
+// download read back from a Cache, validAt is now and signedAt the time
+// WeChat Pay signed it.
+func checkDownloadAt(ctx context.Context, r *registration, body []byte, header http.Header, validAt, signedAt time.Time, roots *x509.CertPool, trusted func(serial string) *rsa.PublicKey) ([]*storedKey, error) {
+	keys, err := parseDownload(body, r.aead, validAt, roots)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +109,7 @@ func checkDownload(ctx context.Context, r *registration, body []byte, header htt
 			return k
 		}
 		return trusted(serial)
-	}), now: func() time.Time { return now }}
+	}), now: func() time.Time { return signedAt }}
 	if err := v.Verify(ctx, header, body); err != nil {
 		return nil, fmt.Errorf("the download's own signature: %w", err)
 	}

@@ -15,7 +15,7 @@ type KeyInfo struct {
 	PublicKey bool      // a configured WeChat Pay public key, not a platform certificate
 	NotBefore time.Time // zero for public keys
 	NotAfter  time.Time // the earlier of the certificate's and its listed expire_time; zero for public keys
-	Source    string    // "download", "added" (AddCertificates) or "config"
+	Source    string    // "download", "cache" (StoreOptions.Cache), "added" (AddCertificates) or "config"
 }
 
 // MerchantStatus is what a Store knows of one merchant, for operators:
@@ -31,6 +31,7 @@ type MerchantStatus struct {
 	Refreshing    bool      // a background refresh is running
 	Downloads     int64     // certificate downloads started
 	RateLimited   int64     // lookups refused a download by MinRefreshInterval
+	CacheRefused  int64     // entries of StoreOptions.Cache refused by the checks
 }
 
 // Status reports on the given merchants, or on every registered merchant
@@ -56,10 +57,11 @@ func (s *Store) Status(merchantIDs ...string) []MerchantStatus {
 	now, mono := s.clock()
 	for _, r := range regs {
 		st := MerchantStatus{
-			MerchantID:  r.id,
-			Refreshing:  r.refreshing.Load(),
-			Downloads:   r.downloads.Load(),
-			RateLimited: r.rateLimited.Load(),
+			MerchantID:   r.id,
+			Refreshing:   r.refreshing.Load(),
+			Downloads:    r.downloads.Load(),
+			RateLimited:  r.rateLimited.Load(),
+			CacheRefused: r.cacheRefused.Load(),
 		}
 		r.mu.Lock()
 		st.PublicKeyOnly, st.LastError = r.publicKeyOnly, r.lastErr

@@ -49,6 +49,28 @@ type StoreOptions struct {
 	FetchTimeout time.Duration
 	// Roots, if set, is the pool platform certificates must chain to.
 	Roots *x509.CertPool
+
+	// Cache, if set, keeps each certificate download as WeChat Pay sent it
+	// (DirCache across restarts, package redisstore across a fleet), under
+	// the merchant ID. Before a download, the Store looks there; what it
+	// finds goes through every check of a fresh download (the AEAD with
+	// the merchant's APIv3 key, the certificates, their validity now, the
+	// download's own signature), and is used only if it is newer than the
+	// set the Store holds (or it holds none) and was signed by WeChat Pay
+	// less than a day ago. An entry that fails the checks is counted
+	// (MerchantStatus.CacheRefused), deleted and replaced by a download.
+	// Every successful download is put there. A Cache with a TryLock
+	// method (see Cache) also serves as the fleet's download lock. The
+	// lookup of a cached key never touches the Cache.
+	Cache Cache
+	// CacheErrorHandler, if set, receives each failure of Cache (or of
+	// its lock) and each cache entry refused by the checks (those errors
+	// wrap ErrCertificateDownload). The Store carries on as if it had no
+	// cache: these never fail a lookup. Every call to Cache is bounded by
+	// 500 ms, and after a failure the Store leaves it alone for a second,
+	// so that a cache that is down or hanging delays few lookups. It must
+	// not block.
+	CacheErrorHandler func(err error)
 }
 
 // A Store holds the keys that verify WeChat Pay signatures: platform
@@ -77,6 +99,8 @@ type Store struct {
 	mu     sync.Mutex // guards closed and the Add side of bg
 	closed bool
 	bg     sync.WaitGroup
+
+	cacheDown atomic.Int64 // monotonic time until which the Cache is left alone
 
 	start time.Time            // monotonic origin
 	now   func() time.Time     // test hook: wall clock; nil means time.Now
@@ -131,12 +155,13 @@ type registration struct {
 	userAgent  string
 	publicKeys map[string]*rsa.PublicKey // immutable
 
-	superseded  atomic.Bool
-	refreshing  atomic.Bool  // a background refresh is running
-	lastAttempt atomic.Int64 // monotonic time.Duration of the last download attempt
-	lastSuccess atomic.Int64 // monotonic time.Duration of the last success
-	downloads   atomic.Int64
-	rateLimited atomic.Int64
+	superseded   atomic.Bool
+	refreshing   atomic.Bool  // a background refresh is running
+	lastAttempt  atomic.Int64 // monotonic time.Duration of the last download attempt
+	lastSuccess  atomic.Int64 // monotonic time.Duration of the last success
+	downloads    atomic.Int64
+	rateLimited  atomic.Int64
+	cacheRefused atomic.Int64 // cache entries refused by the checks
 
 	mu            sync.Mutex // guards what follows
 	lastErr       error
@@ -293,6 +318,7 @@ func (s *Store) replace(id string, r *registration) {
 		r.lastSuccess.Store(old.lastSuccess.Load())
 		r.downloads.Store(old.downloads.Load())
 		r.rateLimited.Store(old.rateLimited.Load())
+		r.cacheRefused.Store(old.cacheRefused.Load())
 		old.mu.Lock()
 		r.lastErr, r.attemptWall, r.successWall, r.publicKeyOnly = old.lastErr, old.attemptWall, old.successWall, old.publicKeyOnly
 		old.mu.Unlock()
@@ -460,7 +486,7 @@ func (s *Store) refresh(ctx context.Context, r *registration, force bool, have f
 		}
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.FetchTimeout)
 		defer cancel()
-		return nil, s.download(fctx, r)
+		return nil, s.obtain(fctx, r, have)
 	})
 	select {
 	case <-ctx.Done():
@@ -533,7 +559,9 @@ func (s *Store) Close() error {
 }
 
 // Refresh downloads merchantID's platform certificates now, ignoring the
-// minimum interval, and waits for the result or for ctx.
+// minimum interval, and waits for the result or for ctx. With
+// StoreOptions.Cache, a download newer than the Store's that another
+// instance put there serves instead.
 func (s *Store) Refresh(ctx context.Context, merchantID string) error {
 	r, err := s.registration(merchantID)
 	if err != nil {
@@ -586,7 +614,22 @@ func (s *Store) download(ctx context.Context, r *registration) (err error) {
 	if err != nil {
 		return err // the cache is left as it was
 	}
-	keys, err := checkDownload(ctx, r, body, header, now, s.opts.Roots, func(serial string) *rsa.PublicKey {
+	keys, err := checkDownload(ctx, r, body, header, now, s.opts.Roots, s.trusted(r, now))
+	if err != nil {
+		return err
+	}
+	if _, err := s.install(r, keys, "download", now, mono); err != nil {
+		return err
+	}
+	s.putCache(ctx, r, body, header, keys, now)
+	return nil
+}
+
+// trusted returns the keys, besides a download's own certificates, that
+// may have signed it: r's configured public keys and its cached
+// certificates valid at now.
+func (s *Store) trusted(r *registration, now time.Time) func(serial string) *rsa.PublicKey {
+	return func(serial string) *rsa.PublicKey {
 		if k := r.publicKeys[serial]; k != nil {
 			return k
 		}
@@ -596,11 +639,13 @@ func (s *Store) download(ctx context.Context, r *registration) (err error) {
 			}
 		}
 		return nil
-	})
-	if err != nil {
-		return err
 	}
-	cs := &certSet{reg: r, keys: make(map[string]*storedKey, len(keys)), source: "download"}
+}
+
+// install makes keys, checked, r's certificate set, as obtained (from
+// source) at wall time wall and monotonic time mono.
+func (s *Store) install(r *registration, keys []*storedKey, source string, wall time.Time, mono time.Duration) (*certSet, error) {
+	cs := &certSet{reg: r, keys: make(map[string]*storedKey, len(keys)), source: source}
 	for _, k := range keys {
 		cs.keys[wire.CertSerial(k.cert)] = k
 	}
@@ -610,15 +655,15 @@ func (s *Store) download(ctx context.Context, r *registration) (err error) {
 		if cur, ok := s.sets.Peek(r.id); ok && cur == cs {
 			s.sets.Remove(r.id)
 		}
-		return errSuperseded
+		return nil, errSuperseded
 	}
 	r.mu.Lock()
 	r.lastErr = nil
 	r.publicKeyOnly = false
-	r.successWall = now
+	r.successWall = wall
 	r.mu.Unlock()
 	r.lastSuccess.Store(int64(mono))
-	return nil
+	return cs, nil
 }
 
 // Newest returns merchantID's valid platform certificate with the latest

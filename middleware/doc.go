@@ -47,7 +47,8 @@
 //     5 minutes away, a signature probe (WECHATPAY/SIGNTEST/), a serial
 //     no key is known for, a wrong signature;
 //   - 503 when the key could not be obtained within Budget (a slow or
-//     failing certificate download): the callback may be genuine;
+//     failing certificate download): the callback may be genuine; also
+//     when Config.Guard says another delivery is processing it;
 //   - 400 for a verified body that is not a notification or whose resource
 //     does not decrypt (a wrong APIv3 key);
 //   - 500 when APIv3Keys returns a key that is not 32 bytes.
@@ -57,10 +58,16 @@
 //
 // # Duplicates
 //
-// WeChat Pay delivers a notification again until it gets a 2xx answer, and
-// sometimes twice in parallel; handlers must be idempotent. Config.Seen,
-// off by default, sets Notification.Duplicate for a notification seen
-// before, as a hint. MemoryGuard remembers within one process only: a fleet
-// of servers behind a load balancer needs a shared DuplicateGuard, for
-// example on Redis SET NX with an expiry of a day or more.
+// WeChat Pay delivers a notification again until it gets a 2xx answer, for
+// 24 h 4 m, and sometimes twice in parallel on two network paths; handlers
+// must be idempotent. Config.Guard, off by default, claims each
+// notification before the handler runs: the handler runs for one delivery
+// at a time; a notification processed before is answered 204 without
+// running it; one being processed by another delivery is answered 503, so
+// that WeChat Pay comes back later rather than take work that may still
+// fail for done. A handler that fails releases its claim. MemoryGuard
+// works within one process: a fleet of servers behind a load balancer
+// needs a shared DuplicateGuard, such as the Guard of package
+// github.com/wxpaykit/wechatpay/redisstore. A guard that fails lets
+// notifications through and reports to ErrorHandler.
 package middleware

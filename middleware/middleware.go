@@ -36,6 +36,10 @@ var (
 	ErrMethod          = errors.New("wechatpay/middleware: notification must be a POST")
 	ErrUnknownMerchant = errors.New("wechatpay/middleware: notification for an unknown merchant")
 	ErrMalformed       = errors.New("wechatpay/middleware: malformed notification")
+	// ErrInProgress: Config.Guard says another delivery of the
+	// notification is being processed; answered 503 so that WeChat Pay
+	// delivers it again later.
+	ErrInProgress = errors.New("wechatpay/middleware: notification is being processed by another delivery")
 )
 
 // Config configures Notifications. Keys, a merchant (MerchantID or
@@ -83,14 +87,18 @@ type Config struct {
 	Budget time.Duration
 
 	// ErrorHandler, if set, receives each refused request and the *Error
-	// saying why, before the failure answer is written; also a failing
-	// Seen, which does not refuse the notification. It must not write to
-	// the response.
+	// saying why, before the failure answer is written; also each failure
+	// of Guard (with Status 0), which does not refuse the notification. It
+	// must not write to the response.
 	ErrorHandler func(r *http.Request, err error)
 
-	// Seen, if set, marks re-delivered notifications: see DuplicateGuard.
-	// Nil means every notification has Duplicate false.
-	Seen DuplicateGuard
+	// Guard, if set, makes sure each notification is processed once:
+	// the handler runs for the delivery that claims it; a delivery that
+	// finds it processed is answered 204 without running the handler, one
+	// that finds it being processed elsewhere is answered 503 (WeChat Pay
+	// delivers it again later). See DuplicateGuard. Nil means every
+	// verified delivery runs the handler.
+	Guard DuplicateGuard
 
 	// Events, if set, receives a wechatpay.EventCallbackRefused event for
 	// each refused request, with the status answered and the reason; it
@@ -105,8 +113,8 @@ func (c Config) String() string {
 	if c.APIv3Key != "" {
 		key = "[redacted]"
 	}
-	return fmt.Sprintf("middleware.Config{MerchantID: %q, MerchantIDFunc: %t, APIv3Key: %s, APIv3Keys: %t, MaxSkew: %s, MaxBodySize: %d, Budget: %s, Seen: %t, Events: %t}",
-		c.MerchantID, c.MerchantIDFunc != nil, key, c.APIv3Keys != nil, c.MaxSkew, c.MaxBodySize, c.Budget, c.Seen != nil, c.Events != nil)
+	return fmt.Sprintf("middleware.Config{MerchantID: %q, MerchantIDFunc: %t, APIv3Key: %s, APIv3Keys: %t, MaxSkew: %s, MaxBodySize: %d, Budget: %s, Guard: %t, Events: %t}",
+		c.MerchantID, c.MerchantIDFunc != nil, key, c.APIv3Keys != nil, c.MaxSkew, c.MaxBodySize, c.Budget, c.Guard != nil, c.Events != nil)
 }
 
 // GoString is String, so that %#v does not print the key either.
@@ -141,6 +149,7 @@ const (
 	msgMalformed   = "malformed notification"
 	msgDecrypt     = "cannot decrypt notification"
 	msgInternal    = "internal error"
+	msgInProgress  = "notification is being processed"
 )
 
 // Notifications returns middleware that lets a request through to the
@@ -311,36 +320,52 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		MerchantID: merchantID,
 		Serial:     r.Header.Get(wire.HeaderSerial),
 	}
-	seenKey := ""
-	if h.cfg.Seen != nil && n.ID != "" {
-		seenKey = merchantID + ":" + n.ID
+	guardKey, token := "", ""
+	if h.cfg.Guard != nil && n.ID != "" {
+		guardKey, token = merchantID+":"+n.ID, wire.NewNonce()
 		ctx, cancel := context.WithTimeout(r.Context(), h.budget)
-		dup, err := h.cfg.Seen.Seen(ctx, seenKey)
+		state, err := h.cfg.Guard.Claim(ctx, guardKey, token)
 		cancel()
-		if err != nil {
-			// The guard is a hint; losing a notification to it would be
-			// worse than a duplicate the handler must tolerate anyway.
-			seenKey = ""
-			h.report(r, 0, merchantID, fmt.Errorf("duplicate guard: %w", err))
+		switch {
+		case err != nil:
+			// Losing a notification to a broken guard would be worse than
+			// a duplicate, which the handler must tolerate anyway.
+			guardKey = ""
+			h.report(r, 0, merchantID, fmt.Errorf("duplicate guard: claim %q: %w", truncate(n.ID, 64), err))
+		case state == Processed:
+			w.WriteHeader(http.StatusNoContent)
+			return
+		case state == InProgress:
+			// Acknowledging now could lose the notification if the other
+			// delivery fails: have WeChat Pay come back later.
+			h.fail(w, r, http.StatusServiceUnavailable, msgInProgress, merchantID, fmt.Errorf("%w: %q", ErrInProgress, truncate(n.ID, 64)))
+			return
+		case state != Claimed:
+			guardKey = ""
+			h.report(r, 0, merchantID, fmt.Errorf("duplicate guard: claim %q: unknown answer %v", truncate(n.ID, 64), state))
 		}
-		n.Duplicate = dup
 	}
 
 	r2 := r.WithContext(context.WithValue(r.Context(), notificationKey{}, n))
 	r2.Body = io.NopCloser(bytes.NewReader(body))
 	r2.ContentLength = int64(len(body))
 	rw := &responseWriter{ResponseWriter: w}
-	defer func() {
-		// Forget a notification the handler did not accept (or panicked
-		// on), so that WeChat Pay's retry is not taken for a duplicate.
-		if seenKey != "" && !n.Duplicate && (rw.status < 200 || rw.status > 299) {
+	if guardKey != "" {
+		defer func() {
+			// Mark done a notification the handler accepted; release one
+			// it did not accept (or panicked on), so that WeChat Pay's
+			// next delivery runs it again.
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.budget)
-			if err := h.cfg.Seen.Forget(ctx, seenKey); err != nil {
-				h.report(r, 0, merchantID, fmt.Errorf("duplicate guard: %w", err))
+			defer cancel()
+			if rw.status >= 200 && rw.status <= 299 {
+				if err := h.cfg.Guard.Done(ctx, guardKey); err != nil {
+					h.report(r, 0, merchantID, fmt.Errorf("duplicate guard: done %q: %w", truncate(n.ID, 64), err))
+				}
+			} else if err := h.cfg.Guard.Release(ctx, guardKey, token); err != nil {
+				h.report(r, 0, merchantID, fmt.Errorf("duplicate guard: release %q: %w", truncate(n.ID, 64), err))
 			}
-			cancel()
-		}
-	}()
+		}()
+	}
 	next.ServeHTTP(rw, r2)
 	if rw.status == 0 {
 		rw.WriteHeader(http.StatusNoContent)

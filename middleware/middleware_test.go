@@ -153,6 +153,7 @@ var genericMessages = map[string]bool{
 	"malformed notification":               true,
 	"cannot decrypt notification":          true,
 	"internal error":                       true,
+	"notification is being processed":      true,
 }
 
 // wantFailure checks that body is exactly WeChat Pay's failure JSON with
@@ -192,8 +193,8 @@ func TestPaymentNotification(t *testing.T) {
 		len(n.Resource.Nonce) != 12 || n.Resource.AssociatedData != "transaction" {
 		t.Errorf("notification = %v %+v", n, n.Resource)
 	}
-	if n.MerchantID != f.m.ID || n.Serial != f.srv.SigningSerial(f.m.ID) || n.Duplicate {
-		t.Errorf("MerchantID, Serial, Duplicate = %q, %q, %t; want %q, %q, false", n.MerchantID, n.Serial, n.Duplicate, f.m.ID, f.srv.SigningSerial(f.m.ID))
+	if n.MerchantID != f.m.ID || n.Serial != f.srv.SigningSerial(f.m.ID) {
+		t.Errorf("MerchantID, Serial = %q, %q; want %q, %q", n.MerchantID, n.Serial, f.m.ID, f.srv.SigningSerial(f.m.ID))
 	}
 	if d := time.Since(n.CreateTime); d < -time.Minute || d > time.Minute {
 		t.Errorf("CreateTime = %s; want about now", n.CreateTime)
@@ -619,59 +620,211 @@ func TestMultiMerchant(t *testing.T) {
 }
 
 func TestDuplicateGuard(t *testing.T) {
-	f := newFixture(t, fixtureOptions{warm: true, config: func(c *middleware.Config) { c.Seen = middleware.NewMemoryGuard(16) }})
+	f := newFixture(t, fixtureOptions{warm: true, config: func(c *middleware.Config) { c.Guard = middleware.NewMemoryGuard(16) }})
 	var fail atomic.Bool
 	f.answer = func(w http.ResponseWriter, r *http.Request) {
 		if fail.Load() {
 			middleware.Fail(w, http.StatusInternalServerError, "database down")
 		}
 	}
-	dupFlags := func() []bool {
+	ids := func() []string {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		var d []bool
+		var ids []string
 		for _, n := range f.got {
-			d = append(d, n.Duplicate)
+			ids = append(ids, n.ID)
 		}
-		return d
+		return ids
 	}
 
-	// Delivered twice: the second is a duplicate.
+	// Delivered twice: the second is acknowledged without the handler.
 	for range 2 {
-		if status, body := f.notify(t, "", "", nil, wechatpaytest.NotifyID("EV-2018022511223320873")); status != http.StatusNoContent {
-			t.Fatalf("answered %d %s", status, body)
+		if status, body := f.notify(t, "", "", nil, wechatpaytest.NotifyID("EV-2018022511223320873")); status != http.StatusNoContent || len(body) != 0 {
+			t.Fatalf("answered %d %s; want 204", status, body)
 		}
 	}
-	// Another notification is not.
-	f.notify(t, "", "", nil)
-	// A notification whose handler failed is not a duplicate on retry.
+	// Another notification runs.
+	f.notify(t, "", "", nil, wechatpaytest.NotifyID("EV-other"))
+	// A notification whose handler failed is released: the retry runs it.
 	fail.Store(true)
 	status, body := f.notify(t, "", "", nil, wechatpaytest.NotifyID("EV-retry"))
 	if status != http.StatusInternalServerError || !bytes.Contains(body, []byte("database down")) {
 		t.Errorf("failing handler answered %d %s; want its 500", status, body)
 	}
 	fail.Store(false)
-	f.notify(t, "", "", nil, wechatpaytest.NotifyID("EV-retry"))
+	if status, _ := f.notify(t, "", "", nil, wechatpaytest.NotifyID("EV-retry")); status != http.StatusNoContent {
+		t.Errorf("retry answered %d; want 204", status)
+	}
+	// The same ID for another merchant is another notification: keys are
+	// scoped by merchant (checked on the guard directly, since the fixture
+	// serves one merchant).
+	if got, want := fmt.Sprint(ids()), "[EV-2018022511223320873 EV-other EV-retry EV-retry]"; got != want {
+		t.Errorf("handler ran for %s; want %s", got, want)
+	}
+}
 
-	if got, want := fmt.Sprint(dupFlags()), fmt.Sprint([]bool{false, true, false, false, false}); got != want {
-		t.Errorf("Duplicate flags = %s; want %s", got, want)
+// TestGuardInProgress: a delivery that finds the notification claimed by
+// a delivery still running is answered 503 with the failure JSON, never
+// acknowledged; once the first finishes, later deliveries get 204 without
+// the handler.
+func TestGuardInProgress(t *testing.T) {
+	f := newFixture(t, fixtureOptions{warm: true, config: func(c *middleware.Config) { c.Guard = middleware.NewMemoryGuard(16) }})
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	f.answer = func(w http.ResponseWriter, r *http.Request) {
+		once.Do(func() { close(entered) })
+		<-release
+	}
+	first := make(chan int)
+	go func() {
+		status, _ := f.notify(t, "", "", nil, wechatpaytest.NotifyID("EV-slow"))
+		first <- status
+	}()
+	<-entered
+	status, body := f.notify(t, "", "", nil, wechatpaytest.NotifyID("EV-slow"))
+	wantFailure(t, status, body, http.StatusServiceUnavailable)
+	if err := f.lastError(); !errors.Is(err, middleware.ErrInProgress) {
+		t.Errorf("ErrorHandler got %v; want ErrInProgress", err)
+	}
+	close(release)
+	if s := <-first; s != http.StatusNoContent {
+		t.Errorf("first delivery answered %d; want 204", s)
+	}
+	if status, _ := f.notify(t, "", "", nil, wechatpaytest.NotifyID("EV-slow")); status != http.StatusNoContent {
+		t.Errorf("delivery after the first finished answered %d; want 204", status)
+	}
+	if n := f.calls.Load(); n != 1 {
+		t.Errorf("handler ran %d times; want 1", n)
+	}
+}
+
+// TestGuardConcurrentDeliveries: ten deliveries of one notification at
+// once run the handler exactly once, and none of the others is
+// acknowledged before it succeeded.
+func TestGuardConcurrentDeliveries(t *testing.T) {
+	f := newFixture(t, fixtureOptions{warm: true, config: func(c *middleware.Config) { c.Guard = middleware.NewMemoryGuard(16) }})
+	var done atomic.Bool
+	f.answer = func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(50 * time.Millisecond)
+		done.Store(true)
+	}
+	req := func() *http.Request {
+		r, err := f.srv.NotificationRequest(context.Background(), f.ts.URL, "", nil, wechatpaytest.NotifyID("EV-parallel"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	reqs := make([]*http.Request, 10)
+	for i := range reqs {
+		reqs[i] = req()
+	}
+	var wg sync.WaitGroup
+	var acked, busy atomic.Int32
+	for _, r := range reqs {
+		wg.Go(func() {
+			resp, err := f.ts.Client().Do(r)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			switch resp.StatusCode {
+			case http.StatusNoContent:
+				if !done.Load() {
+					t.Error("a delivery was acknowledged before the handler finished")
+				}
+				acked.Add(1)
+			case http.StatusServiceUnavailable:
+				busy.Add(1)
+			default:
+				t.Errorf("answered %d", resp.StatusCode)
+			}
+		})
+	}
+	wg.Wait()
+	if n := f.calls.Load(); n != 1 {
+		t.Errorf("handler ran %d times; want exactly 1", n)
+	}
+	if acked.Load() < 1 || acked.Load()+busy.Load() != 10 {
+		t.Errorf("%d acknowledged, %d answered 503; want at least 1 and 10 in all", acked.Load(), busy.Load())
+	}
+}
+
+// TestGuardPanicReleases: a handler that panics releases its claim.
+func TestGuardPanicReleases(t *testing.T) {
+	guard := middleware.NewMemoryGuard(16)
+	srv := wechatpaytest.NewServer()
+	t.Cleanup(srv.Close)
+	store, err := wechatpay.NewStore(wechatpay.StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	if err := store.Register(srv.Config()); err != nil {
+		t.Fatal(err)
+	}
+	var panicky atomic.Bool
+	panicky.Store(true)
+	calls := 0
+	h := middleware.Notifications(middleware.Config{Keys: store, MerchantID: srv.Merchant().ID, APIv3Key: srv.Merchant().APIv3Key, Guard: guard})(
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			calls++
+			if panicky.Load() {
+				panic("handler bug")
+			}
+		}))
+	serve := func() (status int, panicked bool) {
+		r, err := srv.NotificationRequest(context.Background(), "http://merchant.example/notify", "", nil, wechatpaytest.NotifyID("EV-panic"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		defer func() {
+			if recover() != nil {
+				panicked = true
+			}
+		}()
+		h.ServeHTTP(rec, r)
+		return rec.Code, false
+	}
+	if _, panicked := serve(); !panicked {
+		t.Fatal("the handler's panic did not propagate")
+	}
+	panicky.Store(false)
+	if status, _ := serve(); status != http.StatusNoContent {
+		t.Errorf("redelivery after a panic answered %d; want 204", status)
+	}
+	if calls != 2 {
+		t.Errorf("handler ran %d times; want 2 (the panic released the claim)", calls)
+	}
+	if status, _ := serve(); status != http.StatusNoContent || calls != 2 {
+		t.Errorf("third delivery answered %d with %d handler runs; want 204 and still 2", status, calls)
 	}
 }
 
 type brokenGuard struct{}
 
-func (brokenGuard) Seen(context.Context, string) (bool, error) {
-	return false, errors.New("redis: down")
+func (brokenGuard) Claim(context.Context, string, string) (middleware.ClaimState, error) {
+	return middleware.InProgress, errors.New("redis: down")
 }
-func (brokenGuard) Forget(context.Context, string) error { return errors.New("redis: down") }
+func (brokenGuard) Done(context.Context, string) error            { return errors.New("redis: down") }
+func (brokenGuard) Release(context.Context, string, string) error { return errors.New("redis: down") }
 
+// TestBrokenGuardDoesNotLoseNotifications: a guard that fails lets the
+// notification through to the handler, whatever state it claims with its
+// error, and the failure is reported.
 func TestBrokenGuardDoesNotLoseNotifications(t *testing.T) {
-	f := newFixture(t, fixtureOptions{warm: true, config: func(c *middleware.Config) { c.Seen = brokenGuard{} }})
+	f := newFixture(t, fixtureOptions{warm: true, config: func(c *middleware.Config) { c.Guard = brokenGuard{} }})
 	if status, body := f.notify(t, "", "", nil); status != http.StatusNoContent {
 		t.Fatalf("answered %d %s; want 204", status, body)
 	}
-	if err := f.lastError(); err == nil || !strings.Contains(err.Error(), "redis: down") {
-		t.Errorf("ErrorHandler got %v; want the guard's error", err)
+	if n := f.calls.Load(); n != 1 {
+		t.Errorf("handler ran %d times; want 1", n)
+	}
+	var me *middleware.Error
+	if err := f.lastError(); err == nil || !strings.Contains(err.Error(), "redis: down") || !errors.As(err, &me) || me.Status != 0 {
+		t.Errorf("ErrorHandler got %v; want the guard's error with Status 0", err)
 	}
 }
 

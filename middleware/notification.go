@@ -29,9 +29,10 @@ type Notification struct {
 	// Serial is the Wechatpay-Serial that verified it: a platform
 	// certificate serial or a PUB_KEY_ID_.
 	Serial string
-	// Duplicate is true when Config.Seen had seen this notification ID
-	// before: WeChat Pay is delivering it again. It is a hint; handlers
-	// must be idempotent anyway.
+	// Duplicate is always false.
+	//
+	// Deprecated: with Config.Guard, a notification already processed
+	// no longer reaches the handler; keep handlers idempotent anyway.
 	Duplicate bool
 }
 

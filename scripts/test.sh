@@ -38,6 +38,16 @@ echo "== browsertest: vet, staticcheck, go test -race (headless Chromium)"
 	go test -race -count=1 -timeout 5m ./...
 )
 
+# The Redis module is a module of its own (go-redis); its tests start a
+# real redis-server (Debian's package), which .ci/run installs.
+echo "== redisstore: vet, staticcheck, go test -race (real redis-server)"
+(
+	cd redisstore
+	go vet ./...
+	go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" ./...
+	go test -race -count=1 -timeout 5m ./...
+)
+
 # The same tests in Go's FIPS 140-3 mode and with BoringCrypto (which
 # needs cgo and a C compiler), for the packages that do cryptography.
 CRYPTO_PKGS=". ./middleware/ ./cmd/..."

@@ -1,0 +1,242 @@
+package wechatpay
+
+// The Store's use of a Cache and its lock (StoreOptions): only inside a
+// merchant's singleflight call, never on the lookup of a cached key.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
+)
+
+const (
+	// cacheTimeout bounds each call to the Cache or its lock, so that a slow cache
+	// delays a download by little more than this.
+	cacheTimeout = 500 * time.Millisecond
+	// maxCachedAge is the oldest cached download, by its signed
+	// timestamp, that the Store uses: a genuine old download replayed by
+	// whoever can write the cache cannot bring back a certificate WeChat
+	// Pay retired more than this ago. A fleet refreshes every
+	// RefreshInterval (under 12 h), well within it.
+	maxCachedAge = 2 * maxRefreshInterval
+	// lockWait bounds how long a Store that did not get the download lock
+	// waits for the holder's download to appear in the cache.
+	lockWait = 2 * time.Second
+	// cacheBackoff is how long the Store leaves the Cache alone
+	// after one failed.
+	cacheBackoff = time.Second
+)
+
+// obtain brings r's certificates up to date, from the Cache when it holds
+// a usable download, else by downloading (under the fleet's lock, if
+// there is one). have, if not nil, says whether a set has what the caller
+// needs. It runs inside the merchant's singleflight call.
+func (s *Store) obtain(ctx context.Context, r *registration, have func(*certSet) bool) error {
+	if s.opts.Cache == nil || !s.cacheUp() {
+		return s.download(ctx, r)
+	}
+	_, mono := s.clock()
+	r.lastAttempt.Store(int64(mono)) // a cache read counts for the rate limit
+	if s.fromCache(ctx, r, have) == cacheUsed {
+		return nil
+	}
+	if l, ok := s.opts.Cache.(cacheLocker); ok && s.cacheUp() {
+		lctx, cancel := context.WithTimeout(ctx, cacheTimeout)
+		unlock, ok, err := l.TryLock(lctx, r.id)
+		cancel()
+		switch {
+		case err != nil:
+			s.cacheFailed(fmt.Errorf("wechatpay: download lock for merchant %s: %w", r.id, err))
+		case ok:
+			defer func() {
+				if err := unlock(); err != nil {
+					s.cacheFailed(fmt.Errorf("wechatpay: download lock for merchant %s: unlock: %w", r.id, err))
+				}
+			}()
+			// The last holder may have finished between the look above
+			// and the lock.
+			if s.fromCache(ctx, r, have) == cacheUsed {
+				return nil
+			}
+		default:
+			if s.waitForCache(ctx, r, have) {
+				return nil
+			}
+		}
+	}
+	return s.download(ctx, r)
+}
+
+// waitForCache polls the cache for the download of the lock's holder for
+// up to lockWait, and reports whether one was used.
+func (s *Store) waitForCache(ctx context.Context, r *registration, have func(*certSet) bool) bool {
+	deadline := time.NewTimer(min(lockWait, s.opts.FetchTimeout/2))
+	defer deadline.Stop()
+	for pause := 10 * time.Millisecond; ; pause = min(2*pause, 200*time.Millisecond) {
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-deadline.C:
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+		if !s.cacheUp() {
+			return false
+		}
+		switch s.fromCache(ctx, r, have) {
+		case cacheUsed:
+			return true
+		case cacheRefused:
+			return false
+		}
+	}
+}
+
+type cacheOutcome int
+
+const (
+	cacheNotUsed cacheOutcome = iota // nothing there, nothing newer, or the cache failed
+	cacheUsed                        // installed, and it has what the caller needs
+	cacheRefused                     // an entry failed the checks and was deleted
+)
+
+// fromCache reads r's entry and installs its certificates if they pass
+// every check of a fresh download and are newer than the set the Store
+// holds (or it holds none).
+func (s *Store) fromCache(ctx context.Context, r *registration, have func(*certSet) bool) cacheOutcome {
+	gctx, cancel := context.WithTimeout(ctx, cacheTimeout)
+	data, err := s.opts.Cache.Get(gctx, r.id)
+	cancel()
+	if errors.Is(err, ErrCacheMiss) {
+		return cacheNotUsed
+	}
+	if err != nil {
+		s.cacheFailed(fmt.Errorf("wechatpay: certificate cache for merchant %s: %w", r.id, err))
+		return cacheNotUsed
+	}
+	now, mono := s.clock()
+	keys, signedAt, err := s.checkCached(ctx, r, data, now)
+	if err != nil {
+		r.cacheRefused.Add(1)
+		s.cacheError(fmt.Errorf("%w for merchant %s: cached download refused: %w", ErrCertificateDownload, r.id, err))
+		dctx, cancel := context.WithTimeout(ctx, cacheTimeout)
+		defer cancel()
+		if err := s.opts.Cache.Delete(dctx, r.id); err != nil {
+			s.cacheFailed(fmt.Errorf("wechatpay: certificate cache for merchant %s: %w", r.id, err))
+		}
+		return cacheRefused
+	}
+	age := now.Sub(signedAt)
+	if age >= maxCachedAge {
+		return cacheNotUsed // genuine but too old to trust; a download replaces it
+	}
+	if s.currentSet(r) != nil {
+		r.mu.Lock()
+		ours := r.successWall
+		r.mu.Unlock()
+		if !signedAt.After(ours) {
+			return cacheNotUsed // not newer than ours: ours, or one we had
+		}
+	}
+	// Dated by WeChat Pay's signature, so that the fleet refreshes in step.
+	cs, err := s.install(r, keys, "cache", signedAt, mono-age)
+	if err != nil {
+		return cacheNotUsed
+	}
+	if have != nil && !have(cs) && age >= s.opts.MinRefreshInterval {
+		// A download this recent answers the caller for the whole fleet
+		// (the serial is unknown); an older one may predate a new
+		// certificate.
+		return cacheNotUsed
+	}
+	return cacheUsed
+}
+
+// checkCached decodes an entry and runs every check of a fresh download
+// on it, as of now for the certificates' validity, and returns the keys
+// and the time WeChat Pay signed the download.
+func (s *Store) checkCached(ctx context.Context, r *registration, data []byte, now time.Time) ([]*storedKey, time.Time, error) {
+	rec, err := decodeCachedDownload(data)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	switch {
+	case rec.MerchantID != r.id:
+		return nil, time.Time{}, fmt.Errorf("entry was downloaded for merchant %q", wire.Truncate(rec.MerchantID, 32))
+	case rec.URL != r.certURL:
+		return nil, time.Time{}, fmt.Errorf("entry was downloaded from %q, not %s", wire.Truncate(rec.URL, 128), r.certURL)
+	}
+	sec, err := strconv.ParseInt(rec.Header.Timestamp, 10, 64)
+	if err != nil || len(rec.Header.Timestamp) > 12 {
+		return nil, time.Time{}, fmt.Errorf("%w: %s is not a Unix time in seconds", ErrMissingSignature, wire.HeaderTimestamp)
+	}
+	signedAt := time.Unix(sec, 0)
+	keys, err := checkDownloadAt(ctx, r, rec.Body, rec.header(), now, signedAt, s.opts.Roots, s.trusted(r, now))
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	if signedAt.After(now.Add(DefaultMaxSkew)) {
+		return nil, time.Time{}, fmt.Errorf("%w: entry signed at %s, in the future", ErrClockSkew, signedAt.Format(time.RFC3339))
+	}
+	return keys, signedAt, nil
+}
+
+// putCache stores a download that passed the checks, until its last
+// certificate expires or it gets too old to be used.
+func (s *Store) putCache(ctx context.Context, r *registration, body []byte, header http.Header, keys []*storedKey, now time.Time) {
+	if s.opts.Cache == nil || !s.cacheUp() {
+		return
+	}
+	rec := newCachedDownload(r.id, r.certURL, now, header, body)
+	expires := now.Add(maxCachedAge)
+	if sec, err := strconv.ParseInt(rec.Header.Timestamp, 10, 64); err == nil {
+		expires = time.Unix(sec, 0).Add(maxCachedAge)
+	}
+	var last time.Time
+	for _, k := range keys {
+		if k.notAfter.After(last) {
+			last = k.notAfter
+		}
+	}
+	if last.Before(expires) {
+		expires = last
+	}
+	data, err := rec.encode(expires)
+	if err == nil {
+		pctx, cancel := context.WithTimeout(ctx, cacheTimeout)
+		err = s.opts.Cache.Put(pctx, r.id, data)
+		cancel()
+	}
+	if err != nil {
+		s.cacheFailed(fmt.Errorf("wechatpay: certificate cache for merchant %s: %w", r.id, err))
+	}
+}
+
+// cacheUp reports whether the Cache may be used: no call failed
+// within the last cacheBackoff.
+func (s *Store) cacheUp() bool {
+	_, mono := s.clock()
+	return time.Duration(s.cacheDown.Load()) <= mono
+}
+
+// cacheFailed reports a failure of the Cache and leaves it alone
+// for cacheBackoff.
+func (s *Store) cacheFailed(err error) {
+	_, mono := s.clock()
+	s.cacheDown.Store(int64(mono + cacheBackoff))
+	s.cacheError(err)
+}
+
+func (s *Store) cacheError(err error) {
+	if h := s.opts.CacheErrorHandler; h != nil {
+		h(err)
+	}
+}
