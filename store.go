@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"reflect"
 	"slices"
 	"strconv"
@@ -71,6 +72,11 @@ type StoreOptions struct {
 	// so that a cache that is down or hanging delays few lookups. It must
 	// not block.
 	CacheErrorHandler func(err error)
+	// Events, if set, receives an event for each certificate download
+	// (EventCertificateDownload, with its outcome, duration and serials),
+	// each failed background refresh (EventRefreshFailed) and each lookup
+	// refused a download by MinRefreshInterval (EventRateLimited).
+	Events EventHook
 }
 
 // A Store holds the keys that verify WeChat Pay signatures: platform
@@ -412,6 +418,9 @@ func (s *Store) publicKeySlow(ctx context.Context, merchantID, serial string) (*
 		return k != nil && s.wall().Before(k.notAfter)
 	})
 	var rr errRecentlyRefreshed
+	if errors.As(err, &rr) || errors.Is(err, ErrNoPlatformCertificates) {
+		s.rateLimited(ctx, r, serial, err)
+	}
 	switch {
 	case errors.As(err, &rr):
 		return nil, fmt.Errorf("%w %q for merchant %s: %w", ErrUnknownSerial, wire.Truncate(serial, 64), r.id, rr)
@@ -510,14 +519,20 @@ func (s *Store) mayDownload(r *registration) error {
 	pkOnly, lastErr := r.publicKeyOnly, r.lastErr
 	r.mu.Unlock()
 	if pkOnly && ago < s.opts.RefreshInterval {
-		r.rateLimited.Add(1)
 		return ErrNoPlatformCertificates
 	}
 	if ago >= s.opts.MinRefreshInterval {
 		return nil
 	}
-	r.rateLimited.Add(1)
 	return errRecentlyRefreshed{ago: ago, wait: s.opts.MinRefreshInterval - ago, last: lastErr}
+}
+
+// rateLimited counts and reports a lookup that was refused a download.
+func (s *Store) rateLimited(ctx context.Context, r *registration, serial string, err error) {
+	r.rateLimited.Add(1)
+	if s.opts.Events != nil {
+		emit(ctx, s.opts.Events, Event{Kind: EventRateLimited, MerchantID: r.id, Serial: wire.Truncate(serial, 64), Err: err})
+	}
 }
 
 // maybeRefreshAhead starts one background download when r's certificates
@@ -542,9 +557,11 @@ func (s *Store) maybeRefreshAhead(ctx context.Context, r *registration, mono tim
 	go func() {
 		defer s.bg.Done()
 		defer r.refreshing.Store(false)
-		// A failure is recorded by download and shown by Status; the
-		// cached set keeps serving until it expires.
-		s.refresh(context.WithoutCancel(ctx), r, true, nil)
+		// A failure is recorded by download, shown by Status and
+		// reported; the cached set keeps serving until it expires.
+		if err := s.refresh(context.WithoutCancel(ctx), r, true, nil); err != nil && s.opts.Events != nil {
+			emit(ctx, s.opts.Events, Event{Kind: EventRefreshFailed, MerchantID: r.id, Host: hostOfURL(r.certURL), Err: err})
+		}
 	}()
 }
 
@@ -588,12 +605,21 @@ func (s *Store) download(ctx context.Context, r *registration) (err error) {
 	r.mu.Lock()
 	r.attemptWall = now
 	r.mu.Unlock()
+	var keys []*storedKey
 	defer func() {
 		if err != nil {
 			if !errors.Is(err, ErrCertificateDownload) {
 				err = fmt.Errorf("%w for merchant %s: %w", ErrCertificateDownload, r.id, err)
 			}
 			r.recordFailure(err)
+		}
+		if s.opts.Events != nil {
+			_, end := s.clock()
+			ev := Event{Kind: EventCertificateDownload, Time: now, MerchantID: r.id, Host: hostOfURL(r.certURL), Duration: end - mono, Err: err}
+			for _, k := range keys {
+				ev.Serials = append(ev.Serials, wire.CertSerial(k.cert))
+			}
+			emit(ctx, s.opts.Events, ev)
 		}
 	}()
 	body, header, err := fetchCertificates(ctx, r)
@@ -614,15 +640,24 @@ func (s *Store) download(ctx context.Context, r *registration) (err error) {
 	if err != nil {
 		return err // the cache is left as it was
 	}
-	keys, err := checkDownload(ctx, r, body, header, now, s.opts.Roots, s.trusted(r, now))
+	checked, err := checkDownload(ctx, r, body, header, now, s.opts.Roots, s.trusted(r, now))
 	if err != nil {
 		return err
 	}
-	if _, err := s.install(r, keys, "download", now, mono); err != nil {
+	if _, err := s.install(r, checked, "download", now, mono); err != nil {
 		return err
 	}
+	keys = checked
 	s.putCache(ctx, r, body, header, keys, now)
 	return nil
+}
+
+// hostOfURL is the host of a URL the Store built itself.
+func hostOfURL(raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		return u.Host
+	}
+	return ""
 }
 
 // trusted returns the keys, besides a download's own certificates, that
@@ -683,6 +718,10 @@ func (s *Store) Newest(ctx context.Context, merchantID string) (*x509.Certificat
 		return nil, fmt.Errorf("wechatpay: merchant %s has no platform certificates to download (no APIv3Key)", r.id)
 	}
 	if err := s.refresh(ctx, r, false, have); err != nil {
+		var rr errRecentlyRefreshed
+		if errors.As(err, &rr) || errors.Is(err, ErrNoPlatformCertificates) {
+			s.rateLimited(ctx, r, "", err)
+		}
 		return nil, fmt.Errorf("wechatpay: merchant %s has no valid platform certificate: %w", r.id, err)
 	}
 	if cs := s.currentSet(r); cs != nil && have(cs) {
