@@ -34,7 +34,7 @@ func (b BillFile) Download(ctx context.Context, client *http.Client, w io.Writer
 // a bill request, /v3/billdownload/file?token=...) with client, whose
 // Transport must be a *Transport that signs the request, and streams it to
 // w while hashing it; the file is never held in memory. The response of
-// this endpoint is not signed by WeChat Pay (PROTOCOL §2.5): the file is
+// this endpoint is not signed by WeChat Pay (docs/protocol.md §2.5): the file is
 // authenticated only by comparing its hash with hashValue, which came in
 // the signed answer to the bill request. hashType is "SHA1" (what WeChat
 // Pay sends) or "SHA256", in any case.

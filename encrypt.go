@@ -13,9 +13,9 @@ import (
 
 // EncryptionKey returns the key that encrypts sensitive request fields of
 // merchantID, and the serial a request carrying such fields must send as
-// Wechatpay-Serial (PROTOCOL §7): the configured WeChat Pay public key and
+// Wechatpay-Serial (docs/protocol.md §7): the configured WeChat Pay public key and
 // its PUB_KEY_ID_ when the merchant has one (a request cannot mix a public
-// key and platform certificates, PROTOCOL §3.2), otherwise the valid
+// key and platform certificates, docs/protocol.md §3.2), otherwise the valid
 // platform certificate with the latest expiry, downloaded if none is
 // cached. Use one key for all the fields of a request.
 func (s *Store) EncryptionKey(ctx context.Context, merchantID string) (serial string, key *rsa.PublicKey, err error) {

@@ -25,7 +25,7 @@ const (
 // backup after repeated failures, and goes back to the main host when it
 // answers again. The two hosts are those the Transport signs for: its
 // BaseURL's host and WeChat Pay's other documented host of that region
-// (PROTOCOL §11: api.mch.weixin.qq.com and its backup
+// (docs/protocol.md §11: api.mch.weixin.qq.com and its backup
 // api2.mch.weixin.qq.com; apihk.mch.weixin.qq.com and api.mch). A request
 // for the other host fails over to the BaseURL's. Requests for any other
 // host, and all requests of a Transport whose BaseURL is a custom host (a
@@ -103,7 +103,7 @@ func repeatable(req *http.Request) bool {
 // alternate returns the host that stands in for u's host when it fails,
 // or "" when there is none: the other of the two hosts the Transport signs
 // for (its BaseURL's host and WeChat Pay's documented other host of that
-// region, PROTOCOL §11), never a host the Transport would refuse. A
+// region, docs/protocol.md §11), never a host the Transport would refuse. A
 // custom BaseURL (a sandbox, a proxy) has no other host.
 func (f *Failover) alternate(u *url.URL) string {
 	h, err := f.Transport.apiHosts()

@@ -19,7 +19,7 @@ const maxCertResponse = 1 << 20
 
 // certificatesURL returns the download URL for a base URL: the global host
 // serves /v3/global/certificates, every other host /v3/certificates
-// (PROTOCOL §4.1).
+// (docs/protocol.md §4.1).
 func certificatesURL(base *url.URL) string {
 	path := "/v3/certificates"
 	if strings.EqualFold(base.Hostname(), "apihk.mch.weixin.qq.com") {

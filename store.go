@@ -24,7 +24,7 @@ import (
 )
 
 // maxRefreshInterval: WeChat Pay lists a new certificate 24 h before using
-// it and advises refreshing more often than every 12 h (PROTOCOL §4.4).
+// it and advises refreshing more often than every 12 h (docs/protocol.md §4.4).
 const maxRefreshInterval = 12 * time.Hour
 
 // StoreOptions configures a Store. The zero value gives the defaults.
@@ -628,7 +628,7 @@ func (s *Store) download(ctx context.Context, r *registration) (err error) {
 	}
 	if errors.Is(err, ErrNoPlatformCertificates) {
 		// The merchant moved to public-key mode: its platform
-		// certificates are void (PROTOCOL §3.3).
+		// certificates are void (docs/protocol.md §3.3).
 		r.mu.Lock()
 		r.publicKeyOnly = true
 		r.mu.Unlock()

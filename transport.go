@@ -139,7 +139,7 @@ func signedBody(ctx context.Context, body []byte) ([]byte, error) {
 }
 
 // knownUnsigned are WeChat Pay's documented downloads whose responses
-// carry no signature (PROTOCOL §2.5). They decide nothing: they only make
+// carry no signature (docs/protocol.md §2.5). They decide nothing: they only make
 // the error for an unmarked request to one of them say what to do.
 var knownUnsigned = []string{
 	"/v3/billdownload/file",
@@ -301,7 +301,7 @@ func IsVerified(resp *http.Response) bool {
 }
 
 // APIError is WeChat Pay's answer to a request that did not succeed
-// (PROTOCOL §8), as returned by CheckResponse.
+// (docs/protocol.md §8), as returned by CheckResponse.
 type APIError struct {
 	StatusCode int
 	Code       string          // e.g. PARAM_ERROR, SIGN_ERROR

@@ -26,7 +26,7 @@ type Config struct {
 	// BaseURL is the API host; empty means DefaultBaseURL.
 	BaseURL string
 	// Base sends the request. Nil means http.DefaultTransport. The
-	// endpoint does not seem to need mutual TLS (PROTOCOL §5), but a Base
+	// endpoint does not seem to need mutual TLS (docs/protocol.md §5), but a Base
 	// with a client certificate does no harm.
 	Base http.RoundTripper
 	// Roots, if set, is the pool the certificates must chain to.
@@ -46,7 +46,7 @@ func (c Config) GoString() string { return c.String() }
 const v2CertificatesPath = "/risk/getcertficates"
 
 // FetchCertificates downloads the merchant's platform certificates with
-// the APIv2 call POST /risk/getcertficates (PROTOCOL §5), for merchants
+// the APIv2 call POST /risk/getcertficates (docs/protocol.md §5), for merchants
 // wired for APIv2: the request carries mch_id, nonce_str,
 // sign_type=HMAC-SHA256 and sign; the answer's sign is checked with the
 // APIv2 key; a return_code or result_code other than SUCCESS is a

@@ -20,7 +20,7 @@ import (
 	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
-// APIv2 sign types (PROTOCOL §5.1).
+// APIv2 sign types (docs/protocol.md §5.1).
 const (
 	SignTypeMD5        = "MD5"
 	SignTypeHMACSHA256 = "HMAC-SHA256"
@@ -168,7 +168,7 @@ func sortedKeys(m map[string]string) []string {
 	return keys
 }
 
-// Sign returns the APIv2 sign of params (PROTOCOL §5.1): the parameters
+// Sign returns the APIv2 sign of params (docs/protocol.md §5.1): the parameters
 // with non-empty values except sign, sorted by name in byte order, joined
 // as k1=v1&k2=v2, then "&key=" and the APIv2 key appended; the MD5 of that
 // string, or its HMAC-SHA256 keyed with the APIv2 key, in upper-case hex.

@@ -1,7 +1,7 @@
 // Package middleware receives WeChat Pay callback notifications in any
 // net/http handler: it verifies their signature, decrypts their resource
 // and hands the handler a *Notification, answering WeChat Pay itself when
-// anything is wrong (PROTOCOL §6).
+// anything is wrong (docs/protocol.md §6).
 //
 // Wiring for one merchant, sharing the *wechatpay.Store of its Transport:
 //

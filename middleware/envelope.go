@@ -8,7 +8,7 @@ import (
 	"unicode/utf8"
 )
 
-// algorithmAESGCM is the only resource algorithm supported (PROTOCOL §4.3).
+// algorithmAESGCM is the only resource algorithm supported (docs/protocol.md §4.3).
 const algorithmAESGCM = "AEAD_AES_256_GCM"
 
 // envelope is the notification JSON around the encrypted resource.

@@ -44,8 +44,8 @@ func (s ClaimState) String() string {
 const DefaultClaimTTL = time.Minute
 
 // MinDoneTTL is the least time a guard must remember a processed
-// notification: WeChat Pay retries a notification for 24 h 4 m (PROTOCOL
-// §6).
+// notification: WeChat Pay retries a notification for 24 h 4 m
+// (docs/protocol.md §6).
 const MinDoneTTL = 24*time.Hour + 4*time.Minute
 
 // A DuplicateGuard makes sure a notification is processed once, however

@@ -22,7 +22,7 @@ const (
 	// DefaultMaxBodySize bounds a notification body; real ones are a few
 	// KiB.
 	DefaultMaxBodySize = 1 << 20
-	// DefaultBudget leaves WeChat Pay's 5 seconds (PROTOCOL §6) room for
+	// DefaultBudget leaves WeChat Pay's 5 seconds (docs/protocol.md §6) room for
 	// the handler and the network.
 	DefaultBudget = 3 * time.Second
 )
@@ -460,7 +460,7 @@ func (h *handler) report(r *http.Request, status int, merchantID string, err err
 	}
 }
 
-// failure is WeChat Pay's failure answer (PROTOCOL §6).
+// failure is WeChat Pay's failure answer (docs/protocol.md §6).
 type failure struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`

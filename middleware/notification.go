@@ -11,7 +11,7 @@ import (
 )
 
 // A Notification is a verified, decrypted WeChat Pay callback notification
-// (PROTOCOL §6), as the middleware hands it to the next handler. Its
+// (docs/protocol.md §6), as the middleware hands it to the next handler. Its
 // String, GoString and LogValue methods leave out Plaintext, which may
 // hold personal data; print Plaintext only on purpose.
 type Notification struct {

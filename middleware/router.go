@@ -8,7 +8,7 @@ import (
 )
 
 // Event types of the notifications a Router most often routes
-// (PROTOCOL §6, §12).
+// (docs/protocol.md §6, §12).
 const (
 	EventTransactionSuccess = "TRANSACTION.SUCCESS"
 	EventRefundSuccess      = "REFUND.SUCCESS"

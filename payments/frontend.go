@@ -12,7 +12,7 @@ import (
 	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
-// Front-end payment parameters (PROTOCOL §10). Both kinds are signed
+// Front-end payment parameters (docs/protocol.md §10). Both kinds are signed
 // like an APIv3 request, SHA256withRSA (PKCS #1 v1.5) with the merchant's
 // API private key over four lines, each ending in "\n":
 //

@@ -21,7 +21,7 @@ func officialKey(t testing.TB) *rsa.PrivateKey {
 	return k
 }
 
-// PROTOCOL §9.1 (b) and (c): WeChat Pay's published paySign and App sign
+// docs/protocol.md §9.1 (b) and (c): WeChat Pay's published paySign and App sign
 // for the official merchant key.
 const (
 	officialJSAPISign = "mI35pfNEQV6777ke/1T+LJLQDNTm7yeoUJH+j/adPGhmCCi0PbgkvYQTRcXH0uibcLVtvFLdGLpmoYO9FV6lBBsTAjuhh5YOvQi0e2g3e0yytitiNET9FEuqM0pjnKfRW4K6LIZDdbWJv9KhZUx3DrJa5TL7OJ7VdADVivxVySIlPVKjGwuCXzuXSJes0UcILgWQUMyha5/3nYofuHtS7r+KYyMuxD+oJ9VM1Qdxk4UIG59CP5Y3wtYIFybyF3bdu1caHTRRX+DLyMXyYA/IrTmiW01c4RPjpHBX5Dk1sZyY1zVsWNsvMHr2e1NTWtBxKJ+qk5N61J7caYoepHFaxw=="

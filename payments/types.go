@@ -8,7 +8,7 @@ import (
 	"github.com/wxpaykit/wechatpay/middleware"
 )
 
-// Field names and meanings follow WeChat Pay's API pages (PROTOCOL §12);
+// Field names and meanings follow WeChat Pay's API pages (docs/protocol.md §12);
 // only fields seen there are here. Optional objects whose sub-fields those
 // pages did not show (detail, settle_info, store_info, refund goods_detail)
 // are left out: send them with Do and a struct of your own. Sources:

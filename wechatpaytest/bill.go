@@ -100,7 +100,7 @@ func (s *Server) serveBill(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveBillFile streams a generated bill, unsigned as WeChat Pay sends
-// bill files (PROTOCOL §2.5), to the merchant that requested it.
+// bill files (docs/protocol.md §2.5), to the merchant that requested it.
 func (s *Server) serveBillFile(w http.ResponseWriter, r *http.Request, m *merchant) {
 	if v, ok := s.x.realBills.Load(r.URL.Query().Get("token")); ok {
 		b := v.(simBill)

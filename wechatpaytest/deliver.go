@@ -11,7 +11,7 @@ import (
 )
 
 // retrySchedule is WeChat Pay's schedule of callback retries after a
-// failed delivery (PROTOCOL §13, from WeChat Pay's payment notification
+// failed delivery (docs/protocol.md §13, from WeChat Pay's payment notification
 // page): 24 h 4 m in all.
 var retrySchedule = []time.Duration{
 	15 * time.Second, 15 * time.Second, 30 * time.Second, 3 * time.Minute,
@@ -21,7 +21,7 @@ var retrySchedule = []time.Duration{
 }
 
 // answerTimeout is how long WeChat Pay waits for the merchant's answer to
-// a callback (PROTOCOL §6).
+// a callback (docs/protocol.md §6).
 const answerTimeout = 5 * time.Second
 
 // RetrySchedule returns WeChat Pay's intervals between callback
@@ -79,7 +79,7 @@ type Delivery struct {
 	// Err says why there was no answer (connection refused, timeout).
 	Err string
 	// OK reports whether WeChat Pay would count the answer as received:
-	// status 200 or 204 within the answer timeout (PROTOCOL §13).
+	// status 200 or 204 within the answer timeout (docs/protocol.md §13).
 	OK bool
 }
 

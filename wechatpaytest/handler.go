@@ -32,7 +32,7 @@ type errorBody struct {
 }
 
 // signErrorDetail is the detail of a SIGN_ERROR for a signature mismatch,
-// shaped like WeChat Pay's (PROTOCOL §8).
+// shaped like WeChat Pay's (docs/protocol.md §8).
 type signErrorDetail struct {
 	Detail struct {
 		Issue string `json:"issue"`
@@ -154,7 +154,7 @@ func (s *Server) controlHandler(path string) func(http.ResponseWriter, *http.Req
 	return nil
 }
 
-// authenticate checks a request as WeChat Pay does (PROTOCOL §1, §8) and
+// authenticate checks a request as WeChat Pay does (docs/protocol.md §1, §8) and
 // returns its merchant and body. On failure it has written the signed
 // error response and returns ok == false.
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (m *merchant, body []byte, ok bool) {

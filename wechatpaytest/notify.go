@@ -95,7 +95,7 @@ func NotifyBody(body []byte) NotifyOption {
 // http.DefaultTransport and does not follow redirects.
 func NotifyClient(c *http.Client) NotifyOption { return func(o *notifyOptions) { o.client = c } }
 
-// notification is the JSON WeChat Pay posts (PROTOCOL §6), fields in
+// notification is the JSON WeChat Pay posts (docs/protocol.md §6), fields in
 // WeChat Pay's order.
 type notification struct {
 	ID           string               `json:"id"`
@@ -389,7 +389,7 @@ const NotifyPath = "/sandbox/notify"
 const maxNotifyAnswer = 1 << 10
 
 // notifyTimeout bounds a notification sent through the control endpoint;
-// WeChat Pay waits 5 seconds for an answer (PROTOCOL §6), the sandbox a
+// WeChat Pay waits 5 seconds for an answer (docs/protocol.md §6), the sandbox a
 // little longer for debugging.
 const notifyTimeout = 10 * time.Second
 

@@ -8,7 +8,7 @@ import (
 	"unicode/utf8"
 )
 
-// Refund statuses (PROTOCOL §12).
+// Refund statuses (docs/protocol.md §12).
 const (
 	refundProcessing = "PROCESSING"
 	refundSuccess    = "SUCCESS"

@@ -19,7 +19,7 @@ var ErrRequestSerial = errors.New("wechatpaytest: " + msgRequestSerial)
 
 // DecryptField decrypts a sensitive field (RSA-OAEP, SHA-1, Base64) of a
 // request received by a handler registered with Handle, as WeChat Pay
-// does (PROTOCOL §7): with the private key of the merchant's platform
+// does (docs/protocol.md §7): with the private key of the merchant's platform
 // certificate, or WeChat Pay public key, that the request's
 // Wechatpay-Serial header names. The certificate must be listed and valid
 // now. If the header is missing or names another key than the one used,

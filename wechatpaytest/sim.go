@@ -20,7 +20,7 @@ import (
 // Pay's pages for JSAPI/Native/App/H5 prepay, query, close and refund
 // (pay.weixin.qq.com/doc/v3/merchant/4012525167, 4013070356, 4012556398;
 // wiki/doc/apiv3/apis/chapter3_4_3.shtml for the error table) and from
-// PROTOCOL §12.
+// docs/protocol.md §12.
 
 // Trade states of an order (trade_state).
 const (
@@ -117,7 +117,7 @@ func (e *simError) Error() string {
 }
 
 // fieldDetail is the detail WeChat Pay gives with a PARAM_ERROR about one
-// field (PROTOCOL §8).
+// field (docs/protocol.md §8).
 type fieldDetail struct {
 	Field    string `json:"field"`
 	Value    any    `json:"value,omitempty"`

@@ -17,7 +17,7 @@ import (
 )
 
 // v2CertificatesPath is WeChat Pay's APIv2 certificate endpoint, with its
-// misspelling (PROTOCOL §5).
+// misspelling (docs/protocol.md §5).
 const v2CertificatesPath = "/risk/getcertficates"
 
 // maxV2Body bounds the APIv2 request bodies the sandbox reads.
@@ -164,7 +164,7 @@ func writeV2(w http.ResponseWriter, fields map[string]string) {
 
 // v2Certificates answers /risk/getcertficates: the merchant's platform
 // certificates as a JSON string of the APIv3 shape, encrypted with the
-// APIv3 key (PROTOCOL §5).
+// APIv3 key (docs/protocol.md §5).
 func (s *Server) v2Certificates(merchantID string, req map[string]string) map[string]string {
 	if req["sign_type"] != apiv2.SignTypeHMACSHA256 {
 		return map[string]string{"return_code": "FAIL", "return_msg": "sign_type参数错误，仅支持HMAC-SHA256"}

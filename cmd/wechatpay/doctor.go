@@ -111,7 +111,7 @@ func (d *doctor) run() {
 type roleHost struct{ role, host string }
 
 // regionHosts returns the hosts worth checking for a base URL: WeChat
-// Pay's main and backup hosts of its region (PROTOCOL §11), or a custom
+// Pay's main and backup hosts of its region (docs/protocol.md §11), or a custom
 // base URL's host alone.
 func regionHosts(u *url.URL) []roleHost {
 	if u.Scheme == "https" && (u.Port() == "" || u.Port() == "443") {

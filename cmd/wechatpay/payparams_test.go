@@ -7,7 +7,7 @@ import (
 	"github.com/wxpaykit/wechatpay/payments"
 )
 
-// The official vectors of PROTOCOL §9.1 (b) and (c), through the command.
+// The official vectors of docs/protocol.md §9.1 (b) and (c), through the command.
 func TestPayparamsOfficialVectors(t *testing.T) {
 	v := loadVectors(t)
 	base := []string{"payparams", "-mchid", v.MerchantID, "-serial", v.Serial, "-key", "../../testdata/official_key.pem",

@@ -33,8 +33,8 @@ func ParseCertificatePEM(pemBytes []byte) (*x509.Certificate, error) {
 }
 
 // certEntry is one entry of a download as it arrives: WeChat Pay's own
-// documentation spells the key "expire_time " with a space (PROTOCOL
-// §4.2), so both spellings are read.
+// documentation spells the key "expire_time " with a space
+// (docs/protocol.md §4.2), so both spellings are read.
 type certEntry struct {
 	CertificateData
 	ExpireTimeTypo string `json:"expire_time "`

@@ -10,7 +10,7 @@ import (
 // Go's FIPS 140-only mode (GODEBUG=fips140=only) refuses SHA-1 and MD5:
 // their functions panic, and crypto/rsa returns an error for OAEP with
 // SHA-1. WeChat Pay requires them in places and offers no alternative:
-// RSA-OAEP with SHA-1 for sensitive fields (PROTOCOL §7), SHA-1 for the
+// RSA-OAEP with SHA-1 for sensitive fields (docs/protocol.md §7), SHA-1 for the
 // hash of bill files (§2.5), MD5 for APIv2's sign_type MD5. The library
 // checks before using them and returns an error that says so, rather than
 // a panic or an error that blames the key. GODEBUG=fips140=on (the FIPS

@@ -95,7 +95,7 @@ type EncryptedResource struct {
 }
 
 // EncryptOAEP encrypts a sensitive request field with RSA-OAEP (SHA-1,
-// MGF1-SHA-1, empty label) and returns it Base64-encoded (PROTOCOL §7).
+// MGF1-SHA-1, empty label) and returns it Base64-encoded (docs/protocol.md §7).
 // Plaintexts longer than the key allows (214 bytes for RSA-2048: 256 - 2*20 - 2)
 // are refused with an error that says so.
 func EncryptOAEP(pub *rsa.PublicKey, plaintext []byte) (string, error) {
