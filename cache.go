@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wxpaykit/wechatpay/internal/atomicfile"
 	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
@@ -121,29 +122,7 @@ func (d DirCache) Put(ctx context.Context, key string, data []byte) (err error) 
 	if err := os.MkdirAll(string(d), 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(string(d), ".tmp-*") // mode 0600
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(0o600); err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), name)
+	return atomicfile.WriteFile(name, data, 0o600)
 }
 
 // Delete removes the file of key.

@@ -6,8 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
+
+	"github.com/wxpaykit/wechatpay/internal/atomicfile"
 )
 
 // WithStateFile makes the server keep its default merchant's credentials
@@ -103,7 +104,7 @@ func (s *Server) saveLocked() {
 	sort.Slice(st.Refunds, func(i, j int) bool { return st.Refunds[i].CreateTime.Before(st.Refunds[j].CreateTime) })
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err == nil {
-		err = writeAtomic(s.opts.statePath, data)
+		err = atomicfile.WriteFile(s.opts.statePath, data, 0o600)
 	}
 	s.sim.saveErr = err
 }
@@ -114,31 +115,4 @@ func (s *Server) StateError() error {
 	s.sim.mu.Lock()
 	defer s.sim.mu.Unlock()
 	return s.sim.saveErr
-}
-
-// writeAtomic replaces path with data: readers see the old file or the
-// new one, never a part.
-func writeAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // fails harmlessly after the rename
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -9,10 +9,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/atomicfile"
 )
 
 var billHelp = help{
@@ -104,7 +104,7 @@ func (a *app) bill(name string, args []string) error {
 	if *out == "-" {
 		err = bf.Download(ctx, client, io.MultiWriter(a.stdout, progress))
 	} else {
-		err = writeAtomic(*out, 0o600, func(w io.Writer) error {
+		err = atomicfile.Write(*out, 0o600, func(w io.Writer) error {
 			return bf.Download(ctx, client, io.MultiWriter(w, progress))
 		})
 	}
@@ -119,35 +119,6 @@ func (a *app) bill(name string, args []string) error {
 		fmt.Fprintf(a.stdout, "%s: %d bytes, %s %s checked\n", *out, progress.n, bf.HashType, bf.HashValue)
 	}
 	return nil
-}
-
-// writeAtomic gives write a temporary file next to path and renames it
-// over path only if write succeeds; otherwise it removes it. Readers see
-// the old file or the whole new one.
-func writeAtomic(path string, perm os.FileMode, write func(io.Writer) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = write(f); err != nil {
-		return err
-	}
-	if err = f.Chmod(perm); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 // progressWriter counts bytes and, on a terminal, shows them.

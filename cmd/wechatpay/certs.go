@@ -14,6 +14,7 @@ import (
 	"github.com/wxpaykit/wechatpay/apiv2"
 
 	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/atomicfile"
 	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
@@ -102,7 +103,7 @@ func (a *app) certs(name string, args []string) error {
 	for i, c := range certs {
 		serial := wire.CertSerial(c)
 		path := filepath.Join(*dir, "wechatpay_"+serial+".pem")
-		if err := writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}), 0o644); err != nil {
+		if err := atomicfile.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}), 0o644); err != nil {
 			return err
 		}
 		mark := ""
@@ -112,35 +113,6 @@ func (a *app) certs(name string, args []string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", serial, c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339), mark, path)
 	}
 	return tw.Flush()
-}
-
-// writeFileAtomic writes data to a temporary file in the same directory,
-// syncs it, and renames it over path: readers see the old file or the new
-// one, never a part.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Chmod(perm); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 // parseCertFile is used by verify: it reads one PEM certificate.

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wxpaykit/wechatpay/internal/atomicfile"
 	"github.com/wxpaykit/wechatpay/wechatpaytest"
 )
 
@@ -162,7 +163,7 @@ func writeSandboxDir(dir string, srv *wechatpaytest.Server) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, "apiclient_key.pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, "apiclient_key.pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		return err
 	}
 	f := sandboxFile{
@@ -177,7 +178,7 @@ func writeSandboxDir(dir string, srv *wechatpaytest.Server) error {
 		if err != nil {
 			return err
 		}
-		if err := writeFileAtomic(filepath.Join(dir, "pub_key.pem"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, "pub_key.pem"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644); err != nil {
 			return err
 		}
 		f.PublicKeyID, f.PublicKey = m.PublicKeyID, "pub_key.pem"
@@ -186,5 +187,5 @@ func writeSandboxDir(dir string, srv *wechatpaytest.Server) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(dir, "merchant.json"), append(data, '\n'), 0o600)
+	return atomicfile.WriteFile(filepath.Join(dir, "merchant.json"), append(data, '\n'), 0o600)
 }
