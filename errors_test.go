@@ -2,6 +2,8 @@ package wechatpay_test
 
 import (
 	"context"
+	"crypto"
+	"crypto/rsa"
 	"errors"
 	"io"
 	"net"
@@ -256,6 +258,22 @@ func TestClassifyErrorLeavesOthersAlone(t *testing.T) {
 	if err := wechatpay.ClassifyError(post, wechatpay.ErrNotConfigured); err != wechatpay.ErrNotConfigured {
 		t.Errorf("ClassifyError(ErrNotConfigured) = %v; want it unchanged", err)
 	}
+	// Refused by the Transport before sending: a signer (KMS) failure, an
+	// oversized body. Nothing was sent, so the outcome is known.
+	kms := &wechatpay.Transport{
+		Signer:   &wechatpay.Signer{MerchantID: "1900000001", CertificateSerial: "5157F09EFDC096DE15EBE81A47057A7232F1B8E1", Key: failingSigner{}},
+		Verifier: &wechatpay.Verifier{MerchantID: "1900000001", Keys: noKeys{}},
+		Base:     failIfSent{t},
+	}
+	small := &wechatpay.Transport{Signer: kms.Signer, Verifier: kms.Verifier, Base: failIfSent{t}, MaxBodySize: 4}
+	for name, tr := range map[string]*wechatpay.Transport{"signer failure": kms, "body too large": small} {
+		req, _ := http.NewRequest("POST", "https://api.mch.weixin.qq.com/v3/refund/domestic/refunds", strings.NewReader(`{"out_refund_no":"R1"}`))
+		_, err := (&http.Client{Transport: tr}).Do(req)
+		var unknown *wechatpay.OutcomeUnknownError
+		if err == nil || errors.As(wechatpay.ClassifyError(req, err), &unknown) {
+			t.Errorf("%s: ClassifyError(%v) says the outcome is unknown; nothing was sent", name, err)
+		}
+	}
 	// Already classified: not wrapped twice.
 	first := wechatpay.ClassifyError(post, io.ErrUnexpectedEOF)
 	if again := wechatpay.ClassifyError(post, first); again != first {
@@ -264,4 +282,24 @@ func TestClassifyErrorLeavesOthersAlone(t *testing.T) {
 	if wechatpay.Retryable(nil) {
 		t.Error("Retryable(nil) = true")
 	}
+}
+
+type failingSigner struct{}
+
+func (failingSigner) Public() crypto.PublicKey { return nil }
+func (failingSigner) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) {
+	return nil, errors.New("kms: unavailable")
+}
+
+type noKeys struct{}
+
+func (noKeys) PublicKey(context.Context, string, string) (*rsa.PublicKey, error) {
+	return nil, wechatpay.ErrUnknownSerial
+}
+
+type failIfSent struct{ t *testing.T }
+
+func (f failIfSent) RoundTrip(*http.Request) (*http.Response, error) {
+	f.t.Error("a request was sent")
+	return nil, errors.New("sent")
 }

@@ -123,7 +123,8 @@ func ClassifyError(req *http.Request, err error) error {
 	if errors.As(err, &apiErr) {
 		return err // WeChat Pay answered, and CheckResponse read the answer
 	}
-	if notSent(err) || errors.Is(err, ErrNotConfigured) || errors.Is(err, ErrHostNotAllowed) {
+	var refused notSentError // the Transport refused before sending
+	if notSent(err) || errors.As(err, &refused) || errors.Is(err, ErrNotConfigured) || errors.Is(err, ErrHostNotAllowed) {
 		return err
 	}
 	return e

@@ -186,61 +186,10 @@ func (t *Transport) apiHosts() (*apiHosts, error) {
 // RoundTrip signs req, sends it with Base and verifies the response. See
 // the type's documentation for what it returns.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	body, err := wire.ReadRequestBody(req, t.maxBody())
+	r2, method, err := t.signedClone(req)
 	if err != nil {
-		return nil, err
+		return nil, notSentError{err}
 	}
-	if t.Signer == nil || t.Verifier == nil {
-		return nil, ErrNotConfigured
-	}
-	if req.URL == nil {
-		return nil, errors.New("wechatpay: request has no URL")
-	}
-	hosts, err := t.apiHosts()
-	if err != nil {
-		return nil, err
-	}
-	if err := hosts.check(req.URL); err != nil {
-		return nil, err
-	}
-	r2 := req.Clone(req.Context())
-	if req.Body != nil && req.Body != http.NoBody {
-		r2.ContentLength = int64(len(body))
-		if len(body) == 0 {
-			r2.Body = http.NoBody
-			r2.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
-		} else {
-			r2.Body = io.NopCloser(bytes.NewReader(body))
-			r2.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-		}
-	}
-	method := r2.Method
-	if method == "" {
-		method = http.MethodGet
-	}
-	signed, err := signedBody(r2.Context(), body) // media uploads sign their meta JSON only
-	if err != nil {
-		return nil, err
-	}
-	auth, err := t.Signer.Authorization(method, r2.URL.RequestURI(), signed)
-	if err != nil {
-		return nil, err
-	}
-	h := r2.Header
-	h.Set("Authorization", auth)
-	if h.Get("Accept") == "" {
-		h.Set("Accept", "application/json")
-	}
-	if h.Get("User-Agent") == "" {
-		h.Set("User-Agent", wire.UserAgent(t.UserAgent))
-	}
-	if len(body) > 0 && h.Get("Content-Type") == "" {
-		h.Set("Content-Type", "application/json")
-	}
-	if serial := t.requestSerial(r2); serial != "" {
-		h.Set(wire.HeaderSerial, serial)
-	}
-
 	resp, err := wire.Base(t.Base).RoundTrip(r2)
 	if err != nil {
 		return nil, err
@@ -271,6 +220,74 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp.ContentLength = int64(len(rbody))
 	return resp, nil
 }
+
+// signedClone reads req's body, checks the request, and returns the clone
+// to send, signed, with its method. Its errors come before anything is
+// sent.
+func (t *Transport) signedClone(req *http.Request) (*http.Request, string, error) {
+	body, err := wire.ReadRequestBody(req, t.maxBody())
+	if err != nil {
+		return nil, "", err
+	}
+	if t.Signer == nil || t.Verifier == nil {
+		return nil, "", ErrNotConfigured
+	}
+	if req.URL == nil {
+		return nil, "", errors.New("wechatpay: request has no URL")
+	}
+	hosts, err := t.apiHosts()
+	if err != nil {
+		return nil, "", err
+	}
+	if err := hosts.check(req.URL); err != nil {
+		return nil, "", err
+	}
+	r2 := req.Clone(req.Context())
+	if req.Body != nil && req.Body != http.NoBody {
+		r2.ContentLength = int64(len(body))
+		if len(body) == 0 {
+			r2.Body = http.NoBody
+			r2.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
+		} else {
+			r2.Body = io.NopCloser(bytes.NewReader(body))
+			r2.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		}
+	}
+	method := r2.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	signed, err := signedBody(r2.Context(), body) // media uploads sign their meta JSON only
+	if err != nil {
+		return nil, "", err
+	}
+	auth, err := t.Signer.Authorization(method, r2.URL.RequestURI(), signed)
+	if err != nil {
+		return nil, "", err
+	}
+	h := r2.Header
+	h.Set("Authorization", auth)
+	if h.Get("Accept") == "" {
+		h.Set("Accept", "application/json")
+	}
+	if h.Get("User-Agent") == "" {
+		h.Set("User-Agent", wire.UserAgent(t.UserAgent))
+	}
+	if len(body) > 0 && h.Get("Content-Type") == "" {
+		h.Set("Content-Type", "application/json")
+	}
+	if serial := t.requestSerial(r2); serial != "" {
+		h.Set(wire.HeaderSerial, serial)
+	}
+	return r2, method, nil
+}
+
+// notSentError is an error the Transport returned before sending
+// anything: ClassifyError never calls its outcome unknown.
+type notSentError struct{ err error }
+
+func (e notSentError) Error() string { return e.err.Error() }
+func (e notSentError) Unwrap() error { return e.err }
 
 // requestSerial chooses the Wechatpay-Serial header of a request: the
 // context's, the caller's own header, the public key ID, or the newest
