@@ -58,7 +58,8 @@ func (s *Store) AddCertificates(merchantID string, certs []*x509.Certificate) er
 		}
 	}
 	for _, c := range certs {
-		cs.keys[wire.CertSerial(c)] = &storedKey{pub: c.PublicKey.(*rsa.PublicKey), cert: c, notAfter: c.NotAfter}
+		k := newStoredKey(c, c.PublicKey.(*rsa.PublicKey), c.NotAfter)
+		cs.keys[k.serial] = k
 	}
 	s.sets.Add(merchantID, cs)
 	return nil

@@ -49,7 +49,7 @@ func TestStoreAndVerifierEvents(t *testing.T) {
 	clock := newTestClock(s, f)
 	v := &Verifier{MerchantID: "1900000001", Keys: s, Events: log.hook, now: clock.Now}
 	ctx := context.Background()
-	serial := wireSerial(f)
+	serial := wire.CertSerial(f.certs[0].cert)
 	body := []byte(`{"trade_state":"SUCCESS"}`)
 	signed := func() ([]byte, map[string][]string) {
 		return body, signedHeader(f.certs[0].key, serial, clock.Now(), body)
@@ -130,5 +130,3 @@ func TestStoreAndVerifierEvents(t *testing.T) {
 		}
 	}
 }
-
-func wireSerial(f *fakeWeChat) string { return wire.CertSerial(f.certs[0].cert) }

@@ -111,7 +111,7 @@ func (f *Failover) alternate(u *url.URL) string {
 		return "" // the Transport reports a bad BaseURL itself
 	}
 	var other string
-	switch normalHost(u.Scheme, u.Host) {
+	switch wire.NormalHost(u.Scheme, u.Host) {
 	case h.hosts[0]:
 		other = h.hosts[1]
 	case h.hosts[1]:
@@ -170,7 +170,7 @@ func (f *Failover) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL == nil {
 		return f.Transport.RoundTrip(req)
 	}
-	main := normalHost(req.URL.Scheme, req.URL.Host)
+	main := wire.NormalHost(req.URL.Scheme, req.URL.Host)
 	backup := f.alternate(req.URL)
 	if backup == "" {
 		return f.Transport.RoundTrip(req)

@@ -42,7 +42,7 @@ func parseDownload(body []byte, aead cipher.AEAD, now time.Time, roots *x509.Cer
 	}
 	keys := make([]*storedKey, len(certs))
 	for i, c := range certs {
-		keys[i] = &storedKey{pub: c.Key, cert: c.X509, notAfter: c.NotAfter}
+		keys[i] = newStoredKey(c.X509, c.Key, c.NotAfter)
 	}
 	return keys, nil
 }
@@ -102,7 +102,7 @@ func checkDownloadAt(ctx context.Context, r *registration, body []byte, header h
 	}
 	downloaded := make(map[string]*rsa.PublicKey, len(keys))
 	for _, k := range keys {
-		downloaded[wire.CertSerial(k.cert)] = k.pub
+		downloaded[k.serial] = k.pub
 	}
 	v := &Verifier{MerchantID: r.id, Keys: keyFunc(func(serial string) *rsa.PublicKey {
 		if k := downloaded[strings.ToUpper(serial)]; k != nil {

@@ -2,7 +2,6 @@ package wechatpay
 
 import (
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
 
@@ -31,7 +30,7 @@ type apiHosts struct {
 }
 
 func newAPIHosts(base *url.URL) apiHosts {
-	h := apiHosts{scheme: base.Scheme, hosts: []string{normalHost(base.Scheme, base.Host)}}
+	h := apiHosts{scheme: base.Scheme, hosts: []string{wire.NormalHost(base.Scheme, base.Host)}}
 	if base.Scheme != "https" || base.Port() != "" && base.Port() != "443" {
 		return h
 	}
@@ -41,26 +40,13 @@ func newAPIHosts(base *url.URL) apiHosts {
 	return h
 }
 
-// normalHost is host in lower case, without the scheme's default port.
-func normalHost(scheme, host string) string {
-	host = strings.ToLower(host)
-	if name, port, err := net.SplitHostPort(host); err == nil &&
-		(scheme == "https" && port == "443" || scheme == "http" && port == "80") {
-		host = name
-		if strings.Contains(name, ":") {
-			host = "[" + name + "]"
-		}
-	}
-	return host
-}
-
 // check returns nil if u may receive a request signed for this merchant:
 // same scheme as the BaseURL, and one of the hosts.
 func (h apiHosts) check(u *url.URL) error {
 	if u.Scheme != h.scheme {
 		return fmt.Errorf("%w: %s://%s (this merchant's API is %s://%s)", ErrHostNotAllowed, wire.Truncate(u.Scheme, 16), wire.Truncate(u.Host, 80), h.scheme, h.hosts[0])
 	}
-	host := normalHost(u.Scheme, u.Host)
+	host := wire.NormalHost(u.Scheme, u.Host)
 	for _, allowed := range h.hosts {
 		if host == allowed {
 			return nil

@@ -4,8 +4,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // KeyInfo describes one verification key a Store holds. It holds nothing
@@ -68,9 +66,8 @@ func (s *Store) Status(merchantIDs ...string) []MerchantStatus {
 		st.LastAttempt, st.LastSuccess = r.attemptWall, r.successWall
 		r.mu.Unlock()
 		if cs, ok := s.sets.Peek(r.id); ok && cs.reg == r && !r.superseded.Load() {
-			for _, c := range s.Certificates(r.id) {
-				k := cs.keys[wire.CertSerial(c)]
-				st.Keys = append(st.Keys, KeyInfo{Serial: wire.CertSerial(c), NotBefore: c.NotBefore, NotAfter: k.notAfter, Source: cs.source})
+			for _, k := range cs.sorted() {
+				st.Keys = append(st.Keys, KeyInfo{Serial: k.serial, NotBefore: k.cert.NotBefore, NotAfter: k.notAfter, Source: cs.source})
 			}
 			if last := time.Duration(r.lastSuccess.Load()); r.aead != nil && last != never {
 				st.NextRefresh = now.Add(last + s.opts.RefreshInterval - mono)

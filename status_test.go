@@ -77,7 +77,7 @@ func TestStoreStatusPublicKeyOnly(t *testing.T) {
 	if !got.PublicKeyOnly || len(got.Keys) != 1 || !got.Keys[0].PublicKey || got.Keys[0].Serial != cfg.PublicKeyID || got.Keys[0].Source != "config" {
 		t.Errorf("public-key merchant: %+v", got)
 	}
-	if strings.Contains(strings.ToLower(strings.Join([]string{got.LastError.Error()}, "")), "private") {
+	if strings.Contains(strings.ToLower(got.LastError.Error()), "private") {
 		t.Errorf("status error mentions key material: %v", got.LastError)
 	}
 }

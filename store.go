@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -126,7 +127,24 @@ type certSet struct {
 type storedKey struct {
 	pub      *rsa.PublicKey
 	cert     *x509.Certificate
+	serial   string    // wire.CertSerial(cert), formatted once
 	notAfter time.Time // the earlier of cert.NotAfter and the listed expire_time
+}
+
+func newStoredKey(c *x509.Certificate, pub *rsa.PublicKey, notAfter time.Time) *storedKey {
+	return &storedKey{pub: pub, cert: c, serial: wire.CertSerial(c), notAfter: notAfter}
+}
+
+// sorted returns the set's keys, latest expiry first (then by serial).
+func (cs *certSet) sorted() []*storedKey {
+	keys := slices.Collect(maps.Values(cs.keys))
+	slices.SortFunc(keys, func(a, b *storedKey) int {
+		if c := b.notAfter.Compare(a.notAfter); c != 0 {
+			return c
+		}
+		return strings.Compare(b.serial, a.serial)
+	})
+	return keys
 }
 
 // newest returns the valid key with the latest expiry, or nil.
@@ -137,7 +155,7 @@ func (cs *certSet) newest(now time.Time) *storedKey {
 			continue
 		}
 		if best == nil || k.notAfter.After(best.notAfter) ||
-			k.notAfter.Equal(best.notAfter) && wire.CertSerial(k.cert) > wire.CertSerial(best.cert) {
+			k.notAfter.Equal(best.notAfter) && k.serial > best.serial {
 			best = k
 		}
 	}
@@ -617,7 +635,7 @@ func (s *Store) download(ctx context.Context, r *registration) (err error) {
 			_, end := s.clock()
 			ev := Event{Kind: EventCertificateDownload, Time: now, MerchantID: r.id, Host: hostOfURL(r.certURL), Duration: end - mono, Err: err}
 			for _, k := range keys {
-				ev.Serials = append(ev.Serials, wire.CertSerial(k.cert))
+				ev.Serials = append(ev.Serials, k.serial)
 			}
 			emit(ctx, s.opts.Events, ev)
 		}
@@ -682,7 +700,7 @@ func (s *Store) trusted(r *registration, now time.Time) func(serial string) *rsa
 func (s *Store) install(r *registration, keys []*storedKey, source string, wall time.Time, mono time.Duration) (*certSet, error) {
 	cs := &certSet{reg: r, keys: make(map[string]*storedKey, len(keys)), source: source}
 	for _, k := range keys {
-		cs.keys[wire.CertSerial(k.cert)] = k
+		cs.keys[k.serial] = k
 	}
 	s.sets.Add(r.id, cs)
 	if r.superseded.Load() {
@@ -737,19 +755,7 @@ func (s *Store) Certificates(merchantID string) []*x509.Certificate {
 	if !ok || cs.reg.superseded.Load() {
 		return nil
 	}
-	keys := slices.Collect(func(yield func(*storedKey) bool) {
-		for _, k := range cs.keys {
-			if !yield(k) {
-				return
-			}
-		}
-	})
-	slices.SortFunc(keys, func(a, b *storedKey) int {
-		if c := b.notAfter.Compare(a.notAfter); c != 0 {
-			return c
-		}
-		return strings.Compare(wire.CertSerial(b.cert), wire.CertSerial(a.cert))
-	})
+	keys := cs.sorted()
 	certs := make([]*x509.Certificate, len(keys))
 	for i, k := range keys {
 		certs[i] = k.cert
@@ -766,7 +772,7 @@ func (s *Store) requestSerial(merchantID string) string {
 		return ""
 	}
 	if k := cs.newest(s.wall()); k != nil {
-		return wire.CertSerial(k.cert)
+		return k.serial
 	}
 	return ""
 }

@@ -194,10 +194,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if resp.Header == nil {
-		resp.Header = http.Header{}
-	}
-	resp.Header.Del(wire.VerifiedHeader) // only this process says what it verified
+	wire.ForgetVerified(resp)
 	mustVerify := resp.StatusCode >= 200 && resp.StatusCode < 400
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 && wire.UnverifiedAllowed(r2) {
 		return resp, nil // streamed: a bill may be larger than memory

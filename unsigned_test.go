@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
 )
 
 // unsignedBase answers every request 200 with an unsigned body, as a
@@ -67,7 +69,7 @@ func FuzzUnverifiedDecision(f *testing.F) {
 			req.Response = &http.Response{StatusCode: 302}
 		}
 		resp, err := tr.RoundTrip(req)
-		hostOK := normalHost("https", u.Host) == "api.mch.weixin.qq.com" || normalHost("https", u.Host) == "api2.mch.weixin.qq.com"
+		hostOK := wire.NormalHost("https", u.Host) == "api.mch.weixin.qq.com" || wire.NormalHost("https", u.Host) == "api2.mch.weixin.qq.com"
 		want := marked && !redirect && (method == "GET" || method == "") && hostOK // net/http reads "" as GET
 		if (err == nil) != want {
 			t.Fatalf("%s %s marked=%v redirect=%v: err = %v, want unverified pass = %v", method, u, marked, redirect, err, want)

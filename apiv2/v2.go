@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/wxpaykit/wechatpay"
 	"github.com/wxpaykit/wechatpay/internal/wire"
@@ -330,6 +331,8 @@ type Transport struct {
 	// UserAgent is set when the request has none. Empty means a default
 	// that names this library.
 	UserAgent string
+
+	hosts atomic.Pointer[allowedHosts] // from BaseURL, on first use
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -411,10 +414,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if resp.Header == nil {
-		resp.Header = http.Header{}
-	}
-	resp.Header.Del(wire.VerifiedHeader) // only this process says what it verified
+	wire.ForgetVerified(resp)
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		resp.Body.Close() // WeChat Pay does not redirect: never follow one
 		return nil, fmt.Errorf("wechatpay: APIv2 %s answered HTTP %d, a redirect: refused", r2.URL.Path, resp.StatusCode)
@@ -485,32 +485,39 @@ func Post(ctx context.Context, client *http.Client, url string, params map[strin
 // §5).
 var v2Hosts = []string{"api.mch.weixin.qq.com", "api2.mch.weixin.qq.com", "apihk.mch.weixin.qq.com", "fraud.mch.weixin.qq.com"}
 
-// checkHost refuses a request for a host t does not sign for.
-func (t *Transport) checkHost(u *url.URL) error {
-	scheme, hosts := "https", v2Hosts
+// allowedHosts is the scheme and the hosts a Transport signs for.
+type allowedHosts struct {
+	scheme string
+	hosts  []string
+}
+
+// allowed returns the hosts t signs for, parsing BaseURL on first use.
+func (t *Transport) allowed() (*allowedHosts, error) {
+	if a := t.hosts.Load(); a != nil {
+		return a, nil
+	}
+	a := &allowedHosts{scheme: "https", hosts: v2Hosts}
 	if t.BaseURL != "" {
 		b, err := wire.ParseBaseURL(t.BaseURL)
 		if err != nil {
-			return fmt.Errorf("wechatpay: APIv2 transport: %w", err)
+			return nil, fmt.Errorf("wechatpay: APIv2 transport: %w", err)
 		}
-		if !slices.Contains(v2Hosts, hostOf(b)) {
-			scheme, hosts = b.Scheme, []string{hostOf(b)}
+		if h := wire.NormalHost(b.Scheme, b.Host); !slices.Contains(v2Hosts, h) {
+			a = &allowedHosts{scheme: b.Scheme, hosts: []string{h}}
 		}
 	}
-	if u.Scheme == scheme && slices.Contains(hosts, hostOf(u)) {
-		return nil
-	}
-	return fmt.Errorf("%w: %s://%s (APIv2 requests are signed for %s over %s)", wechatpay.ErrHostNotAllowed, wire.Truncate(u.Scheme, 16), wire.Truncate(u.Host, 80), strings.Join(hosts, ", "), scheme)
+	t.hosts.Store(a)
+	return a, nil
 }
 
-// hostOf is u's host in lower case, without the scheme's default port.
-func hostOf(u *url.URL) string {
-	h := strings.ToLower(u.Host)
-	if u.Scheme == "https" {
-		h = strings.TrimSuffix(h, ":443")
+// checkHost refuses a request for a host t does not sign for.
+func (t *Transport) checkHost(u *url.URL) error {
+	a, err := t.allowed()
+	if err != nil {
+		return err
 	}
-	if u.Scheme == "http" {
-		h = strings.TrimSuffix(h, ":80")
+	if u.Scheme == a.scheme && slices.Contains(a.hosts, wire.NormalHost(u.Scheme, u.Host)) {
+		return nil
 	}
-	return h
+	return fmt.Errorf("%w: %s://%s (APIv2 requests are signed for %s over %s)", wechatpay.ErrHostNotAllowed, wire.Truncate(u.Scheme, 16), wire.Truncate(u.Host, 80), strings.Join(a.hosts, ", "), a.scheme)
 }

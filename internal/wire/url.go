@@ -2,7 +2,9 @@ package wire
 
 import (
 	"fmt"
+	"net"
 	"net/url"
+	"strings"
 )
 
 // ParseBaseURL parses an API host URL: http or https, with a host.
@@ -20,4 +22,18 @@ func Redacted(set bool) string {
 		return "[redacted]"
 	}
 	return "[unset]"
+}
+
+// NormalHost is host (host or host:port, as in url.URL.Host) in lower
+// case, without scheme's default port, so that hosts can be compared.
+func NormalHost(scheme, host string) string {
+	host = strings.ToLower(host)
+	if name, port, err := net.SplitHostPort(host); err == nil &&
+		(scheme == "https" && port == "443" || scheme == "http" && port == "80") {
+		host = name
+		if strings.Contains(name, ":") {
+			host = "[" + name + "]"
+		}
+	}
+	return host
 }

@@ -19,3 +19,13 @@ func IsVerified(h http.Header) bool {
 	v := h[VerifiedHeader]
 	return len(v) == 1 && v[0] == verifiedToken
 }
+
+// ForgetVerified removes any verified mark a response arrived with (a
+// server's guess, or another process's mark), so that only this process's
+// transports say what they verified. It gives a nil Header a map.
+func ForgetVerified(resp *http.Response) {
+	if resp.Header == nil {
+		resp.Header = http.Header{}
+	}
+	resp.Header.Del(VerifiedHeader)
+}
