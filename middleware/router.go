@@ -94,6 +94,33 @@ func (rt *Router) OnRefund(eventType string, f func(ctx context.Context, n *Noti
 	rt.Handle(eventType, typed(rt, (*Notification).Refund, f))
 }
 
+// On registers f for notifications of eventType on rt, with their
+// resource decoded into a fresh T (by Notification.Decode). T is any
+// payload type: product packages (transfers, profit sharing, complaints,
+// combine orders) define their own, and the Router needs to import none
+// of them. A payload that does not decode is answered 400 and reaches
+// ErrorHandler; f returning an error answers 500, so that WeChat Pay
+// delivers the notification again later; nil answers 204.
+//
+//	middleware.On(&rt, "MCHTRANSFER.BILL.FINISHED", func(ctx context.Context, n *middleware.Notification, b *transfers.Bill) error {
+//		return ledger.Settle(ctx, b.OutBillNo, b.State)
+//	})
+//
+// It panics if f is nil, eventType is empty or already has a handler.
+func On[T any](rt *Router, eventType string, f func(ctx context.Context, n *Notification, payload *T) error) {
+	if f == nil {
+		panic("wechatpay/middleware: On: nil func for " + eventType)
+	}
+	decode := func(n *Notification) (*T, error) {
+		v := new(T)
+		if err := n.Decode(v); err != nil {
+			return nil, err
+		}
+		return v, nil
+	}
+	rt.Handle(eventType, typed(rt, decode, f))
+}
+
 // typed adapts a func taking a decoded resource to an http.Handler.
 func typed[T any](rt *Router, decode func(*Notification) (*T, error), f func(context.Context, *Notification, *T) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
