@@ -1,24 +1,11 @@
 package payments
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
 	"net/http"
-	"net/url"
-	"strings"
 
-	"github.com/wxpaykit/wechatpay"
-	"github.com/wxpaykit/wechatpay/internal/wire"
+	"github.com/wxpaykit/wechatpay/internal/apicall"
 )
-
-// maxAnswer bounds the answer Do decodes; the Transport already bounds
-// what it verified (DefaultMaxBodySize), this only guards a client
-// without one.
-const maxAnswer = 8 << 20
 
 // Do makes one JSON call to WeChat Pay through client, whose Transport
 // must be a *wechatpay.Transport (it signs the request and verifies the
@@ -37,94 +24,11 @@ const maxAnswer = 8 << 20
 //
 // Build rawURL with PathEscape'd segments: Do sends it as given.
 func Do(ctx context.Context, client *http.Client, method, rawURL string, in, out any) error {
-	if client == nil {
-		return errors.New("wechatpay/payments: nil *http.Client")
-	}
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return fmt.Errorf("wechatpay/payments: encoding %s %s request: %w", method, pathOf(rawURL), err)
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, rawURL, body)
-	if err != nil {
-		return fmt.Errorf("wechatpay/payments: %w", err)
-	}
-	req.Header.Set("Accept", "application/json")
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return wechatpay.ClassifyError(req, err)
-	}
-	defer resp.Body.Close()
-	if err := wechatpay.CheckResponse(resp); err != nil {
-		return err
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
-	if err != nil {
-		// The Transport hands back the verified bytes from memory, so
-		// this needs a client without one; still, the answer is lost.
-		return wechatpay.ClassifyError(req, fmt.Errorf("wechatpay/payments: reading answer of %s %s: %w", method, req.URL.Path, err))
-	}
-	if len(data) > maxAnswer {
-		return fmt.Errorf("wechatpay/payments: answer of %s %s exceeds %d bytes", method, req.URL.Path, maxAnswer)
-	}
-	if out == nil || len(data) == 0 {
-		return nil
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		// The call itself succeeded (a verified 2xx): say so, so that
-		// nobody repeats a payment or refund because of a decoding bug.
-		return fmt.Errorf("wechatpay/payments: %s %s succeeded (HTTP %d, Request-ID %s) but its answer does not decode into %T: %w",
-			method, req.URL.Path, resp.StatusCode, resp.Header.Get(wire.HeaderRequestID), out, err)
-	}
-	return nil
+	return apicall.Do(ctx, "payments", client, method, rawURL, in, out)
 }
 
-func pathOf(rawURL string) string {
-	if u, err := url.Parse(rawURL); err == nil {
-		return u.Path
-	}
-	return "(bad URL)"
-}
+func segment(name, v string) (string, error) { return apicall.Segment("payments", name, v) }
 
-// segment escapes one path parameter (an out_trade_no, a transaction_id,
-// an out_refund_no) so that it stays inside its segment: "/" becomes %2F,
-// "?" %3F. An empty value and the dot segments "." and "..", which a
-// server may resolve against the path, are refused.
-func segment(name, v string) (string, error) {
-	switch v {
-	case "":
-		return "", fmt.Errorf("wechatpay/payments: %s is empty", name)
-	case ".", "..":
-		return "", fmt.Errorf("wechatpay/payments: %s %q is not a valid number", name, v)
-	}
-	return url.PathEscape(v), nil
-}
+func query(kv ...string) string { return apicall.Query(kv...) }
 
-// query encodes query parameters, leaving out empty values.
-func query(kv ...string) string {
-	q := url.Values{}
-	for i := 0; i+1 < len(kv); i += 2 {
-		if kv[i+1] != "" {
-			q.Set(kv[i], kv[i+1])
-		}
-	}
-	if len(q) == 0 {
-		return ""
-	}
-	return "?" + q.Encode()
-}
-
-// trimBase returns base without its trailing slashes, or the default
-// host.
-func trimBase(base string) string {
-	if base == "" {
-		return wechatpay.DefaultBaseURL
-	}
-	return strings.TrimRight(base, "/")
-}
+func trimBase(base string) string { return apicall.Base(base) }

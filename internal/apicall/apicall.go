@@ -1,0 +1,135 @@
+// Package apicall is the one call path the product packages (payments,
+// transfers, profitsharing, complaints) share: marshal, send through a
+// signing and verifying client, classify the failure, decode. Each
+// package keeps its exported Do or typed methods as thin wrappers, so a
+// rule about outcomes or paths is written here once.
+package apicall
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/wire"
+)
+
+// maxAnswer bounds the answer Do decodes; the Transport already bounds
+// what it verified (DefaultMaxBodySize), this only guards a client
+// without one.
+const maxAnswer = 8 << 20
+
+// Do makes one JSON call to WeChat Pay through client, whose Transport
+// must be a *wechatpay.Transport (it signs the request and verifies the
+// answer). It marshals in as the request body (nil: no body), sends
+// method rawURL, and decodes the answer into out (nil: the answer is
+// read and dropped; a 204 leaves out untouched).
+//
+// Errors:
+//   - a non-2xx answer is the *wechatpay.APIError of
+//     wechatpay.CheckResponse;
+//   - a failed state-changing call (POST, PUT, PATCH, DELETE) whose
+//     request may have reached WeChat Pay is a
+//     *wechatpay.OutcomeUnknownError: query before trying again;
+//   - anything else (a verification failure of a query, a network error)
+//     is returned as client.Do returned it.
+//
+// Build rawURL with PathEscape'd segments: Do sends it as given.
+func Do(ctx context.Context, pkg string, client *http.Client, method, rawURL string, in, out any) error {
+	if client == nil {
+		return errors.New("wechatpay/" + pkg + ": nil *http.Client")
+	}
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("wechatpay/"+pkg+": encoding %s %s request: %w", method, pathOf(rawURL), err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, rawURL, body)
+	if err != nil {
+		return fmt.Errorf("wechatpay/"+pkg+": %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return wechatpay.ClassifyError(req, err)
+	}
+	defer resp.Body.Close()
+	if err := wechatpay.CheckResponse(resp); err != nil {
+		return err
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+	if err != nil {
+		// The Transport hands back the verified bytes from memory, so
+		// this needs a client without one; still, the answer is lost.
+		return wechatpay.ClassifyError(req, fmt.Errorf("wechatpay/"+pkg+": reading answer of %s %s: %w", method, req.URL.Path, err))
+	}
+	if len(data) > maxAnswer {
+		return fmt.Errorf("wechatpay/"+pkg+": answer of %s %s exceeds %d bytes", method, req.URL.Path, maxAnswer)
+	}
+	if out == nil || len(data) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		// The call itself succeeded (a verified 2xx): say so, so that
+		// nobody repeats a payment or refund because of a decoding bug.
+		return fmt.Errorf("wechatpay/"+pkg+": %s %s succeeded (HTTP %d, Request-ID %s) but its answer does not decode into %T: %w",
+			method, req.URL.Path, resp.StatusCode, resp.Header.Get(wire.HeaderRequestID), out, err)
+	}
+	return nil
+}
+
+func pathOf(rawURL string) string {
+	if u, err := url.Parse(rawURL); err == nil {
+		return u.Path
+	}
+	return "(bad URL)"
+}
+
+// Segment escapes one path parameter (an out_trade_no, a transaction_id,
+// an out_refund_no) so that it stays inside its segment: "/" becomes %2F,
+// "?" %3F. An empty value and the dot segments "." and "..", which a
+// server may resolve against the path, are refused.
+func Segment(pkg, name, v string) (string, error) {
+	switch v {
+	case "":
+		return "", fmt.Errorf("wechatpay/"+pkg+": %s is empty", name)
+	case ".", "..":
+		return "", fmt.Errorf("wechatpay/"+pkg+": %s %q is not a valid number", name, v)
+	}
+	return url.PathEscape(v), nil
+}
+
+// Query encodes query parameters, leaving out empty values.
+func Query(kv ...string) string {
+	q := url.Values{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] != "" {
+			q.Set(kv[i], kv[i+1])
+		}
+	}
+	if len(q) == 0 {
+		return ""
+	}
+	return "?" + q.Encode()
+}
+
+// Base returns base without its trailing slashes, or the default
+// host.
+func Base(base string) string {
+	if base == "" {
+		return wechatpay.DefaultBaseURL
+	}
+	return strings.TrimRight(base, "/")
+}
