@@ -49,6 +49,7 @@ func (s *Store) AddCertificates(merchantID string, certs []*x509.Certificate) er
 		r = &registration{id: merchantID, gen: s.gen.Add(1)}
 		r.lastAttempt.Store(int64(never))
 		r.lastSuccess.Store(int64(never))
+		r.lastEvictAttempt.Store(int64(never))
 		s.replace(merchantID, r)
 	}
 	cs := &certSet{reg: r, keys: map[string]*storedKey{}, source: "added"}
@@ -60,6 +61,9 @@ func (s *Store) AddCertificates(merchantID string, certs []*x509.Certificate) er
 	for _, c := range certs {
 		k := newStoredKey(c, c.PublicKey.(*rsa.PublicKey), c.NotAfter)
 		cs.keys[k.serial] = k
+	}
+	if cur, ok := s.sets.Peek(merchantID); ok {
+		cur.dropped.Store(true) // replaced, not evicted
 	}
 	s.sets.Add(merchantID, cs)
 	return nil

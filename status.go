@@ -30,6 +30,12 @@ type MerchantStatus struct {
 	Downloads     int64     // certificate downloads started
 	RateLimited   int64     // lookups refused a download by MinRefreshInterval
 	CacheRefused  int64     // entries of StoreOptions.Cache refused by the checks
+	// Evictions counts the merchant's certificate sets the LRU evicted
+	// to make room for others. Evictions of sets obtained less than
+	// RefreshInterval before (also an event of Kind "store_too_small")
+	// mean StoreOptions.Size is smaller than the merchants in use: each
+	// costs a download.
+	Evictions int64
 }
 
 // Status reports on the given merchants, or on every registered merchant
@@ -60,6 +66,7 @@ func (s *Store) Status(merchantIDs ...string) []MerchantStatus {
 			Downloads:    r.downloads.Load(),
 			RateLimited:  r.rateLimited.Load(),
 			CacheRefused: r.cacheRefused.Load(),
+			Evictions:    r.evictions.Load(),
 		}
 		r.mu.Lock()
 		st.PublicKeyOnly, st.LastError = r.publicKeyOnly, r.lastErr

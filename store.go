@@ -31,10 +31,14 @@ const maxRefreshInterval = 12 * time.Hour
 // StoreOptions configures a Store. The zero value gives the defaults.
 type StoreOptions struct {
 	// Size is the number of merchants whose certificate sets the Store
-	// holds at once. Zero means DefaultStoreSize (1024). The set of the
-	// least recently used merchant is evicted whole and downloaded again
-	// when next needed, within the download rate limit: size the Store for
-	// the merchants active within MinRefreshInterval.
+	// holds at once. Zero means DefaultStoreSize (4096: about 14-22 MB
+	// when full, 3.5-5.5 KB per merchant). The set of the least recently
+	// used merchant is evicted whole and downloaded again when next
+	// needed: an eviction allows one download per MinRefreshInterval
+	// beyond the rate limit, for a serial the evicted set held. Size the
+	// Store for the merchants active within RefreshInterval;
+	// MerchantStatus.Evictions and the "store_too_small" event say when
+	// it is too small.
 	Size int
 	// RefreshInterval is the age after which a merchant's certificates are
 	// refreshed in the background while the cached ones keep serving.
@@ -76,7 +80,9 @@ type StoreOptions struct {
 	// Events, if set, receives an event for each certificate download
 	// (EventCertificateDownload, with its outcome, duration and serials),
 	// each failed background refresh (EventRefreshFailed) and each lookup
-	// refused a download by MinRefreshInterval (EventRateLimited).
+	// refused a download by MinRefreshInterval (EventRateLimited), and
+	// one of Kind "store_too_small" for each set evicted less than
+	// RefreshInterval after it was obtained (Size is too small).
 	Events EventHook
 }
 
@@ -107,7 +113,8 @@ type Store struct {
 	closed bool
 	bg     sync.WaitGroup
 
-	cacheDown atomic.Int64 // monotonic time until which the Cache is left alone
+	cacheDown  atomic.Int64 // monotonic time until which the Cache is left alone
+	cacheStuck atomic.Int32 // Cache calls still running past cacheTimeout
 
 	start time.Time            // monotonic origin
 	now   func() time.Time     // test hook: wall clock; nil means time.Now
@@ -119,9 +126,10 @@ var _ KeySource = (*Store)(nil)
 // certSet is one merchant's platform certificates, as one download (or
 // AddCertificates) gave them. It is immutable once cached.
 type certSet struct {
-	reg    *registration
-	keys   map[string]*storedKey // by upper-case serial
-	source string                // "download", "added"
+	reg     *registration
+	keys    map[string]*storedKey // by upper-case serial
+	source  string                // "download", "added"
+	dropped atomic.Bool           // removed by the Store, not evicted by the LRU
 }
 
 type storedKey struct {
@@ -187,11 +195,18 @@ type registration struct {
 	rateLimited  atomic.Int64
 	cacheRefused atomic.Int64 // cache entries refused by the checks
 
-	mu            sync.Mutex // guards what follows
-	lastErr       error
-	attemptWall   time.Time
-	successWall   time.Time
-	publicKeyOnly bool
+	evicted          atomic.Bool  // the set was evicted by the LRU since it was installed
+	evictions        atomic.Int64 // sets evicted by the LRU
+	lastEvictAttempt atomic.Int64 // monotonic time of the last download caused by an eviction
+
+	mu             sync.Mutex // guards what follows
+	lastErr        error
+	failures       int // consecutive failed downloads
+	attemptWall    time.Time
+	successWall    time.Time
+	publicKeyOnly  bool
+	voidedAt       time.Time // wall time WeChat Pay last answered RESOURCE_NOT_EXISTS (here or, by the Cache, elsewhere)
+	evictedSerials []string  // the serials of the set the LRU evicted
 }
 
 func (r *registration) flightKey() string { return r.id + "\x00" + strconv.FormatUint(r.gen, 10) }
@@ -246,11 +261,46 @@ func NewStore(opts StoreOptions) (*Store, error) {
 	if opts.FetchTimeout < 0 {
 		return nil, fmt.Errorf("wechatpay: store: negative FetchTimeout %s", opts.FetchTimeout)
 	}
-	c, err := lru.New[string, *certSet](opts.Size)
+	s := &Store{opts: opts, start: time.Now()}
+	c, err := lru.NewWithEvict(opts.Size, s.evicted)
 	if err != nil {
 		return nil, fmt.Errorf("wechatpay: store: %w", err)
 	}
-	return &Store{sets: c, opts: opts, start: time.Now()}, nil
+	s.sets = c
+	return s, nil
+}
+
+// eventStoreTooSmall is the Kind of the event a Store emits when the LRU
+// evicts a set downloaded less than RefreshInterval ago (see
+// StoreOptions.Events).
+const eventStoreTooSmall = "store_too_small"
+
+// evicted is the LRU's eviction callback. It also runs for the sets the
+// Store removes itself, which drop marks first.
+func (s *Store) evicted(id string, cs *certSet) {
+	r := cs.reg
+	if cs.dropped.Load() || r.superseded.Load() {
+		return
+	}
+	r.evicted.Store(true)
+	r.evictions.Add(1)
+	r.mu.Lock()
+	r.evictedSerials = slices.Collect(maps.Keys(cs.keys))
+	r.mu.Unlock()
+	_, mono := s.clock()
+	if age := mono - time.Duration(r.lastSuccess.Load()); s.opts.Events != nil && age < s.opts.RefreshInterval {
+		emit(context.Background(), s.opts.Events, Event{Kind: eventStoreTooSmall, MerchantID: id,
+			Err: fmt.Errorf("wechatpay: store: merchant %s's certificates were evicted %s after they were obtained: StoreOptions.Size %d is smaller than the merchants in use", id, age.Round(time.Second), s.opts.Size)})
+	}
+}
+
+// drop removes cs, if it is still id's set, as no longer trusted (not
+// evicted).
+func (s *Store) drop(id string, cs *certSet) {
+	cs.dropped.Store(true)
+	if cur, ok := s.sets.Peek(id); ok && cur == cs {
+		s.sets.Remove(id)
+	}
 }
 
 // clock returns the wall time, for validity, and the monotonic time since
@@ -320,6 +370,7 @@ func (s *Store) Register(cfg Config) error {
 	}
 	r.lastAttempt.Store(int64(never))
 	r.lastSuccess.Store(int64(never))
+	r.lastEvictAttempt.Store(int64(never))
 	if cfg.PublicKey != nil {
 		r.publicKeys = map[string]*rsa.PublicKey{cfg.PublicKeyID: cfg.PublicKey}
 	}
@@ -339,14 +390,19 @@ func (s *Store) replace(id string, r *registration) {
 	keep := old != nil && r != nil && old.sameTrust(r)
 	if keep {
 		r.lastAttempt.Store(old.lastAttempt.Load())
+		r.lastEvictAttempt.Store(old.lastEvictAttempt.Load())
+		r.evictions.Store(old.evictions.Load())
+		r.evicted.Store(old.evicted.Load())
 		r.lastSuccess.Store(old.lastSuccess.Load())
 		r.downloads.Store(old.downloads.Load())
 		r.rateLimited.Store(old.rateLimited.Load())
 		r.cacheRefused.Store(old.cacheRefused.Load())
 		old.mu.Lock()
 		r.lastErr, r.attemptWall, r.successWall, r.publicKeyOnly = old.lastErr, old.attemptWall, old.successWall, old.publicKeyOnly
+		r.failures, r.voidedAt, r.evictedSerials = old.failures, old.voidedAt, old.evictedSerials
 		old.mu.Unlock()
 		if cs, ok := s.sets.Peek(id); ok && cs.reg == old {
+			cs.dropped.Store(true)
 			s.sets.Add(id, &certSet{reg: r, keys: cs.keys, source: cs.source})
 		}
 	}
@@ -358,7 +414,7 @@ func (s *Store) replace(id string, r *registration) {
 	if old != nil {
 		old.superseded.Store(true)
 		if cs, ok := s.sets.Peek(id); ok && cs.reg == old {
-			s.sets.Remove(id)
+			s.drop(id, cs)
 		}
 	}
 }
@@ -431,7 +487,7 @@ func (s *Store) publicKeySlow(ctx context.Context, merchantID, serial string) (*
 	if r.aead == nil {
 		return nil, fmt.Errorf("%w %q: merchant %s has no APIv3Key to download platform certificates", ErrUnknownSerial, wire.Truncate(serial, 64), r.id)
 	}
-	err = s.refresh(ctx, r, false, func(cs *certSet) bool {
+	err = s.refresh(ctx, r, false, serial, func(cs *certSet) bool {
 		k := cs.keys[serial]
 		return k != nil && s.wall().Before(k.notAfter)
 	})
@@ -482,7 +538,7 @@ var errSuperseded = errors.New("wechatpay: the merchant was registered again or 
 // if the current set does not already satisfy have and the rate limit
 // allows it. It waits for the shared download or for ctx, whichever comes
 // first.
-func (s *Store) refresh(ctx context.Context, r *registration, force bool, have func(*certSet) bool) error {
+func (s *Store) refresh(ctx context.Context, r *registration, force bool, serial string, have func(*certSet) bool) error {
 	ch := s.group.DoChan(r.flightKey(), func() (_ any, err error) {
 		// User code runs in here (Base, a KMS signer); singleflight would
 		// re-raise its panic on a goroutine nobody can recover.
@@ -492,13 +548,14 @@ func (s *Store) refresh(ctx context.Context, r *registration, force bool, have f
 				r.recordFailure(err)
 			}
 		}()
+		byEviction := false
 		if !force {
 			// A download that finished just before this call started may
 			// already have brought what the caller needs.
 			if cs := s.currentSet(r); cs != nil && have != nil && have(cs) {
 				return nil, nil
 			}
-			if err := s.mayDownload(r); err != nil {
+			if byEviction, err = s.mayDownload(r, serial); err != nil {
 				return nil, err
 			}
 		}
@@ -513,7 +570,7 @@ func (s *Store) refresh(ctx context.Context, r *registration, force bool, have f
 		}
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.FetchTimeout)
 		defer cancel()
-		return nil, s.obtain(fctx, r, have)
+		return nil, s.obtain(fctx, r, have, byEviction)
 	})
 	select {
 	case <-ctx.Done():
@@ -523,26 +580,59 @@ func (s *Store) refresh(ctx context.Context, r *registration, force bool, have f
 	}
 }
 
-// mayDownload says whether a lookup may cause a download now. It runs
-// inside the merchant's singleflight call, so that callers arriving while
-// a download runs join it instead of being turned away.
-func (s *Store) mayDownload(r *registration) error {
+// mayDownload says whether a lookup of serial ("" for Newest) may cause
+// a download now, and whether that download is the one an eviction
+// allows. It runs inside the merchant's singleflight call, so that
+// callers arriving while a download runs join it instead of being turned
+// away.
+//
+// The budget: one download per MinRefreshInterval, whatever the serials
+// asked for; for a merchant with a public key, failed downloads back off
+// exponentially up to RefreshInterval; after RESOURCE_NOT_EXISTS, one per
+// RefreshInterval. Besides, a set the LRU evicted may be downloaded
+// again once per MinRefreshInterval, for a serial it held (or Newest):
+// eviction is not an attack, but forged serials do not get this budget.
+func (s *Store) mayDownload(r *registration, serial string) (byEviction bool, err error) {
 	last := time.Duration(r.lastAttempt.Load())
 	if last == never {
-		return nil
+		return false, nil
 	}
 	_, mono := s.clock()
 	ago := mono - last
 	r.mu.Lock()
-	pkOnly, lastErr := r.publicKeyOnly, r.lastErr
+	pkOnly, lastErr, failures := r.publicKeyOnly, r.lastErr, r.failures
+	evictedHad := serial == "" || slices.Contains(r.evictedSerials, serial)
 	r.mu.Unlock()
 	if pkOnly && ago < s.opts.RefreshInterval {
-		return ErrNoPlatformCertificates
+		return false, ErrNoPlatformCertificates
 	}
-	if ago >= s.opts.MinRefreshInterval {
-		return nil
+	wait := s.opts.MinRefreshInterval
+	if lastErr != nil && len(r.publicKeys) > 0 {
+		wait = s.backoff(failures)
 	}
-	return errRecentlyRefreshed{ago: ago, wait: s.opts.MinRefreshInterval - ago, last: lastErr}
+	if ago >= wait {
+		return false, nil
+	}
+	if lastErr == nil && r.evicted.Load() && evictedHad &&
+		mono-time.Duration(r.lastEvictAttempt.Load()) >= s.opts.MinRefreshInterval {
+		r.lastEvictAttempt.Store(int64(mono))
+		return true, nil
+	}
+	return false, errRecentlyRefreshed{ago: ago, wait: wait - ago, last: lastErr}
+}
+
+// backoff is the least time between downloads for a merchant with a
+// public key after failures consecutive failures: MinRefreshInterval,
+// doubled for each failure after the first, up to RefreshInterval. Such a
+// merchant verifies with its public key meanwhile; a certificate endpoint
+// that keeps refusing (403, 5xx) is asked a few times an hour, then
+// every RefreshInterval, never once a minute for ever.
+func (s *Store) backoff(failures int) time.Duration {
+	wait, limit := s.opts.MinRefreshInterval, max(s.opts.RefreshInterval, s.opts.MinRefreshInterval)
+	for i := 1; i < failures && wait < limit; i++ {
+		wait *= 2
+	}
+	return min(wait, limit)
 }
 
 // rateLimited counts and reports a lookup that was refused a download.
@@ -577,7 +667,7 @@ func (s *Store) maybeRefreshAhead(ctx context.Context, r *registration, mono tim
 		defer r.refreshing.Store(false)
 		// A failure is recorded by download, shown by Status and
 		// reported; the cached set keeps serving until it expires.
-		if err := s.refresh(context.WithoutCancel(ctx), r, true, nil); err != nil && s.opts.Events != nil {
+		if err := s.refresh(context.WithoutCancel(ctx), r, true, "", nil); err != nil && s.opts.Events != nil {
 			emit(ctx, s.opts.Events, Event{Kind: EventRefreshFailed, MerchantID: r.id, Host: hostOfURL(r.certURL), Err: err})
 		}
 	}()
@@ -605,20 +695,23 @@ func (s *Store) Refresh(ctx context.Context, merchantID string) error {
 	if r.aead == nil {
 		return fmt.Errorf("wechatpay: merchant %s has no APIv3Key to download platform certificates", r.id)
 	}
-	return s.refresh(ctx, r, true, nil)
+	return s.refresh(ctx, r, true, "", nil)
 }
 
 func (r *registration) recordFailure(err error) {
 	r.mu.Lock()
 	r.lastErr = err
+	r.failures++
 	r.mu.Unlock()
 }
 
 // download fetches, checks and caches r's certificates. It runs inside the
 // merchant's singleflight call.
-func (s *Store) download(ctx context.Context, r *registration) (err error) {
+func (s *Store) download(ctx context.Context, r *registration, byEviction bool) (err error) {
 	now, mono := s.clock()
-	r.lastAttempt.Store(int64(mono))
+	if !byEviction {
+		r.lastAttempt.Store(int64(mono))
+	}
 	r.downloads.Add(1)
 	r.mu.Lock()
 	r.attemptWall = now
@@ -630,6 +723,9 @@ func (s *Store) download(ctx context.Context, r *registration) (err error) {
 				err = fmt.Errorf("%w for merchant %s: %w", ErrCertificateDownload, r.id, err)
 			}
 			r.recordFailure(err)
+			if byEviction {
+				r.lastAttempt.Store(int64(mono)) // failures stay at one per interval
+			}
 		}
 		if s.opts.Events != nil {
 			_, end := s.clock()
@@ -647,12 +743,8 @@ func (s *Store) download(ctx context.Context, r *registration) (err error) {
 	if errors.Is(err, ErrNoPlatformCertificates) {
 		// The merchant moved to public-key mode: its platform
 		// certificates are void (docs/protocol.md §3.3).
-		r.mu.Lock()
-		r.publicKeyOnly = true
-		r.mu.Unlock()
-		if cs, ok := s.sets.Peek(r.id); ok && cs.reg == r {
-			s.sets.Remove(r.id)
-		}
+		s.noteVoid(r, now)
+		s.putVoid(ctx, r, now)
 		return err
 	}
 	if err != nil {
@@ -705,13 +797,12 @@ func (s *Store) install(r *registration, keys []*storedKey, source string, wall 
 	s.sets.Add(r.id, cs)
 	if r.superseded.Load() {
 		// Unregistered or replaced meanwhile: take back what was added.
-		if cur, ok := s.sets.Peek(r.id); ok && cur == cs {
-			s.sets.Remove(r.id)
-		}
+		s.drop(r.id, cs)
 		return nil, errSuperseded
 	}
+	r.evicted.Store(false)
 	r.mu.Lock()
-	r.lastErr = nil
+	r.lastErr, r.failures, r.evictedSerials = nil, 0, nil
 	r.publicKeyOnly = false
 	r.successWall = wall
 	r.mu.Unlock()
@@ -735,7 +826,7 @@ func (s *Store) Newest(ctx context.Context, merchantID string) (*x509.Certificat
 	if r.aead == nil {
 		return nil, fmt.Errorf("wechatpay: merchant %s has no platform certificates to download (no APIv3Key)", r.id)
 	}
-	if err := s.refresh(ctx, r, false, have); err != nil {
+	if err := s.refresh(ctx, r, false, "", have); err != nil {
 		var rr errRecentlyRefreshed
 		if errors.As(err, &rr) || errors.Is(err, ErrNoPlatformCertificates) {
 			s.rateLimited(ctx, r, "", err)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/wxpaykit/wechatpay/internal/wire"
@@ -30,31 +31,109 @@ const (
 	// cacheBackoff is how long the Store leaves the Cache alone
 	// after one failed.
 	cacheBackoff = time.Second
+	// maxStuckCacheCalls bounds the calls to a Cache that outlived
+	// cacheTimeout and are still running: past it the Store treats the
+	// Cache as down rather than start more.
+	maxStuckCacheCalls = 4
 )
+
+// errCacheTimeout is the failure of a Cache call that did not return
+// within cacheTimeout, or could not start because earlier ones are stuck.
+var errCacheTimeout = fmt.Errorf("did not return within %s", cacheTimeout)
+
+// cacheCall runs f, one call to the Cache or its lock, and returns its
+// result, or errCacheTimeout once cacheTimeout has passed, whether or not
+// the Cache honours its context. A call that outlives the bound runs on
+// by itself (the Store cannot stop user code) and is counted, so that at
+// most maxStuckCacheCalls of them exist at once; the Store never waits
+// for one, Close included.
+func cacheCall[T any](s *Store, ctx context.Context, f func(context.Context) (T, error)) (T, error) {
+	var zero T
+	if s.cacheStuck.Load() >= maxStuckCacheCalls {
+		return zero, errCacheTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, cacheTimeout)
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	var left atomic.Bool // set by whichever side finishes first
+	go func() {
+		defer cancel()
+		v, err := f(ctx)
+		done <- result{v, err}
+		if left.Swap(true) {
+			s.cacheStuck.Add(-1) // the waiter gave up on this call
+		}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+		s.cacheStuck.Add(1)
+		if left.Swap(true) {
+			// It returned just now: take its answer.
+			s.cacheStuck.Add(-1)
+			r := <-done
+			return r.v, r.err
+		}
+		return zero, errCacheTimeout
+	}
+}
+
+func (s *Store) cacheGet(ctx context.Context, key string) ([]byte, error) {
+	return cacheCall(s, ctx, func(ctx context.Context) ([]byte, error) { return s.opts.Cache.Get(ctx, key) })
+}
+
+func (s *Store) cachePut(ctx context.Context, key string, data []byte) error {
+	_, err := cacheCall(s, ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, s.opts.Cache.Put(ctx, key, data) })
+	return err
+}
+
+func (s *Store) cacheDelete(ctx context.Context, key string) error {
+	_, err := cacheCall(s, ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, s.opts.Cache.Delete(ctx, key) })
+	return err
+}
 
 // obtain brings r's certificates up to date, from the Cache when it holds
 // a usable download, else by downloading (under the fleet's lock, if
 // there is one). have, if not nil, says whether a set has what the caller
 // needs. It runs inside the merchant's singleflight call.
-func (s *Store) obtain(ctx context.Context, r *registration, have func(*certSet) bool) error {
+func (s *Store) obtain(ctx context.Context, r *registration, have func(*certSet) bool, byEviction bool) error {
 	if s.opts.Cache == nil || !s.cacheUp() {
-		return s.download(ctx, r)
+		return s.download(ctx, r, byEviction)
 	}
-	_, mono := s.clock()
-	r.lastAttempt.Store(int64(mono)) // a cache read counts for the rate limit
-	if s.fromCache(ctx, r, have) == cacheUsed {
+	if !byEviction {
+		_, mono := s.clock()
+		r.lastAttempt.Store(int64(mono)) // a cache read counts for the rate limit
+	}
+	switch s.fromCache(ctx, r, have) {
+	case cacheUsed:
 		return nil
+	case cacheVoided:
+		if have != nil {
+			// Another instance (or this one before a restart) was told
+			// RESOURCE_NOT_EXISTS lately: a lookup does not ask again.
+			return ErrNoPlatformCertificates
+		}
 	}
 	if l, ok := s.opts.Cache.(cacheLocker); ok && s.cacheUp() {
-		lctx, cancel := context.WithTimeout(ctx, cacheTimeout)
-		unlock, ok, err := l.TryLock(lctx, r.id)
-		cancel()
-		switch {
+		type lockResult struct {
+			unlock func() error
+			ok     bool
+		}
+		lr, err := cacheCall(s, ctx, func(ctx context.Context) (lockResult, error) {
+			unlock, ok, err := l.TryLock(ctx, r.id)
+			return lockResult{unlock, ok}, err
+		})
+		switch ok, unlock := lr.ok, lr.unlock; {
 		case err != nil:
 			s.cacheFailed(fmt.Errorf("wechatpay: download lock for merchant %s: %w", r.id, err))
 		case ok:
 			defer func() {
-				if err := unlock(); err != nil {
+				_, err := cacheCall(s, context.WithoutCancel(ctx), func(context.Context) (struct{}, error) { return struct{}{}, unlock() })
+				if err != nil {
 					s.cacheFailed(fmt.Errorf("wechatpay: download lock for merchant %s: unlock: %w", r.id, err))
 				}
 			}()
@@ -69,7 +148,7 @@ func (s *Store) obtain(ctx context.Context, r *registration, have func(*certSet)
 			}
 		}
 	}
-	return s.download(ctx, r)
+	return s.download(ctx, r, byEviction)
 }
 
 // waitForCache polls the cache for the download of the lock's holder for
@@ -106,17 +185,24 @@ const (
 	cacheNotUsed cacheOutcome = iota // nothing there, nothing newer, or the cache failed
 	cacheUsed                        // installed, and it has what the caller needs
 	cacheRefused                     // an entry failed the checks and was deleted
+	cacheVoided                      // a void record younger than RefreshInterval and no newer download
 )
 
 // fromCache reads r's entry and installs its certificates if they pass
 // every check of a fresh download and are newer than the set the Store
 // holds (or it holds none).
 func (s *Store) fromCache(ctx context.Context, r *registration, have func(*certSet) bool) cacheOutcome {
-	gctx, cancel := context.WithTimeout(ctx, cacheTimeout)
-	data, err := s.opts.Cache.Get(gctx, r.id)
-	cancel()
+	voided := s.readVoid(ctx, r)
+	notUsed := cacheNotUsed
+	if now := s.wall(); !voided.IsZero() && now.Sub(voided) < s.opts.RefreshInterval {
+		notUsed = cacheVoided
+	}
+	if !s.cacheUp() {
+		return notUsed // reading the void record failed just now
+	}
+	data, err := s.cacheGet(ctx, r.id)
 	if errors.Is(err, ErrCacheMiss) {
-		return cacheNotUsed
+		return notUsed
 	}
 	if err != nil {
 		s.cacheFailed(fmt.Errorf("wechatpay: certificate cache for merchant %s: %w", r.id, err))
@@ -127,9 +213,7 @@ func (s *Store) fromCache(ctx context.Context, r *registration, have func(*certS
 	if err != nil {
 		r.cacheRefused.Add(1)
 		s.cacheError(fmt.Errorf("%w for merchant %s: cached download refused: %w", ErrCertificateDownload, r.id, err))
-		dctx, cancel := context.WithTimeout(ctx, cacheTimeout)
-		defer cancel()
-		if err := s.opts.Cache.Delete(dctx, r.id); err != nil {
+		if err := s.cacheDelete(ctx, r.id); err != nil {
 			s.cacheFailed(fmt.Errorf("wechatpay: certificate cache for merchant %s: %w", r.id, err))
 		}
 		return cacheRefused
@@ -137,6 +221,9 @@ func (s *Store) fromCache(ctx context.Context, r *registration, have func(*certS
 	age := now.Sub(signedAt)
 	if age >= maxCachedAge {
 		return cacheNotUsed // genuine but too old to trust; a download replaces it
+	}
+	if !signedAt.After(voided) {
+		return notUsed // signed before WeChat Pay voided the merchant's certificates
 	}
 	if s.currentSet(r) != nil {
 		r.mu.Lock()
@@ -211,9 +298,7 @@ func (s *Store) putCache(ctx context.Context, r *registration, body []byte, head
 	}
 	data, err := rec.encode(expires)
 	if err == nil {
-		pctx, cancel := context.WithTimeout(ctx, cacheTimeout)
-		err = s.opts.Cache.Put(pctx, r.id, data)
-		cancel()
+		err = s.cachePut(ctx, r.id, data)
 	}
 	if err != nil {
 		s.cacheFailed(fmt.Errorf("wechatpay: certificate cache for merchant %s: %w", r.id, err))
@@ -238,5 +323,75 @@ func (s *Store) cacheFailed(err error) {
 func (s *Store) cacheError(err error) {
 	if h := s.opts.CacheErrorHandler; h != nil {
 		h(err)
+	}
+}
+
+// readVoid reads r's void record from the Cache and notes it (see
+// noteVoid), and returns the latest time r's certificates were known void,
+// from the Cache or from this Store's own downloads.
+func (s *Store) readVoid(ctx context.Context, r *registration) time.Time {
+	data, err := s.cacheGet(ctx, voidKey(r.id))
+	switch {
+	case errors.Is(err, ErrCacheMiss):
+	case err != nil:
+		s.cacheFailed(fmt.Errorf("wechatpay: certificate cache for merchant %s: void record: %w", r.id, err))
+	default:
+		v, err := decodeVoidRecord(data)
+		switch {
+		case err != nil:
+			s.cacheError(fmt.Errorf("wechatpay: certificate cache for merchant %s: void record ignored: %w", r.id, err))
+		case v.MerchantID != r.id || v.URL != r.certURL:
+			s.cacheError(fmt.Errorf("wechatpay: certificate cache for merchant %s: void record of merchant %q at %q ignored", r.id, wire.Truncate(v.MerchantID, 32), wire.Truncate(v.URL, 128)))
+		default:
+			// A record from the future (a wrong clock, or a writer
+			// who wants it to last) counts as now: it can only lower
+			// trust.
+			at := v.Voided
+			if now := s.wall(); at.After(now) {
+				at = now
+			}
+			s.noteVoid(r, at)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.voidedAt
+}
+
+// noteVoid records that WeChat Pay answered RESOURCE_NOT_EXISTS for r's
+// certificates at wall time at (docs/protocol.md §3.3): the merchant moved
+// to public-key mode, and its platform certificates obtained before are
+// void. A set obtained since stays.
+func (s *Store) noteVoid(r *registration, at time.Time) {
+	r.mu.Lock()
+	if at.After(r.voidedAt) {
+		r.voidedAt = at
+	}
+	stale := !r.successWall.After(r.voidedAt)
+	if stale {
+		r.publicKeyOnly = true
+	}
+	r.mu.Unlock()
+	if cs, ok := s.sets.Peek(r.id); stale && ok && cs.reg == r {
+		s.drop(r.id, cs)
+	}
+}
+
+// putVoid records in the Cache that r's certificates were void at now,
+// and removes the download there, so that no Store sharing the Cache
+// uses one signed before.
+func (s *Store) putVoid(ctx context.Context, r *registration, now time.Time) {
+	if s.opts.Cache == nil || !s.cacheUp() {
+		return
+	}
+	data, err := (&voidRecord{Format: cacheFormat, Kind: voidKind, MerchantID: r.id, URL: r.certURL, Voided: now.UTC().Round(0)}).encode()
+	if err == nil {
+		err = s.cachePut(ctx, voidKey(r.id), data)
+	}
+	if err == nil {
+		err = s.cacheDelete(ctx, r.id)
+	}
+	if err != nil {
+		s.cacheFailed(fmt.Errorf("wechatpay: certificate cache for merchant %s: recording RESOURCE_NOT_EXISTS: %w", r.id, err))
 	}
 }
