@@ -441,7 +441,7 @@ func TestHangingCacheCostsTheBound(t *testing.T) {
 		}
 		close(c.release)
 		synctest.Wait()
-		if n := s.cacheStuck.Load(); n != 0 {
+		if n := s.cache.stuck.Load(); n != 0 {
 			t.Errorf("%d cache calls counted as stuck after they returned", n)
 		}
 	})
