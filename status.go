@@ -83,7 +83,7 @@ func (s *Store) status(m *merchant, now time.Time, mono time.Duration) MerchantS
 		for _, k := range cs.keys {
 			st.Keys = append(st.Keys, KeyInfo{Serial: k.serial, NotBefore: k.notBefore, NotAfter: k.notAfter, Source: cs.source})
 		}
-		if cs.refreshAt != neverDue {
+		if cs.refreshAt != neverDue && time.Duration(h.lastSuccess.Load()) != never {
 			st.NextRefresh = now.Add(cs.refreshAt - mono)
 		}
 	}

@@ -24,8 +24,8 @@ const maxRefreshInterval = 12 * time.Hour
 // StoreOptions configures a Store. The zero value gives the defaults.
 type StoreOptions struct {
 	// Size is the number of merchants whose certificate sets the Store
-	// holds at once. Zero means DefaultStoreSize (4096: about 14-22 MB
-	// when full, 3.5-5.5 KB per merchant). The set of the least recently
+	// holds at once. Zero means DefaultStoreSize (4096: some 8.5 MB when
+	// full, about 2.1 KB per merchant with one certificate). The set of the least recently
 	// used merchant is evicted whole and downloaded again when next
 	// needed: an eviction allows one download per MinRefreshInterval
 	// beyond the rate limit, for a serial the evicted set held. Size the
