@@ -1,0 +1,32 @@
+package payments
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/wxpaykit/wechatpay"
+)
+
+// numbered makes the failure err of a state-changing call (method path)
+// name the business number to query by: an *wechatpay.OutcomeUnknownError
+// gets field and number, and an error answer whose signature did not
+// verify becomes one (anyone on the path can forge an unsigned "400
+// PARAM_ERROR" in place of a real "200", and a merchant who believed it
+// might pay again under a new number). Other errors pass unchanged.
+func numbered(err error, method, path, field, number string) error {
+	if err == nil {
+		return nil
+	}
+	var unknown *wechatpay.OutcomeUnknownError
+	if errors.As(err, &unknown) {
+		if unknown.QueryBy == "" {
+			unknown.QueryBy, unknown.Number = field, number
+		}
+		return err
+	}
+	var apiErr *wechatpay.APIError
+	if errors.As(err, &apiErr) && !apiErr.Verified && method != http.MethodGet {
+		return &wechatpay.OutcomeUnknownError{Method: method, Path: path, RequestID: apiErr.RequestID, Err: err, QueryBy: field, Number: number}
+	}
+	return err
+}
