@@ -54,7 +54,7 @@ func (s *Server) pay(k, caller string, result PayResult) (map[string]any, *simEr
 	case stateSuccess, stateRefund:
 		x.mu.Unlock()
 		return nil, errOrderPaid
-	case stateClosed:
+	case stateClosed, stateRevoked:
 		x.mu.Unlock()
 		return nil, errOrderClosed
 	}
@@ -76,7 +76,7 @@ func (s *Server) pay(k, caller string, result PayResult) (map[string]any, *simEr
 	n := notice{eventType: "TRANSACTION.SUCCESS", merchant: o.Merchant, outTradeNo: o.OutTradeNo, url: o.NotifyURL, resource: tx}
 	s.saveLocked()
 	x.mu.Unlock()
-	if result == PaySuccess {
+	if result == PaySuccess && n.url != "" { // payment codes have no notification
 		s.notify(n)
 	}
 	return tx, nil
@@ -131,6 +131,9 @@ func (s *Server) servePayControl(w http.ResponseWriter, r *http.Request) {
 		owner = req.SubMchID
 	}
 	tx, serr := s.pay(orderKey(owner, req.OutTradeNo), caller, result)
+	if serr == errOrderNotExist && req.SubMchID == "" { // perhaps a combine_out_trade_no
+		tx, serr = s.payCombine(caller, req.OutTradeNo, result)
+	}
 	if serr != nil {
 		writeSimError(w, serr)
 		return

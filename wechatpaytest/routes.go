@@ -18,6 +18,13 @@ var simRoutes = []string{
 	"POST /v3/refund/domestic/refunds",
 	"GET /v3/refund/domestic/refunds/{no}",
 	"GET /v3/bill/tradebill",
+	"POST /v3/combine-transactions/{kind}",
+	"GET /v3/combine-transactions/out-trade-no/{no}",
+	"POST /v3/combine-transactions/out-trade-no/{no}/close",
+	"POST /v3/pay/transactions/codepay",
+	"POST /v3/pay/partner/transactions/codepay",
+	"POST /v3/pay/transactions/out-trade-no/{no}/reverse",
+	"POST /v3/pay/partner/transactions/out-trade-no/{no}/reverse",
 }
 
 func (s *Server) isSimRoute(pattern string) bool {
@@ -43,6 +50,8 @@ func (s *Server) registerSimRoutes() {
 		s.serveRefund,
 		s.serveRefundQuery,
 		s.serveTradeBill,
+		s.serveCombinePrepay, s.serveCombineQuery, s.serveCombineClose, // combine.go
+		s.serveCodePay(false), s.serveCodePay(true), s.serveReverse(false), s.serveReverse(true), // codepay.go
 	}
 	s.sims = http.NewServeMux()
 	for i, p := range simRoutes {
