@@ -221,3 +221,15 @@ func Base(base string) string {
 	}
 	return strings.TrimRight(base, "/")
 }
+
+// Outcome names, in the *wechatpay.OutcomeUnknownError err may hold, the
+// business number to query by (name is the field, such as out_bill_no),
+// and returns err. A product package calls it on the error of every
+// money-moving call.
+func Outcome(err error, name, number string) error {
+	var unknown *wechatpay.OutcomeUnknownError
+	if errors.As(err, &unknown) && unknown.Number == "" {
+		unknown.NumberName, unknown.Number = name, number
+	}
+	return err
+}
