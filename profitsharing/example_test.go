@@ -48,7 +48,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	order, err := ps.CreateOrder(ctx, profitsharing.OrderRequest{TransactionID: tx.TransactionID, OutOrderNo: "P20261202001",
-		Receivers: []profitsharing.OrderReceiver{{Type: profitsharing.MerchantID, Account: store, Amount: 200, Description: "分给门店"}},
+		Receivers:       []profitsharing.OrderReceiver{{Type: profitsharing.MerchantID, Account: store, Amount: 200, Description: "分给门店"}},
 		UnfreezeUnsplit: true})
 	if err != nil {
 		log.Fatal(err) // an *wechatpay.OutcomeUnknownError says: query P20261202001, never share under a new number
