@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -63,14 +64,11 @@ type OutcomeUnknownError struct {
 	Method    string // the request's method
 	Path      string // the request's URL path
 	RequestID string // WeChat Pay's Request-ID, when an answer arrived
-	Err       error  // what went wrong
-
-	// QueryBy and Number, when a product package set them, name the
-	// merchant's own business number to query by: its field (such as
-	// "out_bill_no") and its value. Query by it; repeat the call only
-	// with this same number, never with a new one.
-	QueryBy string
-	Number  string
+	// NumberName and Number, when the call's client set them, name the
+	// merchant's business number to query by (out_trade_no,
+	// out_refund_no, out_bill_no, out_order_no, …) and its value.
+	NumberName, Number string
+	Err                error // what went wrong
 }
 
 func (e *OutcomeUnknownError) Error() string {
@@ -85,12 +83,8 @@ func (e *OutcomeUnknownError) Error() string {
 		b.WriteString(wire.Truncate(e.RequestID, 64))
 		b.WriteByte(']')
 	}
-	if e.QueryBy != "" {
-		b.WriteString("; query by ")
-		b.WriteString(wire.Truncate(e.QueryBy, 32))
-		b.WriteByte(' ')
-		b.WriteString(wire.Truncate(e.Number, 64))
-		b.WriteString(" before trying again, and retry only with this same number, never a new one")
+	if e.Number != "" {
+		fmt.Fprintf(&b, "; query by %s %q before trying again, and never send it again under a new number", e.NumberName, wire.Truncate(e.Number, 64))
 	} else {
 		b.WriteString("; query by your own order or refund number (out_trade_no, out_refund_no) before trying again")
 	}

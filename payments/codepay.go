@@ -157,7 +157,7 @@ func (c *Client) CodePay(ctx context.Context, req CodePayRequest) (*Transaction,
 		return nil, numbered(err, http.MethodPost, path, "out_trade_no", req.OutTradeNo)
 	}
 	if tx.TradeState == "" {
-		return nil, &wechatpay.OutcomeUnknownError{Method: http.MethodPost, Path: path, QueryBy: "out_trade_no", Number: req.OutTradeNo,
+		return nil, &wechatpay.OutcomeUnknownError{Method: http.MethodPost, Path: path, NumberName: "out_trade_no", Number: req.OutTradeNo,
 			Err: errors.New("wechatpay/payments: the payment code answer has no trade_state")}
 	}
 	return &tx, nil
@@ -197,7 +197,7 @@ func (c *Client) Reverse(ctx context.Context, outTradeNo string) error {
 		return numbered(err, http.MethodPost, path, "out_trade_no", outTradeNo)
 	}
 	if out.OutTradeNo != "" && out.OutTradeNo != outTradeNo {
-		return &wechatpay.OutcomeUnknownError{Method: http.MethodPost, Path: path, QueryBy: "out_trade_no", Number: outTradeNo,
+		return &wechatpay.OutcomeUnknownError{Method: http.MethodPost, Path: path, NumberName: "out_trade_no", Number: outTradeNo,
 			Err: fmt.Errorf("wechatpay/payments: the reverse answer names order %.40q", out.OutTradeNo)}
 	}
 	return nil

@@ -306,7 +306,7 @@ func watchPlaced(t *testing.T, cs *combineSide, no string, cancel context.Cancel
 func wantUnknown(t *testing.T, what string, err error, field, number string) {
 	t.Helper()
 	var unknown *wechatpay.OutcomeUnknownError
-	if !errors.As(err, &unknown) || unknown.QueryBy != field || unknown.Number != number || !strings.Contains(err.Error(), number) {
+	if !errors.As(err, &unknown) || unknown.NumberName != field || unknown.Number != number || !strings.Contains(err.Error(), number) {
 		t.Fatalf("%s = %v; want an *OutcomeUnknownError naming %s %s", what, err, field, number)
 	}
 	if wechatpay.Retryable(err) {

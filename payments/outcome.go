@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/apicall"
 )
 
 // numbered makes the failure err of a state-changing call (method path)
@@ -19,14 +20,11 @@ func numbered(err error, method, path, field, number string) error {
 	}
 	var unknown *wechatpay.OutcomeUnknownError
 	if errors.As(err, &unknown) {
-		if unknown.QueryBy == "" {
-			unknown.QueryBy, unknown.Number = field, number
-		}
-		return err
+		return apicall.Outcome(err, field, number)
 	}
 	var apiErr *wechatpay.APIError
 	if errors.As(err, &apiErr) && !apiErr.Verified && method != http.MethodGet {
-		return &wechatpay.OutcomeUnknownError{Method: method, Path: path, RequestID: apiErr.RequestID, Err: err, QueryBy: field, Number: number}
+		return &wechatpay.OutcomeUnknownError{Method: method, Path: path, RequestID: apiErr.RequestID, Err: err, NumberName: field, Number: number}
 	}
 	return err
 }
