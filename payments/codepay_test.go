@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -348,5 +349,76 @@ func TestPaymentCodeNotPrinted(t *testing.T) {
 		if !strings.Contains(s, "redacted") {
 			t.Errorf("%s: does not say the code was left out", s)
 		}
+	}
+}
+
+// roundTripFunc is an http.RoundTripper.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// forgingClient returns a Client whose network replaces the answer to
+// every request for path with an unsigned 400, after WeChat Pay (the
+// simulator) did the work: an attacker on the path forging a refusal.
+func forgingClient(t *testing.T, srv *wechatpaytest.Server, path string) *payments.Client {
+	t.Helper()
+	cfg := srv.Config()
+	inner := cfg.Base
+	if inner == nil {
+		inner = http.DefaultTransport
+	}
+	cfg.Base = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		resp, err := inner.RoundTrip(r)
+		if err != nil || r.URL.Path != path {
+			return resp, err
+		}
+		resp.Body.Close()
+		body := `{"code":"PARAM_ERROR","message":"付款码无效"}`
+		return &http.Response{StatusCode: http.StatusBadRequest, Status: "400 Bad Request", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(strings.NewReader(body)),
+			ContentLength: int64(len(body)), Request: r}, nil
+	})
+	tr, err := wechatpay.NewTransport(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := srv.Merchant()
+	return &payments.Client{HTTP: &http.Client{Transport: tr}, BaseURL: srv.URL, MerchantID: m.ID, AppID: "wxd678efh567hg6787", Key: m.PrivateKey}
+}
+
+// TestForgedRefusalIsNotTrusted plays the attack: the charge succeeds at
+// WeChat Pay, and the network swaps the answer for an unsigned "400
+// PARAM_ERROR". Believed, the cashier would ask for another code and
+// charge the payer twice. CodePay reports an unknown outcome naming the
+// number; CodePayAndWait queries and finds the order paid.
+func TestForgedRefusalIsNotTrusted(t *testing.T) {
+	srv, _ := simClient(t)
+	c := forgingClient(t, srv, chargePath)
+	_, err := c.CodePay(context.Background(), codeOrder("P20261202A01", 100))
+	wantUnknown(t, "CodePay with a forged refusal", err, "out_trade_no", "P20261202A01")
+
+	clk := newFakeClock()
+	res, err := c.CodePayAndWait(context.Background(), codeOrder("P20261202A02", 100), clk.wait())
+	if err != nil || res.State != "SUCCESS" || res.Queries != 1 {
+		t.Fatalf("CodePayAndWait with a forged refusal = %+v, %v; want SUCCESS found by query", res, err)
+	}
+	if n := srv.PathRequests(chargePath); n != 2 {
+		t.Errorf("%d charges for two calls; want one each", n)
+	}
+}
+
+// TestForgedCombineRefusal: the same attack on a combine prepay: an
+// unknown outcome naming combine_out_trade_no, not a refusal.
+func TestForgedCombineRefusal(t *testing.T) {
+	srv, _ := simClient(t)
+	c := forgingClient(t, srv, "/v3/combine-transactions/native")
+	req := payments.CombinePrepayRequest{CombineOutTradeNo: "C20261202A01", NotifyURL: "https://merchant.example/combine", SubOrders: []payments.CombineSubOrder{
+		{MchID: c.MerchantID, OutTradeNo: "C20261202A01A", Attach: "a", Description: "tea", Amount: payments.CombineAmount{TotalAmount: 1}},
+		{MchID: c.MerchantID, OutTradeNo: "C20261202A01B", Attach: "a", Description: "tea", Amount: payments.CombineAmount{TotalAmount: 2}},
+	}}
+	_, err := c.CombinePrepayNative(context.Background(), req)
+	wantUnknown(t, "CombinePrepayNative with a forged refusal", err, "combine_out_trade_no", "C20261202A01")
+	if q, err := c.QueryCombine(context.Background(), "C20261202A01"); err != nil || len(q.SubOrders) != 2 {
+		t.Errorf("QueryCombine = %+v, %v; want the order WeChat Pay placed", q, err)
 	}
 }

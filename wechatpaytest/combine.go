@@ -47,7 +47,7 @@ type combineSub struct {
 
 var (
 	errCombineClose = &simError{http.StatusBadRequest, "INVALID_REQUEST", "输入的请求非法，请求关单的子单信息与下单时的子单信息不一致", nil}
-	errNotFound     = &simError{http.StatusNotFound, "NOT_FOUND", "请求的资源不存在", nil}
+	errCombineKind  = &simError{http.StatusNotFound, "NOT_FOUND", "请求的资源不存在", nil}
 )
 
 // combinePrepayRequest is the body of a combine prepay.
@@ -243,7 +243,7 @@ func (o *combineOrder) json() map[string]any {
 func (s *Server) serveCombinePrepay(w http.ResponseWriter, r *http.Request) {
 	kind := r.PathValue("kind")
 	if tradeTypes[kind] == "" {
-		writeSimError(w, errNotFound)
+		writeSimError(w, errCombineKind)
 		return
 	}
 	o, serr := validateCombine(MerchantIDFrom(r.Context()), kind, bodyOf(r))
