@@ -314,7 +314,7 @@ var pendingCodes = map[string]bool{
 //     charge; then it is reversed, and the result is REVOKED.
 //   - PAYERROR: reversed, so that it is closed on WeChat Pay's side too.
 //   - A refusal WeChat Pay signed (an invalid or expired code, a payer
-//     without funds): the *wechatpay.APIError, nothing charged.
+//     without funds, a 429): the *wechatpay.APIError, nothing charged.
 //   - An order WeChat Pay never created (the reverse answers
 //     ORDER_NOT_EXIST): that verified *wechatpay.APIError, nothing
 //     charged.
@@ -404,7 +404,9 @@ func refused(err error) bool {
 	if errors.As(err, &unknown) {
 		return false
 	}
-	return apiErr.StatusCode >= 400 && apiErr.StatusCode < 500 && apiErr.StatusCode != http.StatusTooManyRequests && !pendingCodes[apiErr.Code]
+	// A signed 429 is a refusal too: WeChat Pay did not take the charge
+	// (wechatpay.Retryable says to try later, with the same number).
+	return apiErr.StatusCode >= 400 && apiErr.StatusCode < 500 && !pendingCodes[apiErr.Code]
 }
 
 // reverseCode reverses order no, not earlier than 15 seconds after the

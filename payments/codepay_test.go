@@ -422,3 +422,19 @@ func TestForgedCombineRefusal(t *testing.T) {
 		t.Errorf("QueryCombine = %+v, %v; want the order WeChat Pay placed", q, err)
 	}
 }
+
+// TestCodePayAndWaitRateLimited: a signed 429 is a refusal: nothing
+// charged, no waiting; wechatpay.Retryable says to try again later.
+func TestCodePayAndWaitRateLimited(t *testing.T) {
+	srv, c := simClient(t)
+	srv.FailRoute("POST /v3/pay/transactions/codepay", wechatpaytest.RouteFrequencyLimited, 1)
+	clk := newFakeClock()
+	res, err := c.CodePayAndWait(context.Background(), codeOrder("P20261202B01", 100), clk.wait())
+	var apiErr *wechatpay.APIError
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusTooManyRequests || res != nil || len(clk.sleeps) != 0 || !wechatpay.Retryable(err) {
+		t.Fatalf("CodePayAndWait rate-limited = %+v, %v after %d pauses; want the retryable 429 at once", res, err, len(clk.sleeps))
+	}
+	if _, err := c.QueryByOutTradeNo(context.Background(), "P20261202B01"); err == nil {
+		t.Error("a rate-limited charge created an order")
+	}
+}

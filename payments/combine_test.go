@@ -346,6 +346,30 @@ func TestCombineRefusedBeforeSending(t *testing.T) {
 	if n := cs.srv.Requests(); n != before {
 		t.Errorf("%d requests reached the simulator; want none", n-before)
 	}
+	// A plain order's notification posted to the combine notify_url: 400
+	// and the Router's ErrorHandler, so that WeChat Pay delivers it again
+	// and the mix-up shows.
+	resp, err := cs.srv.Notify(ctx, cs.notify.URL, "TRANSACTION.SUCCESS", wechatpaytest.PaymentResource(cs.srv.Merchant()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("a plain order's notification at the combine URL answered %d; want 400", resp.StatusCode)
+	}
+	select {
+	case err := <-cs.errs:
+		if !strings.Contains(err.Error(), "TRANSACTION.SUCCESS") {
+			t.Errorf("ErrorHandler got %v", err)
+		}
+	default:
+		t.Error("the ErrorHandler was not told")
+	}
+	select {
+	case c := <-cs.got:
+		t.Errorf("the combine handler got a plain order: %+v", c)
+	default:
+	}
 	var c payments.CombineTransaction
 	if err := json.Unmarshal([]byte(`{"out_trade_no":"T1","trade_state":"SUCCESS","amount":{"total":1}}`), &c); err == nil {
 		t.Error("a plain transaction decodes as a CombineTransaction")
