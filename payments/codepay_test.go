@@ -275,12 +275,17 @@ func TestCodePayAndWaitReverseFails(t *testing.T) {
 }
 
 // TestCodePayAndWaitChargeUnanswered: the charge is done but its answer
-// never comes (an unknown outcome); CodePayAndWait queries instead of
-// charging again and finds it paid.
+// is lost on the way back (an unknown outcome); CodePayAndWait queries
+// instead of charging again and finds it paid.
 func TestCodePayAndWaitChargeUnanswered(t *testing.T) {
-	srv, c := simClient(t)
-	c.HTTP.Timeout = 2 * time.Second // how long the merchant waits for the lost answer
-	srv.FailRoute("POST /v3/pay/transactions/codepay", wechatpaytest.RouteTimeout, 1)
+	srv, _ := simClient(t)
+	c := networkClient(t, srv, func(r *http.Request, resp *http.Response) (*http.Response, error) {
+		if r.URL.Path != chargePath {
+			return resp, nil
+		}
+		resp.Body.Close()
+		return nil, io.ErrUnexpectedEOF // the connection broke after WeChat Pay charged
+	})
 	clk := newFakeClock()
 	res, err := c.CodePayAndWait(context.Background(), codeOrder("P20261202601", 100), clk.wait())
 	if err != nil || res.State != "SUCCESS" || res.Queries != 1 || res.Transaction == nil || res.Transaction.TransactionID == "" {
@@ -357,10 +362,10 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// forgingClient returns a Client whose network replaces the answer to
-// every request for path with an unsigned 400, after WeChat Pay (the
-// simulator) did the work: an attacker on the path forging a refusal.
-func forgingClient(t *testing.T, srv *wechatpaytest.Server, path string) *payments.Client {
+// networkClient returns a Client whose network passes each request to the
+// simulator and hands its answer to edit: the network between merchant
+// and WeChat Pay, as an attacker or a broken link would make it.
+func networkClient(t *testing.T, srv *wechatpaytest.Server, edit func(*http.Request, *http.Response) (*http.Response, error)) *payments.Client {
 	t.Helper()
 	cfg := srv.Config()
 	inner := cfg.Base
@@ -369,14 +374,10 @@ func forgingClient(t *testing.T, srv *wechatpaytest.Server, path string) *paymen
 	}
 	cfg.Base = roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		resp, err := inner.RoundTrip(r)
-		if err != nil || r.URL.Path != path {
+		if err != nil {
 			return resp, err
 		}
-		resp.Body.Close()
-		body := `{"code":"PARAM_ERROR","message":"付款码无效"}`
-		return &http.Response{StatusCode: http.StatusBadRequest, Status: "400 Bad Request", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-			Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(strings.NewReader(body)),
-			ContentLength: int64(len(body)), Request: r}, nil
+		return edit(r, resp)
 	})
 	tr, err := wechatpay.NewTransport(cfg)
 	if err != nil {
@@ -384,6 +385,22 @@ func forgingClient(t *testing.T, srv *wechatpaytest.Server, path string) *paymen
 	}
 	m := srv.Merchant()
 	return &payments.Client{HTTP: &http.Client{Transport: tr}, BaseURL: srv.URL, MerchantID: m.ID, AppID: "wxd678efh567hg6787", Key: m.PrivateKey}
+}
+
+// forgingClient returns a Client whose network replaces the answer to
+// every request for path with an unsigned 400, after WeChat Pay (the
+// simulator) did the work: an attacker on the path forging a refusal.
+func forgingClient(t *testing.T, srv *wechatpaytest.Server, path string) *payments.Client {
+	return networkClient(t, srv, func(r *http.Request, resp *http.Response) (*http.Response, error) {
+		if r.URL.Path != path {
+			return resp, nil
+		}
+		resp.Body.Close()
+		body := `{"code":"PARAM_ERROR","message":"付款码无效"}`
+		return &http.Response{StatusCode: http.StatusBadRequest, Status: "400 Bad Request", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(strings.NewReader(body)),
+			ContentLength: int64(len(body)), Request: r}, nil
+	})
 }
 
 // TestForgedRefusalIsNotTrusted plays the attack: the charge succeeds at
