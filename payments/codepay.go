@@ -315,9 +315,10 @@ var pendingCodes = map[string]bool{
 //   - PAYERROR: reversed, so that it is closed on WeChat Pay's side too.
 //   - A refusal WeChat Pay signed (an invalid or expired code, a payer
 //     without funds, a 429): the *wechatpay.APIError, nothing charged.
-//   - An order WeChat Pay never created (the reverse answers
-//     ORDER_NOT_EXIST): that verified *wechatpay.APIError, nothing
-//     charged.
+//   - An order WeChat Pay never created (it answered the charge, and the
+//     reverse answers ORDER_NOT_EXIST): that verified
+//     *wechatpay.APIError, nothing charged. If the charge was never
+//     answered, it may still arrive: a *CodePayError.
 //   - A reverse that keeps failing (w.ReverseAttempts times), or ctx
 //     ending while the order is open: a *CodePayError naming the
 //     out_trade_no to query and reverse.
@@ -338,6 +339,10 @@ func (c *Client) CodePayAndWait(ctx context.Context, req CodePayRequest, w CodeW
 	} else if refused(err) {
 		return nil, err
 	}
+	// Whether WeChat Pay's answer to the charge was lost: the charge may
+	// then still be on its way.
+	var lost *wechatpay.OutcomeUnknownError
+	chargeLost := errors.As(err, &lost)
 	no := req.OutTradeNo
 	state := ""
 	if tx != nil {
@@ -373,7 +378,13 @@ func (c *Client) CodePayAndWait(ctx context.Context, req CodePayRequest, w CodeW
 	if err := c.reverseCode(ctx, no, start, w); err != nil {
 		var apiErr *wechatpay.APIError
 		if errors.As(err, &apiErr) && apiErr.Verified && apiErr.Code == "ORDER_NOT_EXIST" {
-			return nil, err // WeChat Pay never created it: nothing charged
+			if !chargeLost {
+				return nil, err // WeChat Pay answered the charge and has no order: nothing charged
+			}
+			// No order yet, but the charge was never answered: it may
+			// still arrive (an attacker on the path can hold a signed
+			// request for as long as its timestamp is accepted).
+			err = fmt.Errorf("WeChat Pay has no such order yet, but the charge was never answered and may still arrive while its signature is valid (5 minutes): %w", err)
 		}
 		return nil, &CodePayError{OutTradeNo: no, State: state, Err: err}
 	}

@@ -455,3 +455,39 @@ func TestCodePayAndWaitRateLimited(t *testing.T) {
 		t.Error("a rate-limited charge created an order")
 	}
 }
+
+// TestCodePayAndWaitChargeHeld plays an attacker who holds the charge
+// request: WeChat Pay has not seen it, every query says ORDER_NOT_EXIST
+// and so does the reverse. The charge could still be delivered while its
+// signature is valid, so this is not "nothing charged" but a
+// *CodePayError telling to query again.
+func TestCodePayAndWaitChargeHeld(t *testing.T) {
+	srv, _ := simClient(t)
+	cfg := srv.Config()
+	inner := cfg.Base
+	if inner == nil {
+		inner = http.DefaultTransport
+	}
+	var held *http.Request
+	cfg.Base = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if r.URL.Path == chargePath {
+			held = r
+			return nil, io.ErrUnexpectedEOF // what the cashier sees: a broken connection
+		}
+		return inner.RoundTrip(r)
+	})
+	tr, err := wechatpay.NewTransport(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &payments.Client{HTTP: &http.Client{Transport: tr}, BaseURL: srv.URL, MerchantID: cfg.MerchantID, AppID: "wxd678efh567hg6787"}
+	clk := newFakeClock()
+	res, err := c.CodePayAndWait(context.Background(), codeOrder("P20261202C01", 100), clk.wait())
+	var cpe *payments.CodePayError
+	if !errors.As(err, &cpe) || res != nil || cpe.OutTradeNo != "P20261202C01" || !strings.Contains(err.Error(), "may still arrive") {
+		t.Fatalf("CodePayAndWait with a held charge = %+v, %v; want a *CodePayError saying the charge may still arrive", res, err)
+	}
+	if held == nil || srv.PathRequests(chargePath) != 0 {
+		t.Fatalf("the charge was not held (held %v, %d reached WeChat Pay)", held != nil, srv.PathRequests(chargePath))
+	}
+}
