@@ -1,11 +1,13 @@
 package payments
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/wxpaykit/wechatpay"
@@ -154,6 +156,7 @@ func (c *Client) CodePay(ctx context.Context, req CodePayRequest) (*Transaction,
 	path := c.transactionsPath() + "codepay"
 	var tx Transaction
 	if err := c.do(ctx, http.MethodPost, path, req, &tx); err != nil {
+		redactCode(err, req.Payer.AuthCode)
 		return nil, numbered(err, http.MethodPost, path, "out_trade_no", req.OutTradeNo)
 	}
 	if tx.TradeState == "" {
@@ -201,6 +204,18 @@ func (c *Client) Reverse(ctx context.Context, outTradeNo string) error {
 			Err: fmt.Errorf("wechatpay/payments: the reverse answer names order %.40q", out.OutTradeNo)}
 	}
 	return nil
+}
+
+// redactCode removes the payment code from an error answer that quotes
+// it (a PARAM_ERROR's detail may hold the value it refused), so that the
+// error can be logged.
+func redactCode(err error, code string) {
+	var apiErr *wechatpay.APIError
+	if code == "" || !errors.As(err, &apiErr) {
+		return
+	}
+	apiErr.Message = strings.ReplaceAll(apiErr.Message, code, "(auth_code redacted)")
+	apiErr.Detail = bytes.ReplaceAll(apiErr.Detail, []byte(code), []byte("(auth_code redacted)"))
 }
 
 // CodeWait is how CodePayAndWait waits for a payment code charge to end.

@@ -491,3 +491,19 @@ func TestCodePayAndWaitChargeHeld(t *testing.T) {
 		t.Fatalf("the charge was not held (held %v, %d reached WeChat Pay)", held != nil, srv.PathRequests(chargePath))
 	}
 }
+
+// An error answer that quotes the payment code (a PARAM_ERROR's detail
+// holds the value it refused) is redacted before anyone can log it.
+func TestCodePayErrorDoesNotQuoteTheCode(t *testing.T) {
+	srv, c := simClient(t)
+	srv.Handle("POST /v3/pay/transactions/codepay", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `{"code":"PARAM_ERROR","message":"付款码%s无效","detail":{"field":"/payer/auth_code","value":%q,"issue":"无效","location":"body"}}`, authCode, authCode)
+	}))
+	_, err := c.CodePay(context.Background(), codeOrder("P20261202D01", 100))
+	wantAPIError(t, "CodePay refused", err, http.StatusBadRequest, "PARAM_ERROR")
+	if strings.Contains(err.Error(), authCode) || !strings.Contains(err.Error(), "auth_code redacted") {
+		t.Errorf("error = %v; want the code redacted", err)
+	}
+}
