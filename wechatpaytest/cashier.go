@@ -1,180 +1,12 @@
 package wechatpaytest
 
 import (
-	"context"
 	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
 	"time"
 )
-
-// A PayResult is how a simulated payment ends.
-type PayResult int
-
-const (
-	// PaySuccess pays the order: it becomes SUCCESS with a
-	// transaction_id, success_time and payer, and the server delivers a
-	// TRANSACTION.SUCCESS notification to its notify_url.
-	PaySuccess PayResult = iota
-	// PayFail makes the payment fail: the order becomes PAYERROR and no
-	// notification is sent. The payer may try again.
-	PayFail
-	// PayUserPaying leaves the payment pending: the order stays
-	// USERPAYING (query answers it, close answers 202 USERPAYING) until
-	// a later Pay ends it.
-	PayUserPaying
-)
-
-var payResults = map[string]PayResult{"SUCCESS": PaySuccess, "PAYERROR": PayFail, "USERPAYING": PayUserPaying}
-
-// Pay pays the order outTradeNo of merchant mchid as the payer would on
-// WeChat Pay's cashier; mchid is the order's mchid, or its sub_mchid for a
-// service provider's order. It has the same effect as the buttons of the
-// cashier page and the command "wechatpay pay". The error, if any, is
-// WeChat Pay's answer: ORDER_NOT_EXIST, ORDERPAID or ORDER_CLOSED.
-func (s *Server) Pay(mchid, outTradeNo string, result PayResult) error {
-	if _, err := s.pay(orderKey(mchid, outTradeNo), "", result); err != nil {
-		return err
-	}
-	return nil
-}
-
-// pay ends a payment of the order with key k; a non-empty caller must be
-// the merchant that placed it.
-func (s *Server) pay(k, caller string, result PayResult) (map[string]any, *simError) {
-	x := &s.sim
-	x.mu.Lock()
-	o := x.orders[k]
-	if o == nil || (caller != "" && o.Merchant != caller) {
-		x.mu.Unlock()
-		return nil, errOrderNotExist
-	}
-	switch o.State {
-	case stateSuccess, stateRefund:
-		x.mu.Unlock()
-		return nil, errOrderPaid
-	case stateClosed:
-		x.mu.Unlock()
-		return nil, errOrderClosed
-	}
-	switch result {
-	case PaySuccess:
-		o.State = stateSuccess
-		o.TransactionID = "4200" + randomDigits(24)
-		o.SuccessTime = s.now()
-		if o.OpenID == "" && o.SubOpenID == "" {
-			o.OpenID = "oSandbox" + randomText(20)
-		}
-		x.byTx[o.TransactionID] = k
-	case PayFail:
-		o.State = statePayError
-	default:
-		o.State = stateUserPaying
-	}
-	tx := o.transactionJSON()
-	n := notice{eventType: "TRANSACTION.SUCCESS", merchant: o.Merchant, outTradeNo: o.OutTradeNo, url: o.NotifyURL, resource: tx}
-	s.saveLocked()
-	x.mu.Unlock()
-	if result == PaySuccess {
-		s.notify(n)
-	}
-	return tx, nil
-}
-
-// PayPath is the sandbox's control endpoint that pays an order, for
-// clients in any language ("wechatpay pay" uses it). The request is
-// authenticated like any APIv3 request; its JSON body is
-//
-//	{"out_trade_no":"...","sub_mchid":"...","result":"SUCCESS"}
-//
-// where sub_mchid is for a service provider's order only and result is
-// SUCCESS (the default), PAYERROR or USERPAYING. The answer is the order
-// as the query routes show it, or WeChat Pay's error JSON.
-const PayPath = "/sandbox/pay"
-
-// FaultsPath is the sandbox's control endpoint for faults on demand. The
-// request is authenticated; its JSON body is
-//
-//	{"route":"POST /v3/refund/domestic/refunds","fault":"SYSTEM_ERROR","count":1}
-//
-// with fault SYSTEM_ERROR, TIMEOUT or FREQUENCY_LIMITED (see FailRoute),
-// and/or {"refund_outcome":"ABNORMAL"} (see SetRefundOutcome). It answers
-// 204.
-const FaultsPath = "/sandbox/faults"
-
-func (s *Server) servePayControl(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		OutTradeNo string `json:"out_trade_no"`
-		SubMchID   string `json:"sub_mchid"`
-		Result     string `json:"result"`
-	}
-	if serr := decodeObject(bodyOf(r), &req); serr != nil {
-		writeSimError(w, serr)
-		return
-	}
-	if req.OutTradeNo == "" {
-		writeSimError(w, paramError("/out_trade_no", "缺少必填参数out_trade_no", nil))
-		return
-	}
-	result, ok := PaySuccess, true
-	if req.Result != "" {
-		result, ok = payResults[req.Result]
-	}
-	if !ok {
-		writeSimError(w, paramError("/result", "result应为SUCCESS、PAYERROR或USERPAYING", req.Result))
-		return
-	}
-	caller := MerchantIDFrom(r.Context())
-	owner := caller
-	if req.SubMchID != "" {
-		owner = req.SubMchID
-	}
-	tx, serr := s.pay(orderKey(owner, req.OutTradeNo), caller, result)
-	if serr != nil {
-		writeSimError(w, serr)
-		return
-	}
-	writeJSON(w, tx)
-}
-
-var routeFaults = map[string]RouteFault{"SYSTEM_ERROR": RouteSystemError, "TIMEOUT": RouteTimeout, "FREQUENCY_LIMITED": RouteFrequencyLimited}
-
-func (s *Server) serveFaultsControl(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Route         string `json:"route"`
-		Fault         string `json:"fault"`
-		Count         int    `json:"count"`
-		RefundOutcome string `json:"refund_outcome"`
-	}
-	if serr := decodeObject(bodyOf(r), &req); serr != nil {
-		writeSimError(w, serr)
-		return
-	}
-	if req.Route != "" {
-		f, ok := routeFaults[req.Fault]
-		switch {
-		case !s.isSimRoute(req.Route):
-			writeSimError(w, paramError("/route", "不是沙箱的内置路由", req.Route))
-			return
-		case !ok:
-			writeSimError(w, paramError("/fault", "fault应为SYSTEM_ERROR、TIMEOUT或FREQUENCY_LIMITED", req.Fault))
-			return
-		case req.Count < 1 || req.Count > 1000:
-			writeSimError(w, paramError("/count", "count应在1至1000之间", req.Count))
-			return
-		}
-		s.FailRoute(req.Route, f, req.Count)
-	}
-	if req.RefundOutcome != "" {
-		if !validOutcome(req.RefundOutcome) {
-			writeSimError(w, paramError("/refund_outcome", "refund_outcome应为SUCCESS、ABNORMAL、CLOSED或PROCESSING", req.RefundOutcome))
-			return
-		}
-		s.SetRefundOutcome(req.RefundOutcome)
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
 
 // CashierPath is the sandbox's web cashier, where a payer pays an order:
 // GET CashierPath?prepay_id=... shows the order (merchant, description,
@@ -228,8 +60,15 @@ button{width:100%;padding:12px;margin-top:10px;border:0;border-radius:6px;font-s
 </div></body></html>
 `))
 
-// serveCashier serves the cashier page and its form.
-func (s *Server) serveCashier(w http.ResponseWriter, r *http.Request) {
+// cashier is the payer's page. It holds no state of its own.
+type cashier struct {
+	orders   *orders
+	delivery *delivery
+	url      string // the server's base URL: the only Origin that may pay
+}
+
+// ServeHTTP serves the cashier page and its form.
+func (c *cashier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Frame-Options", "DENY")
@@ -241,34 +80,19 @@ func (s *Server) serveCashier(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 	case http.MethodPost:
-		s.serveCashierPost(w, r)
+		c.pay(w, r)
 		return
 	default:
 		h.Set("Allow", "GET, HEAD, POST")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	prepayID := r.URL.Query().Get("prepay_id")
-	x := &s.sim
-	x.mu.Lock()
-	var o *order
-	if k, ok := x.byPay[prepayID]; ok {
-		c := *x.orders[k]
-		o = &c
-	}
-	var ds []Delivery
-	if o != nil {
-		for _, d := range x.log {
-			if d.MerchantID == o.Merchant && d.OutTradeNo == o.OutTradeNo {
-				ds = append(ds, d)
-			}
-		}
-	}
-	x.mu.Unlock()
-	if o == nil {
+	o, ok := c.orders.lookupPrepay(r.URL.Query().Get("prepay_id"))
+	if !ok {
 		http.Error(w, "WeChat Pay sandbox: no order with this prepay_id", http.StatusNotFound)
 		return
 	}
+	ds := c.delivery.deliveries(func(d *Delivery) bool { return d.MerchantID == o.Merchant && d.OutTradeNo == o.OutTradeNo })
 	delivered := false
 	for _, d := range ds {
 		delivered = delivered || d.OK
@@ -281,7 +105,7 @@ func (s *Server) serveCashier(w http.ResponseWriter, r *http.Request) {
 		Action     string
 		Deliveries []Delivery
 	}{
-		Order:      o,
+		Order:      &o,
 		Yuan:       yuan(o.Total),
 		Payable:    o.State == stateNotPay || o.State == statePayError || o.State == stateUserPaying,
 		Refresh:    o.State == stateSuccess && !delivered && len(ds) < 3,
@@ -292,11 +116,11 @@ func (s *Server) serveCashier(w http.ResponseWriter, r *http.Request) {
 	cashierPage.Execute(w, data)
 }
 
-// serveCashierPost pays from the cashier form, then shows the page again.
-func (s *Server) serveCashierPost(w http.ResponseWriter, r *http.Request) {
+// pay pays from the cashier form, then shows the page again.
+func (c *cashier) pay(w http.ResponseWriter, r *http.Request) {
 	// A page on another site must not pay orders through the payer's
 	// browser: a cross-origin form post carries an Origin header.
-	if origin := r.Header.Get("Origin"); origin != "" && origin != s.URL {
+	if origin := r.Header.Get("Origin"); origin != "" && origin != c.url {
 		http.Error(w, "WeChat Pay sandbox: cross-origin payment refused", http.StatusForbidden)
 		return
 	}
@@ -311,14 +135,12 @@ func (s *Server) serveCashierPost(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "WeChat Pay sandbox: result must be SUCCESS or PAYERROR", http.StatusBadRequest)
 		return
 	}
-	s.sim.mu.Lock()
-	k, found := s.sim.byPay[prepayID]
-	s.sim.mu.Unlock()
+	o, found := c.orders.lookupPrepay(prepayID)
 	if !found {
 		http.Error(w, "WeChat Pay sandbox: no order with this prepay_id", http.StatusNotFound)
 		return
 	}
-	if _, serr := s.pay(k, "", result); serr != nil {
+	if _, serr := c.orders.pay(orderKey(o.Owner, o.OutTradeNo), "", result); serr != nil {
 		http.Error(w, fmt.Sprintf("WeChat Pay sandbox: %s (%s)", serr.message, serr.code), serr.status)
 		return
 	}
@@ -333,10 +155,4 @@ func yuan(fen int64) string {
 		sign, fen = "-", -fen
 	}
 	return fmt.Sprintf("%s%d.%02d", sign, fen/100, fen%100)
-}
-
-// hang holds a request that the route fault RouteTimeout answers with
-// nothing, until the client gives up or the server closes.
-func (s *Server) hang(ctx context.Context) {
-	s.wait(ctx, -1)
 }

@@ -690,16 +690,14 @@ func FuzzOrderRoutes(f *testing.F) {
 		req := httptest.NewRequest(p.method, p.path, strings.NewReader(body))
 		req = req.WithContext(context.WithValue(req.Context(), merchantIDKey{}, m.ID))
 		rec := httptest.NewRecorder()
-		srv.sim.mu.Lock()
-		clear(srv.sim.faults) // a fuzzed RouteTimeout would hang the next call
-		srv.sim.mu.Unlock()
+		srv.faults.clearRoutes() // a fuzzed RouteTimeout would hang the next call
 		switch p.path {
 		case PayPath:
-			srv.servePayControl(rec, req)
+			srv.control.servePay(rec, req)
 		case FaultsPath:
-			srv.serveFaultsControl(rec, req)
+			srv.control.serveFaults(rec, req)
 		default:
-			srv.sims.ServeHTTP(rec, req)
+			srv.core.builtin.ServeHTTP(rec, req)
 		}
 		if rec.Code >= 300 && rec.Code != 202 {
 			var e errorBody
@@ -746,7 +744,7 @@ func TestPartnerOrders(t *testing.T) {
 	if err := json.Unmarshal(<-got, &n); err != nil || n.EventType != "TRANSACTION.SUCCESS" {
 		t.Fatalf("notification %+v: %v", n, err)
 	}
-	m := srv.merchant(sp.ID)
+	m := srv.merchants.get(sp.ID)
 	plain, err := m.aead.Open(nil, []byte(n.Resource.Nonce), mustBase64(t, n.Resource.Ciphertext), []byte(n.Resource.AssociatedData))
 	if err != nil {
 		t.Fatalf("the provider's APIv3 key does not open the resource: %v", err)

@@ -2,6 +2,7 @@ package wechatpaytest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,6 +10,10 @@ import (
 	"sync"
 	"time"
 )
+
+// Callback delivery: each notification is posted to the merchant from a
+// goroutine the server owns, retried on WeChat Pay's schedule until the
+// merchant answers 200 or 204 in time, and every attempt is recorded.
 
 // retrySchedule is WeChat Pay's schedule of callback retries after a
 // failed delivery (docs/protocol.md §13, from WeChat Pay's payment notification
@@ -105,18 +110,12 @@ func (d Delivery) String() string {
 		d.Start.Format("15:04:05.000"), d.EventType, what, d.URL, d.Attempt, dup, answer, d.Duration.Round(time.Millisecond), verdict)
 }
 
-// Deliveries returns every callback delivery attempt the server made, in
-// the order they ended.
-func (s *Server) Deliveries() []Delivery {
-	s.sim.mu.Lock()
-	defer s.sim.mu.Unlock()
-	return slices.Clone(s.sim.log)
-}
-
 // maxLog bounds the delivery log.
 const maxLog = 10000
 
-// notice is a callback notification to deliver.
+// notice is a callback notification to deliver. Product parts fill
+// eventType, merchant, url, resource (the payload before encryption) and
+// the business numbers the Delivery record shows.
 type notice struct {
 	id, eventType, merchant string
 	outTradeNo, outRefundNo string
@@ -124,116 +123,141 @@ type notice struct {
 	resource                map[string]any
 }
 
-// owned runs f on a goroutine the server owns: Close cancels ctx and waits
-// for f to return. After Close, owned does nothing.
-func (s *Server) owned(f func(ctx context.Context)) {
-	s.life.Lock()
-	defer s.life.Unlock()
-	if s.life.stopped {
-		return
+// delivery posts notifications and keeps the log of attempts. Its
+// settings are fixed by NewServer.
+type delivery struct {
+	clock      *simClock
+	life       *lifecycle
+	notes      *notifier
+	client     *http.Client
+	transport  *http.Transport
+	timeout    time.Duration   // for the merchant's answer
+	retries    []time.Duration // intervals after failed attempts
+	duplicate  bool            // WithDuplicateCallbacks
+	onDelivery func(Delivery)  // OnDelivery
+
+	mu  sync.Mutex
+	log []Delivery // guarded by mu: every attempt, in the order they ended; at most maxLog
+}
+
+func newDelivery(o *options, clock *simClock, life *lifecycle, notes *notifier) *delivery {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	return &delivery{
+		clock: clock, life: life, notes: notes, transport: t,
+		client: &http.Client{
+			Transport:     t,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		timeout: o.answerTimeout, retries: o.retries, duplicate: o.duplicate, onDelivery: o.onDelivery,
 	}
-	s.life.wg.Add(1)
-	go func() {
-		defer s.life.wg.Done()
-		f(s.life.ctx)
-	}()
 }
 
-// lifecycle owns the server's background goroutines.
-type lifecycle struct {
-	sync.Mutex
-	stopped bool
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-}
-
-// stop cancels the goroutines and waits for them.
-func (l *lifecycle) stop() {
-	l.Lock()
-	l.stopped = true
-	l.Unlock()
-	l.cancel()
-	l.wg.Wait()
-}
-
-// notify delivers n on WeChat Pay's schedule, from a goroutine the server
-// owns.
-func (s *Server) notify(n notice) {
+// send delivers n on WeChat Pay's schedule, from a goroutine the server
+// owns, under a new notification id.
+func (d *delivery) send(n notice) {
 	n.id = newNotificationID()
-	s.owned(func(ctx context.Context) { s.deliver(ctx, n) })
+	d.life.goOwned(func(ctx context.Context) { d.deliver(ctx, n) })
 }
 
-func (s *Server) deliver(ctx context.Context, n notice) {
+// deliveries returns the log, filtered by keep if it is not nil.
+func (d *delivery) deliveries(keep func(*Delivery) bool) []Delivery {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if keep == nil {
+		return slices.Clone(d.log)
+	}
+	var out []Delivery
+	for i := range d.log {
+		if keep(&d.log[i]) {
+			out = append(out, d.log[i])
+		}
+	}
+	return out
+}
+
+// close closes the idle connections of the callback client.
+func (d *delivery) close() { d.transport.CloseIdleConnections() }
+
+func (d *delivery) deliver(ctx context.Context, n notice) {
 	for attempt := 1; ; attempt++ {
 		ok := false
-		if attempt == 1 && s.opts.duplicate {
+		if attempt == 1 && d.duplicate {
 			var wg sync.WaitGroup
 			var dupOK bool
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				dupOK = s.attempt(ctx, n, attempt, true)
+				dupOK = d.attempt(ctx, n, attempt, true)
 			}()
-			ok = s.attempt(ctx, n, attempt, false)
+			ok = d.attempt(ctx, n, attempt, false)
 			wg.Wait()
 			ok = ok || dupOK
 		} else {
-			ok = s.attempt(ctx, n, attempt, false)
+			ok = d.attempt(ctx, n, attempt, false)
 		}
-		if ok || attempt > len(s.opts.retries) {
+		if ok || attempt > len(d.retries) {
 			return
 		}
-		t := time.NewTimer(s.opts.retries[attempt-1])
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if !d.clock.sleep(ctx, d.retries[attempt-1], nil) {
 			return
 		}
 	}
 }
 
+// errNoAnswer ends an attempt the merchant did not answer in time.
+var errNoAnswer = errors.New("no answer in time")
+
 // attempt sends n once and records the outcome.
-func (s *Server) attempt(ctx context.Context, n notice, attempt int, duplicate bool) bool {
-	d := Delivery{
+func (d *delivery) attempt(ctx context.Context, n notice, attempt int, duplicate bool) bool {
+	rec := Delivery{
 		ID: n.id, EventType: n.eventType, MerchantID: n.merchant, OutTradeNo: n.outTradeNo, OutRefundNo: n.outRefundNo,
-		URL: n.url, Attempt: attempt, Duplicate: duplicate, Start: time.Now(),
+		URL: n.url, Attempt: attempt, Duplicate: duplicate, Start: d.clock.elapsed(),
 	}
-	actx, cancel := context.WithTimeout(ctx, s.opts.answerTimeout)
-	defer cancel()
-	req, err := s.notificationRequest(actx, n.url, n.eventType, n.resource, &notifyOptions{merchant: n.merchant, id: n.id})
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := d.clock.base.AfterFunc(d.timeout, func() { cancel(errNoAnswer) })
+	defer stop()
+	req, err := d.notes.request(actx, n.url, n.eventType, n.resource, &notifyOptions{merchant: n.merchant, id: n.id})
 	if err == nil {
 		var resp *http.Response
-		if resp, err = s.cbClient.Do(req); err == nil {
+		if resp, err = d.client.Do(req); err == nil {
 			var body []byte
 			body, err = io.ReadAll(io.LimitReader(resp.Body, maxNotifyAnswer))
 			resp.Body.Close()
-			d.Status, d.Body = resp.StatusCode, string(body)
+			rec.Status, rec.Body = resp.StatusCode, string(body)
 			if err != nil { // the answer was cut short, or came too late
-				d.Status = 0
+				rec.Status = 0
 			}
 		}
 	}
-	d.Duration = time.Since(d.Start)
+	rec.Duration = d.clock.elapsed().Sub(rec.Start)
 	if err != nil {
-		d.Err = err.Error()
-		if actx.Err() == context.DeadlineExceeded {
-			d.Err = fmt.Sprintf("no answer within %s", s.opts.answerTimeout)
+		rec.Err = err.Error()
+		if context.Cause(actx) == errNoAnswer {
+			rec.Err = fmt.Sprintf("no answer within %s", d.timeout)
 		}
 	}
-	d.OK = d.Status == http.StatusOK || d.Status == http.StatusNoContent
-	if ctx.Err() != nil && !d.OK {
+	rec.OK = rec.Status == http.StatusOK || rec.Status == http.StatusNoContent
+	if ctx.Err() != nil && !rec.OK {
 		return false // the server is closing: not an attempt worth recording
 	}
-	s.sim.mu.Lock()
-	if len(s.sim.log) >= maxLog {
-		s.sim.log = slices.Delete(s.sim.log, 0, len(s.sim.log)-maxLog+1)
-	}
-	s.sim.log = append(s.sim.log, d)
-	s.sim.mu.Unlock()
-	if s.opts.onDelivery != nil {
-		s.opts.onDelivery(d)
-	}
-	return d.OK
+	d.record(rec)
+	return rec.OK
 }
+
+// record adds an attempt to the log and reports it to OnDelivery.
+func (d *delivery) record(rec Delivery) {
+	d.mu.Lock()
+	if len(d.log) >= maxLog {
+		d.log = slices.Delete(d.log, 0, len(d.log)-maxLog+1)
+	}
+	d.log = append(d.log, rec)
+	d.mu.Unlock()
+	if d.onDelivery != nil {
+		d.onDelivery(rec)
+	}
+}
+
+// Deliveries returns every callback delivery attempt the server made, in
+// the order they ended.
+func (s *Server) Deliveries() []Delivery { return s.delivery.deliveries(nil) }
