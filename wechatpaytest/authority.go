@@ -134,6 +134,36 @@ func (a *authority) issueWith(key *rsa.PrivateKey, serial *big.Int, notBefore, n
 	return &platformCert{cert: c, key: key, serial: wire.CertSerial(c)}
 }
 
+// issueMerchant issues the merchant API certificate of info, with the
+// serial info.CertificateSerial names, as WeChat Pay's CA issues
+// apiclient_cert.pem.
+func (a *authority) issueMerchant(info *Merchant) (*x509.Certificate, error) {
+	serial, ok := new(big.Int).SetString(info.CertificateSerial, 16)
+	if !ok || serial.Sign() <= 0 {
+		return nil, fmt.Errorf("serial %q is not hexadecimal", info.CertificateSerial)
+	}
+	now := time.Now().Truncate(time.Second)
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject: pkix.Name{
+			CommonName:         info.ID,
+			Organization:       []string{"微信商户系统"},
+			OrganizationalUnit: []string{"wechatpaytest sandbox merchant"},
+			Country:            []string{"CN"},
+			Locality:           []string{"Shenzhen"},
+		},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.AddDate(5, 0, 0),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.caCert, &info.PrivateKey.PublicKey, a.caKey)
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseCertificate(der)
+}
+
 // addCertificate issues a new platform certificate for m, listed but not
 // signing, and returns its serial.
 func (a *authority) addCertificate(m *merchant) string {

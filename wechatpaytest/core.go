@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"mime"
 	"net/http"
 	"strings"
 )
@@ -117,14 +118,41 @@ func (c *core) mount(table []route) {
 	c.builtin = http.NewServeMux()
 	for _, rt := range table {
 		h := rt.handler
-		if rt.kind == failable {
+		if rt.kind&failable != 0 {
 			c.faults.failable[rt.pattern] = true
 			h = c.faults.wrap(rt.pattern, h, c.hang)
 		}
-		if rt.kind != raw {
+		method, _, _ := strings.Cut(rt.pattern, " ")
+		if rt.kind&multipartBody == 0 && (method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch) {
+			h = requireJSON(h)
+		}
+		if rt.kind&raw == 0 {
 			h = c.signed(h)
 		}
 		c.builtin.Handle(rt.pattern, h)
+	}
+}
+
+// errContentType is WeChat Pay's answer to a JSON route called with
+// another Content-Type: its APIv3 rules require application/json on
+// every request but uploads, and INVALID_REQUEST is the code of a
+// request that breaks those rules (pay.weixin.qq.com/docs/merchant/
+// development/interface-rules/basic-rules.html). The message is the
+// sandbox's own.
+var errContentType = &simError{http.StatusBadRequest, "INVALID_REQUEST", "Content-Type应为application/json", nil}
+
+// requireJSON refuses a request with a body whose Content-Type is not
+// application/json, before h sees it.
+func requireJSON(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 {
+			mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+			if err != nil || mt != "application/json" {
+				writeSimError(w, errContentType)
+				return
+			}
+		}
+		h(w, r)
 	}
 }
 

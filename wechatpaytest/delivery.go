@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -86,6 +87,9 @@ type Delivery struct {
 	// OK reports whether WeChat Pay would count the answer as received:
 	// status 200 or 204 within the answer timeout (docs/protocol.md §13).
 	OK bool
+	// Warning says what WeChat Pay would not accept although the sandbox
+	// does, such as an http notify_url (WeChat Pay calls https only).
+	Warning string
 }
 
 // String describes d in one line.
@@ -106,9 +110,18 @@ func (d Delivery) String() string {
 	if d.OK {
 		verdict = "delivered"
 	}
-	return fmt.Sprintf("%s %s for %s → %s attempt %d%s: %s in %s, %s",
-		d.Start.Format("15:04:05.000"), d.EventType, what, d.URL, d.Attempt, dup, answer, d.Duration.Round(time.Millisecond), verdict)
+	warning := ""
+	if d.Warning != "" {
+		warning = " (warning: " + d.Warning + ")"
+	}
+	return fmt.Sprintf("%s %s for %s → %s attempt %d%s: %s in %s, %s%s",
+		d.Start.Format("15:04:05.000"), d.EventType, what, d.URL, d.Attempt, dup, answer, d.Duration.Round(time.Millisecond), verdict, warning)
 }
+
+// warnHTTP is Delivery.Warning for an http notify_url: WeChat Pay's
+// prepay pages require an https notify_url reachable from the Internet
+// (pay.weixin.qq.com/doc/v3/merchant/4012525167).
+const warnHTTP = "notify_url is http; WeChat Pay calls https notify_urls only"
 
 // maxLog bounds the delivery log.
 const maxLog = 10000
@@ -212,6 +225,9 @@ func (d *delivery) attempt(ctx context.Context, n notice, attempt int, duplicate
 	rec := Delivery{
 		ID: n.id, EventType: n.eventType, MerchantID: n.merchant, OutTradeNo: n.outTradeNo, OutRefundNo: n.outRefundNo,
 		URL: n.url, Attempt: attempt, Duplicate: duplicate, Start: d.clock.elapsed(),
+	}
+	if strings.HasPrefix(strings.ToLower(n.url), "http://") {
+		rec.Warning = warnHTTP
 	}
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

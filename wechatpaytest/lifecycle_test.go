@@ -20,13 +20,21 @@ import (
 // merchantSide is a merchant's backend: a client through wechatpay.Transport
 // and a callback server running middleware.Notifications.
 type merchantSide struct {
-	client *http.Client
-	base   string
-	notify *httptest.Server
-	got    chan *middleware.Notification
+	client  *http.Client
+	base    string
+	store   *wechatpay.Store
+	notify  *httptest.Server
+	got     chan *middleware.Notification
+	serials chan string // Wechatpay-Serial of each callback the middleware accepted
 }
 
 func newMerchantSide(t *testing.T, srv *wechatpaytest.Server) *merchantSide {
+	return newMerchantSideWith(t, srv, srv.Config())
+}
+
+// newMerchantSideWith is newMerchantSide with the merchant's configuration
+// cfg, for example with a public key.
+func newMerchantSideWith(t *testing.T, srv *wechatpaytest.Server, cfg wechatpay.Config) *merchantSide {
 	t.Helper()
 	m := srv.Merchant()
 	store, err := wechatpay.NewStore(wechatpay.StoreOptions{})
@@ -34,16 +42,20 @@ func newMerchantSide(t *testing.T, srv *wechatpaytest.Server) *merchantSide {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	cfg := srv.Config()
 	cfg.Store = store
 	tr, err := wechatpay.NewTransport(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms := &merchantSide{client: &http.Client{Transport: tr}, base: srv.URL, got: make(chan *middleware.Notification, 16)}
+	ms := &merchantSide{client: &http.Client{Transport: tr}, base: srv.URL, store: store,
+		got: make(chan *middleware.Notification, 16), serials: make(chan string, 64)}
 	h := middleware.Notifications(middleware.Config{Keys: store, MerchantID: m.ID, APIv3Key: m.APIv3Key})(
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			n, _ := middleware.NotificationFrom(r.Context())
+			select {
+			case ms.serials <- r.Header.Get("Wechatpay-Serial"):
+			default: // a test that does not read them
+			}
 			ms.got <- n
 		}))
 	ms.notify = httptest.NewServer(h)

@@ -43,9 +43,9 @@ const (
 // routes are the upload endpoints.
 func (ms *mediaStore) routes() []route {
 	return []route{
-		{"POST " + mediaUploadPath, signed, ms.serveUpload},
-		{"POST " + videoUploadPath, signed, ms.serveUpload},
-		{"POST " + marketingImagePath, signed, ms.serveUpload},
+		{"POST " + mediaUploadPath, multipartBody, ms.serveUpload},
+		{"POST " + videoUploadPath, multipartBody, ms.serveUpload},
+		{"POST " + marketingImagePath, multipartBody, ms.serveUpload},
 	}
 }
 

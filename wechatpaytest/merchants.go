@@ -35,6 +35,11 @@ type Merchant struct {
 	// APIv2Key is the merchant's 32-character APIv2 key, which signs
 	// APIv2 (XML) requests and answers such as /risk/getcertficates.
 	APIv2Key string
+	// Certificate is the merchant API certificate (apiclient_cert.pem)
+	// for PrivateKey, issued by the sandbox root CA (Server.Roots); its
+	// serial, in WeChat Pay's notation, is CertificateSerial. Some
+	// clients load it to learn the serial.
+	Certificate *x509.Certificate
 }
 
 // String describes m without its private key and APIv3 key.
@@ -98,22 +103,30 @@ func (ms *merchants) orDefault(m *merchant) *merchant {
 	return m
 }
 
-// register gives m a fresh ID unless it has one, and adds it.
-func (ms *merchants) register(m *merchant) Merchant {
-	ms.mu.Lock()
-	defer ms.mu.Unlock()
-	for m.info.ID == "" || ms.byID[m.info.ID] != nil {
-		m.info.ID = "19" + randomDigits(8)
+// add registers the merchant create returns, calling it again in the
+// unlikely case that its random ID is taken.
+func (ms *merchants) add(create func() *merchant) *merchant {
+	for {
+		m := create()
+		ms.mu.Lock()
+		taken := ms.byID[m.info.ID] != nil
+		if !taken {
+			ms.byID[m.info.ID] = m
+		}
+		ms.mu.Unlock()
+		if !taken {
+			return m
+		}
 	}
-	ms.byID[m.info.ID] = m
-	return m.info
 }
 
-// newMerchant creates a merchant, with the identity and keys of saved if
-// it is not nil, and its platform certificate or public key as the
-// authority's mode says. It is not registered yet.
+// newMerchant creates a merchant with a random ID, or the identity and
+// keys of saved if it is not nil, its merchant API certificate, and its
+// platform certificate or public key as the authority's mode says. It is
+// not registered yet.
 func newMerchant(ca *authority, saved *savedMerchant, statePath string) *merchant {
 	m := &merchant{}
+	m.info.ID = "19" + randomDigits(8)
 	m.info.CertificateSerial = newSerialHex()
 	m.info.PrivateKey = takeKey()
 	m.info.APIv3Key = randomText(32)
@@ -126,6 +139,11 @@ func newMerchant(ca *authority, saved *savedMerchant, statePath string) *merchan
 		m.info.ID, m.info.CertificateSerial, m.info.PrivateKey = saved.ID, saved.CertificateSerial, k
 		m.info.APIv3Key, m.info.APIv2Key = saved.APIv3Key, saved.APIv2Key
 	}
+	cert, err := ca.issueMerchant(&m.info)
+	if err != nil {
+		panic(fmt.Sprintf("wechatpaytest: merchant certificate: %v", err))
+	}
+	m.info.Certificate = cert
 	aead, err := wire.NewAEAD(m.info.APIv3Key)
 	if err != nil {
 		panic(err) // a 32-byte key always works

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/wxpaykit/wechatpay/internal/wire"
@@ -113,11 +114,14 @@ type notificationResource struct {
 }
 
 // notifier builds signed, encrypted notifications for the server's
-// merchants. It holds no state of its own.
+// merchants.
 type notifier struct {
 	clock     *simClock
 	merchants *merchants
 	ca        *authority
+	mixed     bool // Migrating: notifications alternate between the two keys
+
+	signed atomic.Uint64 // notifications signed so far, for mixed
 }
 
 func notifyOpts(opts []NotifyOption) *notifyOptions {
@@ -147,10 +151,13 @@ func (nt *notifier) request(ctx context.Context, url, eventType string, resource
 	}
 
 	reqSerial := ""
-	if o.publicKey {
+	switch {
+	case o.publicKey:
 		if m.publicKey == nil {
 			return nil, errors.New("wechatpaytest: NotifyWithPublicKey: the server has no public keys (create it with WithPublicKey)")
 		}
+		reqSerial = m.info.PublicKeyID
+	case nt.mixed && nt.signed.Add(1)%2 == 1:
 		reqSerial = m.info.PublicKeyID
 	}
 	serial, key := nt.ca.responseKey(m, reqSerial)

@@ -28,19 +28,24 @@ import (
 //   - time: simClock.now() for business times, simClock.sleep for delays,
 //     lifecycle.goOwned for work that outlives the request.
 
-// routeKind says how the core wraps a route's handler.
-type routeKind int
+// routeKind says how the core wraps a route's handler. Kinds combine
+// with |.
+type routeKind uint8
 
 const (
-	// signed: what the handler writes is buffered and signed, subject to
-	// SetFault, as for a route registered with Handle.
-	signed routeKind = iota
-	// failable: signed, and FailRoute (and /sandbox/faults) may queue
-	// faults for the route.
-	failable
+	// signed, the default: what the handler writes is buffered and
+	// signed, subject to SetFault, as for a route registered with Handle.
+	// A POST, PUT or PATCH with a body must say Content-Type:
+	// application/json, or gets 400 INVALID_REQUEST.
+	signed routeKind = 0
+	// failable: FailRoute (and /sandbox/faults) may queue faults for the
+	// route.
+	failable routeKind = 1 << iota
 	// raw: the handler writes its own answer, signed with
 	// core.writeSigned or, like bill files, unsigned.
 	raw
+	// multipartBody: the body is multipart/form-data (uploads), not JSON.
+	multipartBody
 )
 
 // route is one built-in APIv3 route. pattern is an http.ServeMux pattern

@@ -16,6 +16,7 @@ type Option func(*options)
 type options struct {
 	publicKey     bool
 	publicKeyOnly bool
+	migrating     bool
 	addr          string
 	clockOffset   time.Duration // WithClockOffset (clock.go)
 	wholeClock    bool
@@ -43,6 +44,18 @@ func WithPublicKey() Option { return func(o *options) { o.publicKey = true } }
 // response is signed with the public key.
 func PublicKeyOnly() Option {
 	return func(o *options) { o.publicKey, o.publicKeyOnly = true, true }
+}
+
+// Migrating implies WithPublicKey and plays a merchant in the middle of
+// its switch to public-key mode: callback notifications are signed in
+// turn with the WeChat Pay public key and with the platform certificate,
+// the first with the public key, as WeChat Pay signs a growing share of a
+// migrating merchant's callbacks with the public key (docs/protocol.md
+// §3.1); the merchant must pick the key each callback's Wechatpay-Serial
+// names. Answers are signed as with WithPublicKey. NotifyWithPublicKey
+// still forces the public key.
+func Migrating() Option {
+	return func(o *options) { o.publicKey, o.migrating = true, true }
 }
 
 // WithAddr makes the server listen on addr, for example "127.0.0.1:8080",
@@ -130,7 +143,7 @@ func (s *Server) assemble() {
 	s.v2 = &apiV2{merchants: s.merchants, ca: s.ca, stats: s.stats}
 	s.core = &core{clock: s.clock, life: s.life, merchants: s.merchants, ca: s.ca, faults: s.faults,
 		stats: s.stats, v2: s.v2, mux: http.NewServeMux()}
-	s.notes = &notifier{clock: s.clock, merchants: s.merchants, ca: s.ca}
+	s.notes = &notifier{clock: s.clock, merchants: s.merchants, ca: s.ca, mixed: o.migrating}
 	s.delivery = newDelivery(o, s.clock, s.life, s.notes)
 	s.orders = newOrders(o, s.clock, s.life, s.delivery, s.URL)
 	s.bills = &bills{core: s.core, orders: s.orders, url: s.URL}
@@ -150,8 +163,8 @@ func (s *Server) start() {
 			panic("wechatpaytest: " + err.Error())
 		}
 	}
-	def := newMerchant(s.ca, saved, s.opts.statePath)
-	s.merchants.defaultID = s.merchants.register(def).ID
+	def := s.merchants.add(func() *merchant { return newMerchant(s.ca, saved, s.opts.statePath) })
+	s.merchants.defaultID = def.info.ID
 	if s.opts.statePath != "" {
 		if err := s.orders.start(def.saved()); err != nil {
 			panic("wechatpaytest: state file: " + err.Error())
@@ -176,7 +189,7 @@ func (s *Server) Merchant() Merchant { return s.merchants.get(s.merchants.defaul
 // and platform certificate (and WeChat Pay public key, if enabled) and
 // returns its credentials. The merchant's keys are pairwise distinct.
 func (s *Server) AddMerchant() Merchant {
-	return s.merchants.register(newMerchant(s.ca, nil, s.opts.statePath))
+	return s.merchants.add(func() *merchant { return newMerchant(s.ca, nil, s.opts.statePath) }).info
 }
 
 // Config returns the configuration of the default merchant; see

@@ -688,6 +688,7 @@ func FuzzOrderRoutes(f *testing.F) {
 	f.Fuzz(func(t *testing.T, route uint8, body string) {
 		p := paths[int(route)%len(paths)]
 		req := httptest.NewRequest(p.method, p.path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
 		req = req.WithContext(context.WithValue(req.Context(), merchantIDKey{}, m.ID))
 		rec := httptest.NewRecorder()
 		srv.faults.clearRoutes() // a fuzzed RouteTimeout would hang the next call
@@ -771,4 +772,48 @@ func mustBase64(t *testing.T, s string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestContentTypeMissing checks that a JSON body sent without any
+// Content-Type is refused like a wrong one, and a body-less close is not.
+func TestContentTypeMissing(t *testing.T) {
+	srv := NewServer()
+	defer srv.Close()
+	m := srv.Merchant()
+	req := newRequest(t, srv, m, "POST", "/v3/refund/domestic/refunds", []byte(`{"out_trade_no":"NOPE0001"}`))
+	req.Header.Del("Content-Type")
+	resp, body := send(t, req)
+	if e := wantError(t, resp, body, 400, "INVALID_REQUEST"); !strings.Contains(e.Message, "application/json") {
+		t.Errorf("message %q does not name application/json", e.Message)
+	}
+	mustVerify(t, srv, m, resp, body, resp.Header.Get("Wechatpay-Serial"))
+	req = newRequest(t, srv, m, "POST", "/v3/pay/transactions/out-trade-no/NOPE0001/close", nil)
+	resp, body = send(t, req)
+	wantError(t, resp, body, 400, "PARAM_ERROR") // the empty body, not the Content-Type
+}
+
+// TestSerialsLookLikeWeChatPays checks that certificate serials are 40
+// upper-case hex digits without a leading zero, so that a client
+// formatting the serial number itself names the same serial.
+func TestSerialsLookLikeWeChatPays(t *testing.T) {
+	for range 5000 {
+		s := newSerialHex()
+		if len(s) != 40 || s[0] == '0' || strings.ToUpper(s) != s {
+			t.Fatalf("serial %q", s)
+		}
+	}
+	srv := NewServer()
+	defer srv.Close()
+	m := srv.Merchant()
+	for range 20 {
+		srv.AddCertificate(m.ID)
+	}
+	for _, c := range srv.Certificates(m.ID) {
+		if got := strings.ToUpper(c.SerialNumber.Text(16)); len(got) != 40 {
+			t.Errorf("platform certificate serial %s", got)
+		}
+	}
+	if got := strings.ToUpper(m.Certificate.SerialNumber.Text(16)); got != m.CertificateSerial {
+		t.Errorf("merchant certificate serial %s; CertificateSerial %s", got, m.CertificateSerial)
+	}
 }
