@@ -589,7 +589,8 @@ func TestCashierPage(t *testing.T) {
 		return string(page)
 	}
 	page := get()
-	for _, want := range []string{"¥123.45", m.ID, "&lt;script&gt;alert(1)&lt;/script&gt; tea", "NOTPAY", `id="pay"`, `id="fail"`} {
+	for _, want := range []string{"¥123.45", m.ID, "&lt;script&gt;alert(1)&lt;/script&gt; tea", "NOTPAY", `id="pay"`, `id="fail"`,
+		`<meta name="viewport" content="width=device-width, initial-scale=1">`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("cashier page lacks %q", want)
 		}
@@ -619,8 +620,8 @@ func TestCashierPage(t *testing.T) {
 	if code := post(srv.URL, "PAYERROR"); code != http.StatusSeeOther {
 		t.Errorf("failed payment: %d", code)
 	}
-	if page := get(); !strings.Contains(page, "PAYERROR") || !strings.Contains(page, `id="pay"`) {
-		t.Errorf("after a failed payment the page shows no PAYERROR or no Pay button")
+	if page := get(); !strings.Contains(page, "PAYERROR") || !strings.Contains(page, `id="pay"`) || !strings.Contains(page, "支付失败<small>Payment failed</small>") {
+		t.Errorf("after a failed payment the page shows no PAYERROR, no result or no Pay button:\n%s", page)
 	}
 	if code := post(srv.URL, "SUCCESS"); code != http.StatusSeeOther {
 		t.Errorf("payment: %d", code)
@@ -629,8 +630,12 @@ func TestCashierPage(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	page = get()
-	if !strings.Contains(page, ">SUCCESS<") || strings.Contains(page, `id="pay"`) || !strings.Contains(page, "TRANSACTION.SUCCESS") {
+	if !strings.Contains(page, ">SUCCESS<") || strings.Contains(page, `id="pay"`) || !strings.Contains(page, "支付成功<small>Payment successful</small>") {
 		t.Errorf("after paying:\n%s", page)
+	}
+	// The delivery to the closed port: a short answer, and the next retry.
+	if !strings.Contains(page, "<td>connection refused</td>") || strings.Contains(page, "dial tcp") || strings.Contains(page, "none: gave up") {
+		t.Errorf("delivery table:\n%s", page)
 	}
 	if code := post(srv.URL, "SUCCESS"); code != http.StatusForbidden {
 		t.Errorf("paying twice: %d; want 403 (ORDERPAID)", code)
@@ -815,5 +820,32 @@ func TestSerialsLookLikeWeChatPays(t *testing.T) {
 	}
 	if got := strings.ToUpper(m.Certificate.SerialNumber.Text(16)); got != m.CertificateSerial {
 		t.Errorf("merchant certificate serial %s; CertificateSerial %s", got, m.CertificateSerial)
+	}
+}
+
+// TestDeliveryRows checks the cashier's delivery table: short answers,
+// and the next retry on the last failed attempt of each notification only.
+func TestDeliveryRows(t *testing.T) {
+	start := time.Date(2026, 1, 2, 10, 0, 0, 0, time.Local)
+	retries := []time.Duration{15 * time.Second, 15 * time.Second}
+	ds := []Delivery{
+		{ID: "a", Attempt: 1, Start: start, Duration: time.Second, Err: "Post \"http://127.0.0.1:1/n\": dial tcp 127.0.0.1:1: connect: connection refused"},
+		{ID: "a", Attempt: 2, Start: start.Add(16 * time.Second), Duration: time.Second, Status: 500},
+		{ID: "b", Attempt: 1, Start: start, Duration: 5 * time.Second, Err: "no answer within 5s"},
+		{ID: "b", Attempt: 1, Duplicate: true, Start: start, Duration: time.Second, Status: 204, OK: true},
+		{ID: "c", Attempt: 3, Start: start, Duration: time.Second, Err: "read: connection reset by peer"},
+	}
+	rows := deliveryRows(ds, retries)
+	want := []deliveryRow{
+		{"10:00:00", "1", "connection refused", "—"},
+		{"10:00:16", "2", "500 Internal Server Error", "10:00:32"},
+		{"10:00:00", "1", "no answer within 5s", "—"},
+		{"10:00:00", "1 (dup)", "204 No Content ✓", "—"},
+		{"10:00:00", "3", "connection closed", "none: gave up"},
+	}
+	for i := range want {
+		if rows[i] != want[i] {
+			t.Errorf("row %d = %+v; want %+v", i, rows[i], want[i])
+		}
 	}
 }
