@@ -18,6 +18,13 @@ func WithClockOffset(d time.Duration) Option {
 	return func(o *options) { o.clockOffset, o.wholeClock = d, true }
 }
 
+// withClock makes the server read the time from c and set its timers
+// (callback answer timeouts and retries, refund delays, certificate
+// delays) on it, so that a test can drive WeChat Pay's 24-hour retry
+// schedule by events instead of by waiting. Request timestamps are
+// still checked against the real time unless WithClockOffset is given.
+func withClock(c clock) Option { return func(o *options) { o.clock = c } }
+
 // clock is where the simulator reads the time and sets its timers.
 type clock interface {
 	Now() time.Time

@@ -50,3 +50,7 @@ func (l *lifecycle) stop() {
 	l.cancel()
 	l.wg.Wait()
 }
+
+// idle waits until no owned goroutine runs, without stopping them; a
+// test calls it to know that a delivery has ended on its own.
+func (l *lifecycle) idle() { l.wg.Wait() }

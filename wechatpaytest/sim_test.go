@@ -35,15 +35,6 @@ func placeNative(t *testing.T, srv *Server, m Merchant, no, notifyURL string, to
 	return out.CodeURL
 }
 
-// compressed divides WeChat Pay's retry schedule by f.
-func compressed(f time.Duration) []time.Duration {
-	s := RetrySchedule()
-	for i := range s {
-		s[i] /= f
-	}
-	return s
-}
-
 // attemptsTo returns the delivery attempts to url, in order.
 func attemptsTo(srv *Server, url string) []Delivery {
 	var out []Delivery
@@ -55,9 +46,9 @@ func attemptsTo(srv *Server, url string) []Delivery {
 	return out
 }
 
-// checkSchedule checks that each attempt started no earlier than the
-// previous one ended plus its interval, and not much later.
-func checkSchedule(t *testing.T, ds []Delivery, retries []time.Duration, slack time.Duration) {
+// checkSchedule checks that each attempt started exactly its interval
+// after the previous one ended, on the fake clock.
+func checkSchedule(t *testing.T, ds []Delivery, retries []time.Duration) {
 	t.Helper()
 	for i, d := range ds {
 		if d.Attempt != i+1 {
@@ -67,19 +58,19 @@ func checkSchedule(t *testing.T, ds []Delivery, retries []time.Duration, slack t
 			continue
 		}
 		prev := ds[i-1]
-		earliest := prev.Start.Add(prev.Duration).Add(retries[i-1])
-		if d.Start.Before(earliest) {
-			t.Errorf("attempt %d at +%s after attempt %d ended; want ≥ %s", d.Attempt, d.Start.Sub(prev.Start.Add(prev.Duration)), prev.Attempt, retries[i-1])
-		}
-		if d.Start.After(earliest.Add(slack)) {
-			t.Errorf("attempt %d late by %s", d.Attempt, d.Start.Sub(earliest))
+		if want := prev.Start.Add(prev.Duration).Add(retries[i-1]); !d.Start.Equal(want) {
+			t.Errorf("attempt %d at +%s after attempt %d ended; want %s", d.Attempt, d.Start.Sub(prev.Start.Add(prev.Duration)), prev.Attempt, retries[i-1])
 		}
 	}
 }
 
+// TestRetryFailsTwiceThenSucceeds runs WeChat Pay's real schedule on a
+// fake clock: a 500, a 201 (not a success either), then a 204 ends the
+// deliveries, 15 s and 15 s apart, under one notification id.
 func TestRetryFailsTwiceThenSucceeds(t *testing.T) {
-	retries := compressed(100) // 150ms, 150ms, 300ms, 1.8s, ...
-	srv := NewServer(WithCallbackSchedule(time.Second, retries...))
+	fc := newFakeClock()
+	retries := RetrySchedule()
+	srv := NewServer(withClock(fc))
 	defer srv.Close()
 	var calls atomic.Int32
 	merchant := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -99,16 +90,16 @@ func TestRetryFailsTwiceThenSucceeds(t *testing.T) {
 	if err := srv.Pay(m.ID, "RETRY001", PaySuccess); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for len(attemptsTo(srv, merchant.URL)) < 3 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	for i := range 2 { // after each failure, the retry is set for its interval
+		fc.waitTimer(t, retries[i])
+		fc.advance(retries[i])
 	}
-	time.Sleep(retries[2] + 200*time.Millisecond) // past when a 4th would come
+	srv.life.idle() // the delivery ended on its own
 	ds := attemptsTo(srv, merchant.URL)
-	if len(ds) != 3 || calls.Load() != 3 {
-		t.Fatalf("%d deliveries, %d requests; want exactly 3: %v", len(ds), calls.Load(), ds)
+	if len(ds) != 3 || calls.Load() != 3 || fc.pending() != 0 {
+		t.Fatalf("%d deliveries, %d requests, %d timers left; want exactly 3 and none: %v", len(ds), calls.Load(), fc.pending(), ds)
 	}
-	checkSchedule(t, ds, retries, 250*time.Millisecond)
+	checkSchedule(t, ds, retries)
 	if ds[0].Status != 500 || ds[0].OK || !strings.Contains(ds[0].Body, "FAIL") || ds[1].Status != 201 || ds[1].OK || ds[2].Status != 204 || !ds[2].OK {
 		t.Errorf("answers: %v", ds)
 	}
@@ -117,14 +108,18 @@ func TestRetryFailsTwiceThenSucceeds(t *testing.T) {
 	}
 }
 
+// TestRetryNeverAnswered runs the whole 24 h 4 m schedule on a fake clock
+// against a merchant that never answers: 16 attempts, each given up after
+// the answer timeout, each retry exactly on schedule, then no more.
 func TestRetryNeverAnswered(t *testing.T) {
-	retries := compressed(100000) // 24 h 4 m becomes 0.87 s
-	const timeout = 20 * time.Millisecond
-	srv := NewServer(WithCallbackSchedule(timeout, retries...))
+	fc := newFakeClock()
+	retries := RetrySchedule()
+	const timeout = 5 * time.Second
+	srv := NewServer(withClock(fc), WithCallbackSchedule(timeout, retries...))
 	defer srv.Close()
-	var calls atomic.Int32
+	arrived := make(chan struct{}, len(retries)+2)
 	merchant := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
+		arrived <- struct{}{}
 		io.Copy(io.Discard, r.Body) // so that the server notices the client leave
 		<-r.Context().Done()        // never answers
 	}))
@@ -135,23 +130,35 @@ func TestRetryNeverAnswered(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := len(retries) + 1
-	deadline := time.Now().Add(10 * time.Second)
-	for len(attemptsTo(srv, merchant.URL)) < want && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	for i := range want {
+		<-arrived // the request reached the merchant: let its answer time run out
+		fc.waitTimer(t, timeout)
+		fc.advance(timeout)
+		if i < len(retries) {
+			fc.waitTimer(t, retries[i])
+			fc.advance(retries[i])
+		}
 	}
-	time.Sleep(300 * time.Millisecond) // would see a 17th
+	srv.life.idle() // the delivery gave up on its own
 	ds := attemptsTo(srv, merchant.URL)
-	if len(ds) != want || int(calls.Load()) != want {
-		t.Fatalf("%d deliveries, %d requests; want %d", len(ds), calls.Load(), want)
+	if len(ds) != want || len(arrived) != 0 || fc.pending() != 0 {
+		t.Fatalf("%d deliveries, %d requests unaccounted for, %d timers left; want %d, none, none", len(ds), len(arrived), fc.pending(), want)
 	}
-	checkSchedule(t, ds, retries, 250*time.Millisecond)
+	checkSchedule(t, ds, retries)
+	var total time.Duration
 	for _, d := range ds {
-		if d.OK || d.Status != 0 || !strings.Contains(d.Err, "no answer within 20ms") || d.Duration < timeout {
+		if d.OK || d.Status != 0 || d.Err != "no answer within 5s" || d.Duration != timeout {
 			t.Errorf("attempt %d: %+v", d.Attempt, d)
 		}
+		total += d.Duration
+	}
+	if span := ds[len(ds)-1].Start.Add(ds[len(ds)-1].Duration).Sub(ds[0].Start) - total; span != 24*time.Hour+4*time.Minute {
+		t.Errorf("retries span %s; want WeChat Pay's 24h4m", span)
 	}
 }
 
+// TestDuplicateDelivery checks WithDuplicateCallbacks: the first delivery
+// is sent twice at once, with one notification id.
 func TestDuplicateDelivery(t *testing.T) {
 	var mu sync.Mutex
 	ids := map[string]int{}
@@ -164,15 +171,12 @@ func TestDuplicateDelivery(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	}))
 	defer merchant.Close()
-	srv := NewServer(WithDuplicateCallbacks())
+	srv := NewServer(WithDuplicateCallbacks(), withClock(newFakeClock()))
 	defer srv.Close()
 	m := srv.Merchant()
 	placeNative(t, srv, m, "DUPL0001", merchant.URL, 1)
 	srv.Pay(m.ID, "DUPL0001", PaySuccess)
-	deadline := time.Now().Add(5 * time.Second)
-	for len(attemptsTo(srv, merchant.URL)) < 2 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	srv.life.idle() // both copies answered; nothing to retry
 	ds := attemptsTo(srv, merchant.URL)
 	if len(ds) != 2 || ds[0].Attempt != 1 || ds[1].Attempt != 1 || ds[0].Duplicate == ds[1].Duplicate || ds[0].ID != ds[1].ID {
 		t.Fatalf("deliveries %v", ds)
@@ -193,20 +197,19 @@ func TestCloseStopsDeliveries(t *testing.T) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}))
 	defer merchant.Close()
-	srv := NewServer() // the real schedule: the first retry is 15 s away
+	fc := newFakeClock()
+	srv := NewServer(withClock(fc)) // the real schedule: the first retry is 15 s away
 	m := srv.Merchant()
 	placeNative(t, srv, m, "CLOSE001", merchant.URL, 1)
 	srv.Pay(m.ID, "CLOSE001", PaySuccess)
-	for calls.Load() == 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
-	start := time.Now()
-	srv.Close()
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("Close took %s", d)
-	}
+	fc.waitTimer(t, 15*time.Second) // the first attempt failed; the retry is set
+	srv.Close()                     // returns: the waiting delivery is abandoned
+	fc.advance(time.Hour)           // a leaked delivery would now retry
 	if n := calls.Load(); n != 1 {
 		t.Errorf("%d deliveries; want 1", n)
+	}
+	if n := len(srv.Deliveries()); n != 1 {
+		t.Errorf("%d deliveries recorded; want 1", n)
 	}
 }
 
@@ -488,13 +491,8 @@ func TestRefundOutcomes(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("refund: %s", body)
 		}
-		select {
-		case e := <-got:
-			if e != "REFUND."+outcome {
-				t.Errorf("event %s; want REFUND.%s", e, outcome)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("no refund notification")
+		if e := <-got; e != "REFUND."+outcome { // waits for the event, however busy the machine
+			t.Errorf("event %s; want REFUND.%s", e, outcome)
 		}
 		_, body = do(t, srv, m, "GET", "/v3/refund/domestic/refunds/"+no, nil)
 		if !bytes.Contains(body, []byte(`"status":"`+outcome+`"`)) {
