@@ -119,9 +119,10 @@ func (d Delivery) String() string {
 }
 
 // warnHTTP is Delivery.Warning for an http notify_url: WeChat Pay's
-// prepay pages require an https notify_url reachable from the Internet
-// (pay.weixin.qq.com/doc/v3/merchant/4012525167).
-const warnHTTP = "notify_url is http; WeChat Pay calls https notify_urls only"
+// prepay pages require https on a public domain, http only over a leased
+// line or a private callback domain (pay.weixin.qq.com/doc/v3/merchant/
+// 4012525095).
+const warnHTTP = "notify_url is http; WeChat Pay requires https on a public domain"
 
 // maxLog bounds the delivery log.
 const maxLog = 10000
