@@ -48,7 +48,8 @@ type order struct {
 	TransactionID string    `json:"transaction_id,omitempty"`
 	CreateTime    time.Time `json:"create_time"`
 	SuccessTime   time.Time `json:"success_time,omitzero"`
-	Refunded      int64     `json:"refunded,omitempty"` // fen reserved by refunds not CLOSED
+	Refunded      int64     `json:"refunded,omitempty"`       // fen reserved by refunds not CLOSED
+	ProfitSharing bool      `json:"profit_sharing,omitempty"` // settle_info.profit_sharing: shared with profitsharing.go
 }
 
 // orderKey identifies an order: out_trade_no is unique per merchant.

@@ -38,6 +38,9 @@ type prepayRequest struct {
 		SpOpenID  string `json:"sp_openid"`
 		SubOpenID string `json:"sub_openid"`
 	} `json:"payer"`
+	SettleInfo *struct {
+		ProfitSharing bool `json:"profit_sharing"`
+	} `json:"settle_info"`
 	SceneInfo *struct {
 		PayerClientIP string `json:"payer_client_ip"`
 		H5Info        *struct {
@@ -153,6 +156,7 @@ func validatePrepay(caller, kind string, partner bool, body []byte) (*order, *si
 	}
 	o.Description, o.OutTradeNo, o.TimeExpire, o.Attach, o.NotifyURL = req.Description, req.OutTradeNo, req.TimeExpire, req.Attach, req.NotifyURL
 	o.Total = *req.Amount.Total
+	o.ProfitSharing = req.SettleInfo != nil && req.SettleInfo.ProfitSharing
 	o.Fingerprint = fingerprint(o.TradeType, body)
 	return o, nil
 }

@@ -63,7 +63,7 @@ func routeTable(s *Server) []route {
 		s.orders.refundRoutes(), // refunds.go
 		s.bills.routes(),        // bills.go, tradebill.go
 		s.media.routes(),        // media.go
-		s.fields.routes(),       // sensitive.go
+		s.profit.routes(),       // profitsharing.go
 		s.control.routes(),      // control.go: /sandbox/pay, /sandbox/faults, /sandbox/notify
 	)
 }

@@ -1,7 +1,6 @@
 package wechatpaytest
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -19,19 +18,11 @@ var ErrRequestSerial = errors.New("wechatpaytest: " + msgRequestSerial)
 // sensitiveFields decrypts the sensitive fields of requests with the key
 // the request's Wechatpay-Serial names, and encrypts those of answers for
 // the merchant, as WeChat Pay does (docs/protocol.md §7). It holds no
-// state of its own. Product parts check their encrypted request fields
-// with decrypt.
+// state of its own. Product parts (profitsharing.go) check their
+// encrypted request fields with decrypt.
 type sensitiveFields struct {
 	merchants *merchants
 	ca        *authority
-}
-
-// receiversAddPath is an endpoint whose name field is encrypted both ways.
-const receiversAddPath = "/v3/profitsharing/receivers/add"
-
-// routes are the endpoints that check encrypted fields.
-func (sf *sensitiveFields) routes() []route {
-	return []route{{"POST " + receiversAddPath, signed, sf.serveReceiverAdd}}
 }
 
 // decrypt decrypts ciphertext, a field of r (a request dispatched to a
@@ -60,48 +51,6 @@ func (sf *sensitiveFields) decrypt(r *http.Request, ciphertext string) (string, 
 func (sf *sensitiveFields) encrypt(merchantID, plaintext string) (string, error) {
 	m := sf.merchants.get(merchantID)
 	return wire.EncryptOAEP(&m.info.PrivateKey.PublicKey, []byte(plaintext))
-}
-
-// receiver is the request and answer of POST
-// /v3/profitsharing/receivers/add, whose name field is encrypted both
-// ways.
-type receiver struct {
-	AppID          string `json:"appid,omitempty"`
-	Type           string `json:"type"`
-	Account        string `json:"account"`
-	Name           string `json:"name,omitempty"`
-	RelationType   string `json:"relation_type"`
-	CustomRelation string `json:"custom_relation,omitempty"`
-}
-
-// serveReceiverAdd serves POST /v3/profitsharing/receivers/add: it
-// decrypts the name with the key Wechatpay-Serial names (400 PARAM_ERROR
-// if that is not the key used) and answers with the name encrypted for
-// the merchant.
-func (sf *sensitiveFields) serveReceiverAdd(w http.ResponseWriter, r *http.Request) {
-	var req receiver
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		WriteError(w, http.StatusBadRequest, "PARAM_ERROR", "请求体不是合法的JSON")
-		return
-	}
-	if req.Type == "" || req.Account == "" || req.RelationType == "" {
-		WriteError(w, http.StatusBadRequest, "PARAM_ERROR", "缺少参数type、account或relation_type")
-		return
-	}
-	resp := req
-	resp.AppID = ""
-	if req.Name != "" {
-		name, err := sf.decrypt(r, req.Name)
-		if err != nil {
-			WriteError(w, http.StatusBadRequest, "PARAM_ERROR", msgRequestSerial)
-			return
-		}
-		if resp.Name, err = sf.encrypt(MerchantIDFrom(r.Context()), name); err != nil {
-			WriteError(w, http.StatusInternalServerError, "SYSTEM_ERROR", "系统错误")
-			return
-		}
-	}
-	writeJSON(w, resp)
 }
 
 // DecryptField decrypts a sensitive field (RSA-OAEP, SHA-1, Base64) of a

@@ -91,6 +91,7 @@ type Server struct {
 	bills     *bills           // bills.go
 	media     *mediaStore      // media.go
 	fields    *sensitiveFields // sensitive.go
+	profit    *profitSharing   // profitsharing.go
 	v2        *apiV2           // apiv2.go
 	control   *control         // control.go
 }
@@ -121,8 +122,8 @@ func NewServer(opts ...Option) *Server {
 		ts.Listener = l
 	}
 	s := &Server{URL: "http://" + ts.Listener.Addr().String(), ts: ts, opts: o}
-	s.assemble()
-	s.start()
+	assemble(s)
+	loadDefaultMerchant(s)
 	ts.Config.Handler = s.core
 	ts.Start()
 	if ts.URL != s.URL {
@@ -131,8 +132,9 @@ func NewServer(opts ...Option) *Server {
 	return s
 }
 
-// assemble creates the parts of the server and mounts their routes.
-func (s *Server) assemble() {
+// assemble creates the parts of s and mounts their routes, before s
+// serves.
+func assemble(s *Server) {
 	o := &s.opts
 	s.clock = newSimClock(o)
 	s.life = newLifecycle()
@@ -149,13 +151,15 @@ func (s *Server) assemble() {
 	s.bills = &bills{core: s.core, orders: s.orders, url: s.URL}
 	s.media = &mediaStore{}
 	s.fields = &sensitiveFields{merchants: s.merchants, ca: s.ca}
+	s.profit = &profitSharing{merchants: s.merchants, trades: s.orders, delivery: s.delivery, fields: s.fields}
 	s.control = &control{core: s.core, orders: s.orders, faults: s.faults, notes: s.notes}
 	s.core.cashier = &cashier{orders: s.orders, delivery: s.delivery, url: s.URL}
 	s.core.mount(routeTable(s))
 }
 
-// start loads the state file, if any, and registers the default merchant.
-func (s *Server) start() {
+// loadDefaultMerchant loads the state file, if any, and registers the
+// default merchant, before s serves.
+func loadDefaultMerchant(s *Server) {
 	var saved *savedMerchant
 	if s.opts.statePath != "" {
 		var err error
