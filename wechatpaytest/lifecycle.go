@@ -52,5 +52,6 @@ func (l *lifecycle) stop() {
 }
 
 // idle waits until no owned goroutine runs, without stopping them; a
-// test calls it to know that a delivery has ended on its own.
+// test calls it to know that a delivery has ended on its own. Call it
+// only when no request can start new work meanwhile.
 func (l *lifecycle) idle() { l.wg.Wait() }

@@ -8,10 +8,14 @@ import (
 // The route table: every built-in APIv3 route, and the one place where a
 // part of WeChat Pay mounts its routes.
 //
-// A part is a type in a file of its own (orders.go, bills.go, ...) with
-// its lock beside the state it guards and a routes method. To add one:
-// give Server a field for it, create it in NewServer from the services it
-// needs, and list its routes in routeTable. The services a part reaches:
+// A part is a type in a file of its own (orders.go, bills.go,
+// profitsharing.go, ...) with its lock beside the state it guards and a
+// routes method. To add one: give Server a field for it, create it in
+// assemble (server.go) from the services it needs, and list its routes in
+// routeTable. Exported controls a test needs (such as
+// SetProfitSharingNotifyURL) are one-line Server methods that delegate to
+// the part; keep Server at 40 methods or fewer. The services a part
+// reaches:
 //
 //   - the request: handlers get the authenticated merchant's ID from
 //     MerchantIDFrom(r.Context()) and the body (already read, bounded and
@@ -19,14 +23,19 @@ import (
 //   - answers: a signed or failable route writes plain JSON (writeJSON,
 //     writeSimError, paramError) and the core signs it; a raw route signs
 //     with core.writeSigned or core.writeError;
-//   - orders: orders.lookup(owner, outTradeNo), orders.lookupTransaction(id);
-//   - callbacks: delivery.send(notice{...}) delivers on WeChat Pay's
-//     retry schedule from a goroutine the server owns;
+//   - merchants: merchants.get(id) (panics on an unknown one, for
+//     controls) and merchants.lookup(id) (nil, for requests);
+//   - orders: orders.lookup(owner, outTradeNo) and
+//     orders.lookupTransaction(id) return copies;
+//   - callbacks: delivery.send(notice{...}) signs, encrypts and delivers
+//     on WeChat Pay's retry schedule from a goroutine the server owns,
+//     recorded in Deliveries;
 //   - encrypted fields: sensitiveFields.decrypt(r, ciphertext) decrypts
 //     with the key the request's Wechatpay-Serial names (ErrRequestSerial
 //     otherwise), sensitiveFields.encrypt encrypts for the merchant;
 //   - time: simClock.now() for business times, simClock.sleep for delays,
-//     lifecycle.goOwned for work that outlives the request.
+//     lifecycle.goOwned for work that outlives the request (tests inject
+//     a fake clock with withClock).
 
 // routeKind says how the core wraps a route's handler. Kinds combine
 // with |.
