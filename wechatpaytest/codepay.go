@@ -110,18 +110,28 @@ func validateCodePay(caller string, partner bool, body []byte) (*order, *simErro
 	return o, nil
 }
 
+// codeRoutes are the payment code routes: they create and reverse
+// orders of the orders part.
+func (od *orders) codeRoutes() []route {
+	return []route{
+		{"POST /v3/pay/transactions/codepay", failable, od.serveCodePay(false)},
+		{"POST /v3/pay/partner/transactions/codepay", failable, od.serveCodePay(true)},
+		{"POST /v3/pay/transactions/out-trade-no/{no}/reverse", failable, od.serveReverse(false)},
+		{"POST /v3/pay/partner/transactions/out-trade-no/{no}/reverse", failable, od.serveReverse(true)},
+	}
+}
+
 // serveCodePay answers POST /v3/pay/[partner/]transactions/codepay.
-func (s *Server) serveCodePay(partner bool) http.HandlerFunc {
+func (od *orders) serveCodePay(partner bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		o, serr := validateCodePay(MerchantIDFrom(r.Context()), partner, bodyOf(r))
 		if serr != nil {
 			writeSimError(w, serr)
 			return
 		}
-		x := &s.sim
-		x.mu.Lock()
+		od.mu.Lock()
 		k := orderKey(o.Owner, o.OutTradeNo)
-		if old := x.orders[k]; old != nil {
+		if old := od.byKey[k]; old != nil {
 			// The same charge sent again: its current state, never a
 			// second charge.
 			var tx map[string]any
@@ -134,7 +144,7 @@ func (s *Server) serveCodePay(partner bool) http.HandlerFunc {
 				tx = old.transactionJSON()
 			}
 			state := old.State
-			x.mu.Unlock()
+			od.mu.Unlock()
 			if serr != nil {
 				writeSimError(w, serr)
 				return
@@ -142,19 +152,19 @@ func (s *Server) serveCodePay(partner bool) http.HandlerFunc {
 			writeCodePay(w, state, tx)
 			return
 		}
-		now := s.now()
+		now := od.clock.now()
 		o.PrepayID, o.CreateTime = "", now
 		if o.Total > passwordAbove {
 			o.State = stateUserPaying
 		} else {
 			o.State, o.TransactionID, o.SuccessTime = stateSuccess, "4200"+randomDigits(24), now
 			o.OpenID = "oSandbox" + randomText(20)
-			x.byTx[o.TransactionID] = k
+			od.byTx[o.TransactionID] = k
 		}
-		x.orders[k] = o
+		od.byKey[k] = o
 		tx := o.transactionJSON()
-		s.saveLocked()
-		x.mu.Unlock()
+		od.saveLocked()
+		od.mu.Unlock()
 		writeCodePay(w, o.State, tx)
 	}
 }
@@ -175,7 +185,7 @@ func writeCodePay(w http.ResponseWriter, state string, tx map[string]any) {
 // /v3/pay/[partner/]transactions/out-trade-no/{no}/reverse: a payment
 // code order not yet reversed becomes REVOKED (a paid one is refunded to
 // the payer); reversing again answers the same.
-func (s *Server) serveReverse(partner bool) http.HandlerFunc {
+func (od *orders) serveReverse(partner bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		caller := MerchantIDFrom(r.Context())
 		var req map[string]any
@@ -194,9 +204,8 @@ func (s *Server) serveReverse(partner bool) http.HandlerFunc {
 			return
 		}
 		no := r.PathValue("no")
-		x := &s.sim
-		x.mu.Lock()
-		o := x.orders[orderKey(owner, no)]
+		od.mu.Lock()
+		o := od.byKey[orderKey(owner, no)]
 		switch {
 		case o == nil || o.Merchant != caller || o.Partner != partner:
 			serr = errOrderNotExist
@@ -206,9 +215,9 @@ func (s *Server) serveReverse(partner bool) http.HandlerFunc {
 			serr = errOrderPaid
 		default:
 			o.State = stateRevoked
-			s.saveLocked()
+			od.saveLocked()
 		}
-		x.mu.Unlock()
+		od.mu.Unlock()
 		if serr != nil {
 			writeSimError(w, serr)
 			return

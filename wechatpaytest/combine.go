@@ -18,12 +18,24 @@ import (
 // payment-notice.html and wiki/doc/apiv3/apis/chapter5_1_12.shtml (errors).
 // Combine orders live in memory only, also with WithStateFile.
 
-// combineOrders is the simulator's part for combine orders: its own
-// state, under its own lock. It reaches the shared services (the clock,
-// callback delivery) through the Server.
+// combineOrders is the simulator's part for combine orders. Its
+// services are fixed by NewServer; its state is under its own lock.
 type combineOrders struct {
+	clock    *simClock
+	delivery *delivery
+
 	mu     sync.Mutex
-	orders map[string]*combineOrder // by orderKey(combine_mchid, combine_out_trade_no)
+	orders map[string]*combineOrder // guarded by mu; by orderKey(combine_mchid, combine_out_trade_no)
+}
+
+// routes are the combine order routes, for direct merchants and service
+// providers alike.
+func (x *combineOrders) routes() []route {
+	return []route{
+		{"POST /v3/combine-transactions/{kind}", failable, x.servePrepay},
+		{"GET /v3/combine-transactions/out-trade-no/{no}", failable, x.serveQuery},
+		{"POST /v3/combine-transactions/out-trade-no/{no}/close", failable, x.serveClose},
+	}
 }
 
 // combineOrder is one combine order.
@@ -172,7 +184,7 @@ func validateCombine(caller, kind string, body []byte) (*combineOrder, *simError
 
 // place stores o, or answers as WeChat Pay does for a number already
 // used; it returns the prepay_id of the order stored.
-func (x *combineOrders) place(o *combineOrder, now time.Time) (string, *simError) {
+func (x *combineOrders) place(o *combineOrder) (string, *simError) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.orders == nil {
@@ -190,7 +202,7 @@ func (x *combineOrders) place(o *combineOrder, now time.Time) (string, *simError
 		}
 		return old.prepayID, nil
 	}
-	o.prepayID = "wx" + now.In(beijing).Format("02150405") + strings.ToLower(randomText(24))
+	o.prepayID = "wx" + x.clock.now().In(beijing).Format("02150405") + strings.ToLower(randomText(24))
 	x.orders[k] = o
 	return o.prepayID, nil
 }
@@ -240,7 +252,7 @@ func (o *combineOrder) json() map[string]any {
 }
 
 // serveCombinePrepay answers POST /v3/combine-transactions/{kind}.
-func (s *Server) serveCombinePrepay(w http.ResponseWriter, r *http.Request) {
+func (x *combineOrders) servePrepay(w http.ResponseWriter, r *http.Request) {
 	kind := r.PathValue("kind")
 	if tradeTypes[kind] == "" {
 		writeSimError(w, errCombineKind)
@@ -249,7 +261,7 @@ func (s *Server) serveCombinePrepay(w http.ResponseWriter, r *http.Request) {
 	o, serr := validateCombine(MerchantIDFrom(r.Context()), kind, bodyOf(r))
 	var prepayID string
 	if serr == nil {
-		prepayID, serr = s.combine.place(o, s.now())
+		prepayID, serr = x.place(o)
 	}
 	if serr != nil {
 		writeSimError(w, serr)
@@ -266,8 +278,7 @@ func (s *Server) serveCombinePrepay(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveCombineQuery answers GET /v3/combine-transactions/out-trade-no/{no}.
-func (s *Server) serveCombineQuery(w http.ResponseWriter, r *http.Request) {
-	x := &s.combine
+func (x *combineOrders) serveQuery(w http.ResponseWriter, r *http.Request) {
 	x.mu.Lock()
 	var out map[string]any
 	if o := x.orders[orderKey(MerchantIDFrom(r.Context()), r.PathValue("no"))]; o != nil {
@@ -284,7 +295,7 @@ func (s *Server) serveCombineQuery(w http.ResponseWriter, r *http.Request) {
 // serveCombineClose answers POST
 // /v3/combine-transactions/out-trade-no/{no}/close: every sub-order named
 // exactly as placed, none paid; the unpaid ones become CLOSED.
-func (s *Server) serveCombineClose(w http.ResponseWriter, r *http.Request) {
+func (x *combineOrders) serveClose(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		CombineAppID string `json:"combine_appid"`
 		SubOrders    []struct {
@@ -301,7 +312,6 @@ func (s *Server) serveCombineClose(w http.ResponseWriter, r *http.Request) {
 		writeSimError(w, paramError("/combine_appid", "缺少必填参数combine_appid", nil))
 		return
 	}
-	x := &s.combine
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	o := x.orders[orderKey(MerchantIDFrom(r.Context()), r.PathValue("no"))]
@@ -343,14 +353,14 @@ func (s *Server) serveCombineClose(w http.ResponseWriter, r *http.Request) {
 // ORDERPAID or ORDER_CLOSED. The control endpoint PayPath and "wechatpay
 // pay" take a combine_out_trade_no too.
 func (s *Server) PayCombine(mchid, combineOutTradeNo string, result PayResult) error {
-	if _, err := s.payCombine(mchid, combineOutTradeNo, result); err != nil {
+	if _, err := s.combine.pay(mchid, combineOutTradeNo, result); err != nil {
 		return err
 	}
 	return nil
 }
 
-func (s *Server) payCombine(mchid, no string, result PayResult) (map[string]any, *simError) {
-	x := &s.combine
+// pay ends a payment of the combine order no of merchant mchid.
+func (x *combineOrders) pay(mchid, no string, result PayResult) (map[string]any, *simError) {
 	x.mu.Lock()
 	o := x.orders[orderKey(mchid, no)]
 	switch {
@@ -364,7 +374,7 @@ func (s *Server) payCombine(mchid, no string, result PayResult) (map[string]any,
 		x.mu.Unlock()
 		return nil, errOrderClosed
 	}
-	now := s.now()
+	now := x.clock.now()
 	if result == PaySuccess && o.openID == "" {
 		o.openID = "oSandbox" + randomText(20)
 	}
@@ -382,7 +392,7 @@ func (s *Server) payCombine(mchid, no string, result PayResult) (map[string]any,
 	n := notice{eventType: "TRANSACTION.SUCCESS", merchant: o.merchant, outTradeNo: o.outTradeNo, url: o.notifyURL, resource: out}
 	x.mu.Unlock()
 	if result == PaySuccess {
-		s.notify(n)
+		x.delivery.send(n)
 	}
 	return out, nil
 }
