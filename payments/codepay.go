@@ -3,6 +3,7 @@ package payments
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -154,10 +155,24 @@ func (c *Client) CodePay(ctx context.Context, req CodePayRequest) (*Transaction,
 		return nil, err
 	}
 	path := c.transactionsPath() + "codepay"
-	var tx Transaction
-	if err := c.do(ctx, http.MethodPost, path, req, &tx); err != nil {
+	var raw json.RawMessage
+	if err := c.do(ctx, http.MethodPost, path, req, &raw); err != nil {
 		redactCode(err, req.Payer.AuthCode)
 		return nil, numbered(err, http.MethodPost, path, "out_trade_no", req.OutTradeNo)
+	}
+	var tx Transaction
+	var code accepted
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &tx); err != nil {
+			return nil, &wechatpay.OutcomeUnknownError{Method: http.MethodPost, Path: path, NumberName: "out_trade_no", Number: req.OutTradeNo,
+				Err: fmt.Errorf("wechatpay/payments: the payment code answer does not decode: %w", err)}
+		}
+		json.Unmarshal(raw, &code) // a decoding error was reported just above
+	}
+	if tx.TradeState == "" && (code.Code == "USERPAYING" || code.Code == "USER_PAYING") {
+		// A 202 that says USERPAYING as an error code, as WeChat Pay's
+		// close pages show it, rather than as trade_state.
+		tx.TradeState, tx.OutTradeNo = "USERPAYING", req.OutTradeNo
 	}
 	if tx.TradeState == "" {
 		return nil, &wechatpay.OutcomeUnknownError{Method: http.MethodPost, Path: path, NumberName: "out_trade_no", Number: req.OutTradeNo,

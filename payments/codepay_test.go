@@ -507,3 +507,18 @@ func TestCodePayErrorDoesNotQuoteTheCode(t *testing.T) {
 		t.Errorf("error = %v; want the code redacted", err)
 	}
 }
+
+// A 202 that says USERPAYING as an error code (the form WeChat Pay's close
+// pages show) is read as the USERPAYING state, not an unknown outcome.
+func TestCodePayUserPayingAsCode(t *testing.T) {
+	srv, c := simClient(t)
+	srv.Handle("POST /v3/pay/transactions/codepay", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		w.Write([]byte(`{"code":"USERPAYING","message":"需要用户输入支付密码"}`))
+	}))
+	tx, err := c.CodePay(context.Background(), codeOrder("P20261202E01", 150000))
+	if err != nil || tx.TradeState != "USERPAYING" || tx.OutTradeNo != "P20261202E01" {
+		t.Fatalf("CodePay = %+v, %v; want USERPAYING", tx, err)
+	}
+}

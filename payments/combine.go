@@ -368,7 +368,9 @@ func (c *Client) QueryCombine(ctx context.Context, combineOutTradeNo string) (*C
 // /v3/combine-transactions/out-trade-no/{combine_out_trade_no}/close).
 // subOrders must name every sub-order exactly as placed: WeChat Pay does
 // not close part of a combine order. The combine_appid sent is the
-// Client's AppID. A failure whose outcome is unknown is an
+// Client's AppID. While the payer is paying, WeChat Pay answers 202
+// USERPAYING and closes nothing: that is a *wechatpay.APIError with
+// StatusCode 202. A failure whose outcome is unknown is an
 // *wechatpay.OutcomeUnknownError naming the combine_out_trade_no.
 func (c *Client) CloseCombine(ctx context.Context, combineOutTradeNo string, subOrders []CombineCloseSubOrder) error {
 	if err := c.check(); err != nil {
@@ -389,5 +391,9 @@ func (c *Client) CloseCombine(ctx context.Context, combineOutTradeNo string, sub
 		SubOrders    []CombineCloseSubOrder `json:"sub_orders"`
 	}{c.AppID, subOrders}
 	path := "/v3/combine-transactions/out-trade-no/" + seg + "/close"
-	return numbered(c.do(ctx, http.MethodPost, path, body, nil), http.MethodPost, path, "combine_out_trade_no", combineOutTradeNo)
+	var answer accepted // 204, or 202 USERPAYING: the payer is paying, nothing closed
+	if err := c.do(ctx, http.MethodPost, path, body, &answer); err != nil {
+		return numbered(err, http.MethodPost, path, "combine_out_trade_no", combineOutTradeNo)
+	}
+	return answer.err(http.StatusAccepted)
 }

@@ -199,6 +199,21 @@ func TestCombineKindsAndClose(t *testing.T) {
 	_, err = cs.c.CombinePrepayNative(ctx, one)
 	wantAPIError(t, "a direct merchant's combine order of one sub-order", err, http.StatusBadRequest, "PARAM_ERROR")
 
+	// While the payer enters a password, close answers 202 USERPAYING
+	// and closes nothing: an error, not success.
+	paying := cs.order("C20261202106", 100, 200)
+	if _, err := cs.c.CombinePrepayNative(ctx, paying); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.srv.PayCombine(cs.c.MerchantID, paying.CombineOutTradeNo, wechatpaytest.PayUserPaying); err != nil {
+		t.Fatal(err)
+	}
+	err = cs.c.CloseCombine(ctx, paying.CombineOutTradeNo, closeList(paying))
+	wantAPIError(t, "CloseCombine while the payer is paying", err, http.StatusAccepted, "USERPAYING")
+	if q, _ := cs.c.QueryCombine(ctx, paying.CombineOutTradeNo); q == nil || q.SubOrders[0].TradeState != "USERPAYING" {
+		t.Errorf("after the refused close: %+v; want still USERPAYING", q)
+	}
+
 	list := closeList(native)
 	err = cs.c.CloseCombine(ctx, native.CombineOutTradeNo, list[:1])
 	wantAPIError(t, "CloseCombine with part of the sub-orders", err, http.StatusBadRequest, "INVALID_REQUEST")
