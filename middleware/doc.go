@@ -42,7 +42,10 @@
 //   - 405 for a method other than POST;
 //   - 404 for a merchant the configuration (MerchantIDFunc, APIv3Keys) or
 //     the Store does not know;
-//   - 413 for a body over MaxBodySize, 400 for a body that cannot be read;
+//   - 413 for a body over MaxBodySize, 400 for a body that cannot be read,
+//     408 for a body that did not arrive within BodyTimeout (the memory
+//     held for a body grows with the bytes that arrived, never with the
+//     Content-Length it declares);
 //   - 401 when verification fails: missing headers, a timestamp more than
 //     5 minutes away, a signature probe (WECHATPAY/SIGNTEST/), a serial
 //     no key is known for, a wrong signature;

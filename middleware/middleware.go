@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -25,7 +26,17 @@ const (
 	// DefaultBudget leaves WeChat Pay's 5 seconds (docs/protocol.md §6) room for
 	// the handler and the network.
 	DefaultBudget = 3 * time.Second
+	// DefaultBodyTimeout bounds how long a notification body may take to
+	// arrive once the middleware starts reading it. WeChat Pay sends a few
+	// KiB at once and waits 5 s for the whole answer (docs/protocol.md
+	// §6), so a body still arriving after 5 s is not WeChat Pay's.
+	DefaultBodyTimeout = 5 * time.Second
 )
+
+// initialBodyBuffer is the most the middleware allocates for a body
+// before any of it has arrived: less than the buffers net/http itself
+// holds per connection. Beyond it, the buffer grows only as bytes arrive.
+const initialBodyBuffer = 2048
 
 // aeadCacheSize bounds the ciphers kept for merchants of APIv3Keys.
 const aeadCacheSize = 1024
@@ -36,6 +47,8 @@ var (
 	ErrMethod          = errors.New("wechatpay/middleware: notification must be a POST")
 	ErrUnknownMerchant = errors.New("wechatpay/middleware: notification for an unknown merchant")
 	ErrMalformed       = errors.New("wechatpay/middleware: malformed notification")
+	// ErrBodyTimeout: the body did not arrive within Config.BodyTimeout.
+	ErrBodyTimeout = errors.New("wechatpay/middleware: notification body did not arrive within BodyTimeout")
 	// ErrInProgress: Config.Guard says another delivery of the
 	// notification is being processed; answered 503 so that WeChat Pay
 	// delivers it again later.
@@ -80,6 +93,14 @@ type Config struct {
 	// MaxBodySize bounds the body read into memory. Zero means
 	// DefaultMaxBodySize (1 MiB).
 	MaxBodySize int64
+	// BodyTimeout bounds how long the body may take to arrive, from when
+	// the middleware starts reading it; past it the answer is 408 and the
+	// connection is closed. Zero means DefaultBodyTimeout (5 s). It is
+	// enforced with http.ResponseController.SetReadDeadline; behind a
+	// ResponseWriter that does not support read deadlines, the body is
+	// read without this bound (the http.Server's ReadTimeout still
+	// applies).
+	BodyTimeout time.Duration
 	// Budget bounds the signature check, including waiting for a
 	// certificate download; past it the answer is 503 (the download
 	// itself goes on, bounded by the Store's FetchTimeout). Zero means
@@ -113,8 +134,8 @@ func (c Config) String() string {
 	if c.APIv3Key != "" {
 		key = "[redacted]"
 	}
-	return fmt.Sprintf("middleware.Config{MerchantID: %q, MerchantIDFunc: %t, APIv3Key: %s, APIv3Keys: %t, MaxSkew: %s, MaxBodySize: %d, Budget: %s, Guard: %t, Events: %t}",
-		c.MerchantID, c.MerchantIDFunc != nil, key, c.APIv3Keys != nil, c.MaxSkew, c.MaxBodySize, c.Budget, c.Guard != nil, c.Events != nil)
+	return fmt.Sprintf("middleware.Config{MerchantID: %q, MerchantIDFunc: %t, APIv3Key: %s, APIv3Keys: %t, MaxSkew: %s, MaxBodySize: %d, BodyTimeout: %s, Budget: %s, Guard: %t, Events: %t}",
+		c.MerchantID, c.MerchantIDFunc != nil, key, c.APIv3Keys != nil, c.MaxSkew, c.MaxBodySize, c.BodyTimeout, c.Budget, c.Guard != nil, c.Events != nil)
 }
 
 // GoString is String, so that %#v does not print the key either.
@@ -144,6 +165,7 @@ const (
 	msgMerchant    = "unknown merchant"
 	msgTooLarge    = "request body too large"
 	msgRead        = "cannot read request body"
+	msgTimeout     = "request body timeout"
 	msgVerify      = "signature verification failed"
 	msgUnavailable = "verification temporarily unavailable"
 	msgMalformed   = "malformed notification"
@@ -176,11 +198,12 @@ func Notifications(cfg Config) func(http.Handler) http.Handler {
 }
 
 type handler struct {
-	cfg     Config
-	maxBody int64
-	budget  time.Duration
-	aead    cipher.AEAD                   // of cfg.APIv3Key, or nil
-	aeads   *lru.Cache[string, aeadOfKey] // of cfg.APIv3Keys, or nil
+	cfg         Config
+	maxBody     int64
+	bodyTimeout time.Duration
+	budget      time.Duration
+	aead        cipher.AEAD                   // of cfg.APIv3Key, or nil
+	aeads       *lru.Cache[string, aeadOfKey] // of cfg.APIv3Keys, or nil
 }
 
 type aeadOfKey struct {
@@ -199,7 +222,7 @@ func newHandler(cfg Config) *handler {
 	case cfg.MerchantID != "" && cfg.MerchantIDFunc != nil:
 		problems = append(problems, "set only one of MerchantID and MerchantIDFunc")
 	}
-	h := &handler{cfg: cfg, maxBody: cfg.MaxBodySize, budget: cfg.Budget}
+	h := &handler{cfg: cfg, maxBody: cfg.MaxBodySize, bodyTimeout: cfg.BodyTimeout, budget: cfg.Budget}
 	switch {
 	case cfg.APIv3Key == "" && cfg.APIv3Keys == nil:
 		problems = append(problems, "set APIv3Key or APIv3Keys")
@@ -222,6 +245,11 @@ func newHandler(cfg Config) *handler {
 		problems = append(problems, "MaxBodySize is negative")
 	} else if cfg.MaxBodySize == 0 {
 		h.maxBody = DefaultMaxBodySize
+	}
+	if cfg.BodyTimeout < 0 {
+		problems = append(problems, "BodyTimeout is negative")
+	} else if cfg.BodyTimeout == 0 {
+		h.bodyTimeout = DefaultBodyTimeout
 	}
 	if cfg.Budget < 0 {
 		problems = append(problems, "Budget is negative")
@@ -262,11 +290,14 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		return
 	}
 
-	body, err := readBody(w, r, h.maxBody)
+	body, err := readBody(w, r, h.maxBody, h.bodyTimeout)
 	if err != nil {
 		status, msg := http.StatusBadRequest, msgRead
-		if errors.Is(err, wechatpay.ErrBodyTooLarge) {
+		switch {
+		case errors.Is(err, wechatpay.ErrBodyTooLarge):
 			status, msg = http.StatusRequestEntityTooLarge, msgTooLarge
+		case errors.Is(err, ErrBodyTimeout):
+			status, msg = http.StatusRequestTimeout, msgTimeout
 		}
 		h.fail(w, r, status, msg, merchantID, err)
 		return
@@ -407,31 +438,70 @@ func (h *handler) aeadFor(merchantID string) (cipher.AEAD, error) {
 	return a, nil
 }
 
-// readBody reads the request body, at most limit bytes. A body with a
-// Content-Length is read into one exact allocation.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+// readBody reads the request body, at most limit bytes, within timeout.
+// It holds memory in proportion to the bytes that arrived: a declared
+// Content-Length caps the buffer but never sizes it up front, since a
+// sender may declare a megabyte and send nothing.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, timeout time.Duration) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, fmt.Errorf("%w (Content-Length %d, limit %d)", wechatpay.ErrBodyTooLarge, r.ContentLength, limit)
 	}
+	rc := http.NewResponseController(w)
+	// Without read deadlines (some wrapped ResponseWriters), the body is
+	// read unbounded in time, as before.
+	deadline := rc.SetReadDeadline(time.Now().Add(timeout)) == nil
+	want := limit + 1 // without a length, one byte over the limit tells
 	if r.ContentLength >= 0 {
-		b := make([]byte, r.ContentLength)
-		if _, err := io.ReadFull(http.MaxBytesReader(w, r.Body, limit), b); err != nil {
-			return nil, fmt.Errorf("reading body: %w", err)
-		}
+		want = r.ContentLength
+	}
+	b, err := readUpTo(http.MaxBytesReader(w, r.Body, limit), want)
+	if err != nil {
+		// net/http would otherwise try to drain the rest of the body
+		// after the answer, to reuse the connection.
+		w.Header().Set("Connection", "close")
+	} else if deadline {
+		// Lifted once the body is in: net/http's background read would
+		// otherwise cancel the request's context while the handler runs.
+		rc.SetReadDeadline(time.Time{})
+	}
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return nil, fmt.Errorf("%w (%s, %d bytes received)", ErrBodyTimeout, timeout, len(b))
+	case errors.As(err, new(*http.MaxBytesError)):
+		return nil, fmt.Errorf("%w (limit %d)", wechatpay.ErrBodyTooLarge, limit)
+	case err != nil:
+		return nil, fmt.Errorf("reading body: %w", err)
+	case r.ContentLength >= 0 && int64(len(b)) < r.ContentLength:
+		return nil, fmt.Errorf("reading body: %w (%d of %d bytes)", io.ErrUnexpectedEOF, len(b), r.ContentLength)
+	case r.ContentLength >= 0:
 		// net/http's server stops at Content-Length; other callers may not.
 		var one [1]byte
 		if n, _ := r.Body.Read(one[:]); n > 0 {
 			return nil, errors.New("reading body: body longer than its Content-Length")
 		}
-		return b, nil
 	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return nil, fmt.Errorf("%w (limit %d)", wechatpay.ErrBodyTooLarge, limit)
+	return b, nil
+}
+
+// readUpTo reads src to its end or until want bytes have arrived, growing
+// its buffer (doubling, capped at want) only as bytes arrive. It returns
+// what arrived, with src's error other than io.EOF.
+func readUpTo(src io.Reader, want int64) ([]byte, error) {
+	b := make([]byte, 0, min(want, initialBodyBuffer))
+	for int64(len(b)) < want {
+		if len(b) == cap(b) {
+			nb := make([]byte, len(b), min(want, 2*int64(cap(b))))
+			copy(nb, b)
+			b = nb
 		}
-		return nil, fmt.Errorf("reading body: %w", err)
+		n, err := src.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
 	}
 	return b, nil
 }
