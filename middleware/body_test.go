@@ -2,10 +2,12 @@ package middleware_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -29,6 +31,25 @@ type bodyServer struct {
 
 	mu   sync.Mutex
 	errs []error
+
+	serverLog lockedBuffer // the http.Server's ErrorLog
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 func newBodyServer(t *testing.T, config func(*middleware.Config), answer func(w http.ResponseWriter, r *http.Request)) *bodyServer {
@@ -59,10 +80,12 @@ func newBodyServer(t *testing.T, config func(*middleware.Config), answer func(w 
 			answer(w, r)
 		}
 	}))
-	b.ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	b.ts = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = &signalReader{ReadCloser: r.Body, first: b.reading}
 		mw.ServeHTTP(w, r)
 	}))
+	b.ts.Config.ErrorLog = log.New(&b.serverLog, "", 0)
+	b.ts.Start()
 	t.Cleanup(b.ts.Close)
 	return b
 }

@@ -57,8 +57,9 @@ const MinDoneTTL = 24*time.Hour + 4*time.Minute
 // The key is the merchant ID and the notification ID joined by a colon.
 // For each verified notification the middleware calls Claim with a fresh
 // random token. On Claimed it runs the handler, then calls Done if the
-// handler answered 2xx, or Release otherwise (also when it panicked), so
-// that WeChat Pay's next delivery is processed. A claim that is neither
+// handler returned having answered 2xx, or Release otherwise (also when it
+// panicked, whatever status it had set), so that WeChat Pay's next
+// delivery is processed. A claim that is neither
 // done nor released (its process died) must expire by itself, after about
 // DefaultClaimTTL. Done must be remembered for at least MinDoneTTL.
 //

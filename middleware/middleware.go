@@ -381,14 +381,17 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 	r2.Body = io.NopCloser(bytes.NewReader(body))
 	r2.ContentLength = int64(len(body))
 	rw := &responseWriter{ResponseWriter: w}
+	returned := false // false while next runs, and after it panicked
 	if guardKey != "" {
 		defer func() {
-			// Mark done a notification the handler accepted; release one
-			// it did not accept (or panicked on), so that WeChat Pay's
-			// next delivery runs it again.
+			// Mark done a notification the handler accepted and returned
+			// from; release one it did not accept, or panicked on
+			// whatever status it had set (net/http then aborts the
+			// answer), so that WeChat Pay's next delivery runs it again.
+			// The panic itself is not recovered: it goes on to net/http.
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.budget)
 			defer cancel()
-			if rw.status >= 200 && rw.status <= 299 {
+			if returned && rw.status >= 200 && rw.status <= 299 {
 				if err := h.cfg.Guard.Done(ctx, guardKey); err != nil {
 					h.report(r, 0, merchantID, fmt.Errorf("duplicate guard: done %q: %w", truncate(n.ID, 64), err))
 				}
@@ -398,6 +401,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		}()
 	}
 	next.ServeHTTP(rw, r2)
+	returned = true
 	if rw.status == 0 {
 		rw.WriteHeader(http.StatusNoContent)
 	}
