@@ -353,7 +353,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 	}
 	guardKey, token := "", ""
 	if h.cfg.Guard != nil && n.ID != "" {
-		guardKey, token = merchantID+":"+n.ID, wire.NewNonce()
+		guardKey, token = GuardKey(merchantID, n.ID), wire.NewNonce()
 		ctx, cancel := context.WithTimeout(r.Context(), h.budget)
 		state, err := h.cfg.Guard.Claim(ctx, guardKey, token)
 		cancel()
