@@ -27,6 +27,11 @@
 //		// answers 204, which tells WeChat Pay the notification arrived.
 //	})))
 //
+// Keys must know the merchant: give it the Store the Transport was made
+// with, or t.Verifier.Keys, which is that Store whether or not Config
+// named one. A Store that does not know the merchant answers every
+// callback 404, and ErrorHandler's error says so.
+//
 // A platform serving many merchants from one endpoint sets MerchantIDFunc
 // (for example from r.PathValue("mchid") on "POST /notify/{mchid}") and
 // APIv3Keys instead of MerchantID and APIv3Key, and registers every

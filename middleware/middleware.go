@@ -64,7 +64,11 @@ type Config struct {
 	// *wechatpay.Store the merchant's Transport uses, with the merchant
 	// registered, so that an unknown Wechatpay-Serial makes it download
 	// the platform certificates and a PUB_KEY_ID_ selects a configured
-	// WeChat Pay public key. Required.
+	// WeChat Pay public key. t.Verifier.Keys of a Transport t made by
+	// wechatpay.NewTransport is that Store, whether or not its Config
+	// named one: use it to avoid wiring a Store that does not know the
+	// merchant (every callback would be answered 404, and ErrorHandler
+	// told the fix). Required.
 	Keys wechatpay.KeySource
 
 	// MerchantID is the merchant every notification is for. Set it or
@@ -307,6 +311,9 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 	ctx := withBudget(r.Context(), h.budget)
 	err = v.Verify(ctx, r.Header, body)
 	ctx.stop()
+	if errors.Is(err, wechatpay.ErrUnknownMerchant) {
+		err = fmt.Errorf("merchant %s is not registered with Config.Keys: use the Store its Transport verifies with (t.Verifier.Keys, or the Store given as wechatpay.Config.Store to NewTransport), or Register the merchant with it: %w", truncate(merchantID, 32), err)
+	}
 	if err != nil {
 		status, msg := verifyStatus(err)
 		h.fail(w, r, status, msg, merchantID, err)
