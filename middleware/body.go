@@ -19,23 +19,27 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64, timeout time.
 	if r.ContentLength > limit {
 		return nil, fmt.Errorf("%w (Content-Length %d, limit %d)", wechatpay.ErrBodyTooLarge, r.ContentLength, limit)
 	}
-	rc := http.NewResponseController(w)
-	// Without read deadlines (some wrapped ResponseWriters), the body is
-	// read unbounded in time, as before.
-	deadline := rc.SetReadDeadline(time.Now().Add(timeout)) == nil
-	want := limit + 1 // without a length, one byte over the limit tells
-	if r.ContentLength >= 0 {
-		want = r.ContentLength
+	// Without read deadlines (a ResponseWriter that offers none), the body
+	// is read unbounded in time, as before.
+	dl := readDeadliner(w)
+	if dl != nil && dl.SetReadDeadline(time.Now().Add(timeout)) != nil {
+		dl = nil
 	}
-	b, err := readUpTo(http.MaxBytesReader(w, r.Body, limit), want)
+	// With a length, reading stops at it; without, MaxBytesReader stops
+	// one byte over the limit and has net/http close the connection.
+	src, want := r.Body, r.ContentLength
+	if want < 0 {
+		src, want = http.MaxBytesReader(w, r.Body, limit), limit+1
+	}
+	b, err := readUpTo(src, want)
 	if err != nil {
 		// net/http would otherwise try to drain the rest of the body
 		// after the answer, to reuse the connection.
 		w.Header().Set("Connection", "close")
-	} else if deadline {
+	} else if dl != nil {
 		// Lifted once the body is in: net/http's background read would
 		// otherwise cancel the request's context while the handler runs.
-		rc.SetReadDeadline(time.Time{})
+		dl.SetReadDeadline(time.Time{})
 	}
 	switch {
 	case errors.Is(err, os.ErrDeadlineExceeded):
@@ -77,4 +81,20 @@ func readUpTo(src io.Reader, want int64) ([]byte, error) {
 		}
 	}
 	return b, nil
+}
+
+// readDeadliner finds SetReadDeadline on w or a ResponseWriter it wraps,
+// as http.ResponseController does, without the error value the
+// controller makes when there is none; nil if there is none.
+func readDeadliner(w http.ResponseWriter) interface{ SetReadDeadline(time.Time) error } {
+	for {
+		switch t := w.(type) {
+		case interface{ SetReadDeadline(time.Time) error }:
+			return t
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = t.Unwrap()
+		default:
+			return nil
+		}
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/cipher"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 
 	"github.com/wxpaykit/wechatpay"
@@ -166,10 +165,11 @@ func (h *handler) claim(r *http.Request, n *Notification) (claim, *rejection) {
 // context and the verified body to read again, answers 204 if next wrote
 // nothing, and settles the claim.
 func (h *handler) dispatch(w http.ResponseWriter, r *http.Request, next http.Handler, n *Notification, body []byte, c claim) {
-	r2 := r.WithContext(context.WithValue(r.Context(), notificationKey{}, n))
-	r2.Body = io.NopCloser(bytes.NewReader(body))
-	r2.ContentLength = int64(len(body))
-	rw := &responseWriter{ResponseWriter: w}
+	d := &delivery{ctx: notificationContext{Context: r.Context(), n: n}, rw: responseWriter{ResponseWriter: w}}
+	d.body.Reset(body)
+	r2 := r.WithContext(&d.ctx)
+	r2.Body, r2.ContentLength = &d.body, int64(len(body))
+	rw := &d.rw
 	returned := false // false while next runs, and after it panicked
 	if c.key != "" {
 		// A panic is not recovered: it goes on to net/http, which aborts
@@ -196,3 +196,29 @@ func (h *handler) settle(r *http.Request, n *Notification, c claim, accepted boo
 		h.report(r, 0, n.MerchantID, fmt.Errorf("duplicate guard: release %q: %w", truncate(n.ID, 64), err))
 	}
 }
+
+// delivery holds, in one allocation, what dispatch hands to the next
+// handler.
+type delivery struct {
+	ctx  notificationContext
+	rw   responseWriter
+	body verifiedBody
+}
+
+// notificationContext is context.WithValue(parent, notificationKey{}, n).
+type notificationContext struct {
+	context.Context
+	n *Notification
+}
+
+func (c *notificationContext) Value(key any) any {
+	if key == (notificationKey{}) {
+		return c.n
+	}
+	return c.Context.Value(key)
+}
+
+// verifiedBody is the verified body, to read again.
+type verifiedBody struct{ bytes.Reader }
+
+func (*verifiedBody) Close() error { return nil }
