@@ -9,8 +9,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // SchemeRSA is the APIv3 signature scheme: the Authorization scheme of
@@ -86,6 +88,26 @@ func Sign(key crypto.Signer, msg []byte) (string, error) {
 // Verify checks a Base64 SHA256-RSA signature of msg. Any problem,
 // including undecodable Base64, is reported as ErrBadSignature.
 func Verify(pub *rsa.PublicKey, msg []byte, signature string) error {
+	return verifyDigest(nil, pub, sha256.Sum256(msg), signature)
+}
+
+// A VerifyFunc checks an RSASSA-PKCS1-v1_5 signature of a digest, as
+// rsa.VerifyPKCS1v15 does; a cryptography backend may supply its own.
+type VerifyFunc func(pub *rsa.PublicKey, hash crypto.Hash, hashed, sig []byte) error
+
+// VerifyResponse checks a Base64 SHA256-RSA signature of the message
+// ResponseMessage(timestamp, nonce, body) without building it, with check
+// (nil means rsa.VerifyPKCS1v15). Any problem is ErrBadSignature.
+func VerifyResponse(check VerifyFunc, pub *rsa.PublicKey, timestamp, nonce string, body []byte, signature string) error {
+	h := getHasher()
+	h.str(timestamp)
+	h.str(nonce)
+	h.bytes(body)
+	d := h.sum()
+	return verifyDigest(check, pub, d, signature)
+}
+
+func verifyDigest(check VerifyFunc, pub *rsa.PublicKey, d [sha256.Size]byte, signature string) error {
 	if pub == nil {
 		return fmt.Errorf("%w: no key", ErrBadSignature)
 	}
@@ -98,11 +120,70 @@ func Verify(pub *rsa.PublicKey, msg []byte, signature string) error {
 	if err != nil {
 		return fmt.Errorf("%w: signature is not valid base64", ErrBadSignature)
 	}
-	d := sha256.Sum256(msg)
-	if err := rsa.VerifyPKCS1v15(pub, crypto.SHA256, d[:], buf[:n]); err != nil {
+	if check == nil {
+		check = rsa.VerifyPKCS1v15
+	}
+	if err := check(pub, crypto.SHA256, d[:], buf[:n]); err != nil {
 		return ErrBadSignature
 	}
 	return nil
+}
+
+// RequestDigest is the SHA-256 of RequestMessage(method, uri, timestamp,
+// nonce, body), computed without building the message.
+func RequestDigest(method, uri string, timestamp int64, nonce string, body []byte) [sha256.Size]byte {
+	h := getHasher()
+	h.str(method)
+	h.str(uri)
+	h.scratch = strconv.AppendInt(h.scratch[:0], timestamp, 10)
+	h.scratch = append(h.scratch, '\n')
+	h.h.Write(h.scratch)
+	h.str(nonce)
+	h.bytes(body)
+	return h.sum()
+}
+
+// hasher is a SHA-256 with a scratch buffer, pooled, that hashes the
+// lines of a signed message (each followed by '\n') as they are given.
+type hasher struct {
+	h       hash.Hash
+	scratch []byte
+}
+
+var hashers = sync.Pool{New: func() any { return &hasher{h: sha256.New(), scratch: make([]byte, 0, 256)} }}
+
+func getHasher() *hasher { return hashers.Get().(*hasher) }
+
+// str hashes s and a newline, through the scratch buffer (a hash takes
+// bytes only), in pieces for a long s.
+func (h *hasher) str(s string) {
+	for len(s) > 0 {
+		n := min(len(s), cap(h.scratch))
+		h.scratch = append(h.scratch[:0], s[:n]...)
+		h.h.Write(h.scratch)
+		s = s[n:]
+	}
+	h.h.Write(newline)
+}
+
+func (h *hasher) bytes(b []byte) {
+	h.h.Write(b)
+	h.h.Write(newline)
+}
+
+var newline = []byte{'\n'}
+
+// sum returns the digest and puts h back in the pool.
+func (h *hasher) sum() [sha256.Size]byte {
+	var d [sha256.Size]byte
+	h.scratch = h.h.Sum(h.scratch[:0])
+	copy(d[:], h.scratch)
+	h.h.Reset()
+	if cap(h.scratch) > 4096 {
+		h.scratch = make([]byte, 0, 256)
+	}
+	hashers.Put(h)
+	return d
 }
 
 // NewNonce returns 32 upper-case hexadecimal characters from crypto/rand,
