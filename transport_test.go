@@ -702,3 +702,61 @@ func TestStoreRootsPinning(t *testing.T) {
 		t.Errorf("certificates from a foreign root: %v; want a chain error", err)
 	}
 }
+
+// TestSignedHeaderIsACopy: the request the Transport sends has a header
+// of its own, whose values share no array with the caller's, even where
+// the caller's slices have room to grow; a Base that writes to it (and to
+// its values) leaves the caller's request as it was. The caller's own
+// headers go out with it, and the signature headers replace the caller's.
+func TestSignedHeaderIsACopy(t *testing.T) {
+	srv := newSandbox(t)
+	cfg := srv.Config()
+	var sent http.Header
+	cfg.Base = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if r.URL.Path != "/v3/echo/h" { // the certificate download
+			return srv.Config().Base.RoundTrip(r)
+		}
+		sent = r.Header.Clone()
+		for k, vv := range r.Header {
+			for i := range vv {
+				vv[i] = "overwritten by Base"
+			}
+			r.Header[k] = append(vv, "appended by Base")
+		}
+		r.Header.Set("X-Base", "1")
+		return srv.Config().Base.RoundTrip(sentCopy(r, sent))
+	})
+	client, _ := newClient(t, cfg, wechatpay.StoreOptions{})
+	req, _ := http.NewRequest("POST", srv.URL+"/v3/echo/h", strings.NewReader(`{}`))
+	roomy := make([]string, 1, 8)
+	roomy[0] = "trace-1"
+	req.Header["X-Trace"] = roomy
+	req.Header["Multi"] = []string{"a", "b"}
+	req.Header["Authorization"] = []string{"caller's own"}
+	req.Header["Accept"] = []string{"application/json; charset=utf-8"}
+	before := req.Header.Clone()
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if fmt.Sprint(req.Header) != fmt.Sprint(before) || roomy[:2][1] != "" {
+		t.Errorf("caller's header changed to %v; was %v", req.Header, before)
+	}
+	if sent.Get("X-Trace") != "trace-1" || fmt.Sprint(sent["Multi"]) != "[a b]" || sent.Get("Accept") != "application/json; charset=utf-8" {
+		t.Errorf("sent header %v lacks the caller's headers", sent)
+	}
+	if a := sent.Get("Authorization"); !strings.HasPrefix(a, "WECHATPAY2-SHA256-RSA2048 ") || len(sent["Authorization"]) != 1 {
+		t.Errorf("sent Authorization = %q; want the signature alone", sent["Authorization"])
+	}
+	if sent.Get("Content-Type") != "application/json" || sent.Get("User-Agent") == "" {
+		t.Errorf("sent header %v lacks Content-Type or User-Agent", sent)
+	}
+}
+
+// sentCopy is r with the header it had before a test's Base wrote to it.
+func sentCopy(r *http.Request, h http.Header) *http.Request {
+	r2 := r.Clone(r.Context())
+	r2.Header = h.Clone()
+	return r2
+}
