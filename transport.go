@@ -240,6 +240,21 @@ func (t *Transport) signedClone(req *http.Request) (*http.Request, string, error
 	if err := hosts.check(req.URL); err != nil {
 		return nil, "", err
 	}
+	// A shallow copy with a header of its own: nothing below writes to
+	// the URL (but the sensitive-field step, which gets a copy) or the
+	// other shared fields, so they need no copy.
+	p := new(signedRequest)
+	r2 := &p.req
+	*r2 = *req
+	fields := wire.FieldsFrom(req.Context())
+	var fieldsSerial string
+	if fields != nil && fields.Build != nil {
+		u := *req.URL // the query string may be rebuilt
+		r2.URL = &u
+		if body, fieldsSerial, err = t.encryptFields(r2, fields); err != nil {
+			return nil, "", err
+		}
+	}
 	method := req.Method
 	if method == "" {
 		method = http.MethodGet
@@ -248,18 +263,16 @@ func (t *Transport) signedClone(req *http.Request) (*http.Request, string, error
 	if err != nil {
 		return nil, "", err
 	}
-	auth, err := t.Signer.Authorization(method, req.URL.RequestURI(), signed)
+	auth, err := t.Signer.Authorization(method, r2.URL.RequestURI(), signed)
 	if err != nil {
 		return nil, "", err
 	}
-	// A shallow copy with a header of its own: nothing below writes to
-	// the URL or the other shared fields, so they need no copy.
-	p := new(signedRequest)
-	r2 := &p.req
-	*r2 = *req
-	r2.Header = t.signedHeader(req, auth, len(body) > 0, p.values[:])
-	if req.Body != nil && req.Body != http.NoBody {
+	r2.Header = t.signedHeader(req, auth, len(body) > 0, fieldsSerial, p.values[:])
+	if req.Body != nil && req.Body != http.NoBody || len(body) > 0 {
 		wire.SetBody(r2, body, &p.body)
+	}
+	if fields != nil {
+		fields.Serial, fields.Key = fieldsSerial, t.Signer.Key
 	}
 	return r2, method, nil
 }
@@ -275,7 +288,7 @@ type signedRequest struct {
 // signedHeader returns a copy of req's header with the signature headers
 // set, its values in one backing array (like http.Header.Clone's), the
 // new ones included: buf if they fit.
-func (t *Transport) signedHeader(req *http.Request, auth string, hasBody bool, buf []string) http.Header {
+func (t *Transport) signedHeader(req *http.Request, auth string, hasBody bool, fieldsSerial string, buf []string) http.Header {
 	src := req.Header
 	var set [5][2]string // the headers to set: at most five
 	n := 0
@@ -290,7 +303,9 @@ func (t *Transport) signedHeader(req *http.Request, auth string, hasBody bool, b
 	if hasBody && src.Get("Content-Type") == "" {
 		add("Content-Type", "application/json")
 	}
-	if serial := t.requestSerial(req); serial != "" {
+	if fieldsSerial != "" {
+		add(wire.HeaderSerial, fieldsSerial) // the key the fields were encrypted with
+	} else if serial := t.requestSerial(req); serial != "" {
 		add(wire.HeaderSerial, serial)
 	}
 	nv := n
