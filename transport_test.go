@@ -3,6 +3,7 @@ package wechatpay_test
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
@@ -759,4 +760,36 @@ func sentCopy(r *http.Request, h http.Header) *http.Request {
 	r2 := r.Clone(r.Context())
 	r2.Header = h.Clone()
 	return r2
+}
+
+// TestStoreVerifyHook: a Store's VerifyPKCS1v15 checks every response
+// verified with its keys, given the Store's own key and the SHA-256
+// digest; what it refuses is a *VerifyError with ErrBadSignature.
+func TestStoreVerifyHook(t *testing.T) {
+	srv := newSandbox(t)
+	var calls atomic.Int32
+	refuse := atomic.Bool{}
+	client, _ := newClient(t, srv.Config(), wechatpay.StoreOptions{
+		VerifyPKCS1v15: func(pub *rsa.PublicKey, h crypto.Hash, hashed, sig []byte) error {
+			calls.Add(1)
+			if refuse.Load() {
+				return errors.New("refused by the hook")
+			}
+			return rsa.VerifyPKCS1v15(pub, h, hashed, sig)
+		},
+	})
+	resp, err := client.Get(srv.URL + "/v3/echo/hook")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if calls.Load() != 1 || !wechatpay.IsVerified(resp) {
+		t.Errorf("hook calls = %d, verified %v; want 1, true", calls.Load(), wechatpay.IsVerified(resp))
+	}
+	refuse.Store(true)
+	_, err = client.Get(srv.URL + "/v3/echo/hook")
+	var ve *wechatpay.VerifyError
+	if !errors.As(err, &ve) || !errors.Is(err, wechatpay.ErrBadSignature) || calls.Load() != 2 {
+		t.Errorf("with the hook refusing: %v after %d calls; want a *VerifyError with ErrBadSignature after 2", err, calls.Load())
+	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/wxpaykit/wechatpay"
 	"github.com/wxpaykit/wechatpay/middleware"
 	"github.com/wxpaykit/wechatpay/openssl"
+	"github.com/wxpaykit/wechatpay/profitsharing"
 	"github.com/wxpaykit/wechatpay/wechatpaytest"
 )
 
@@ -356,5 +357,34 @@ func TestSimulator(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized || verified.Load() != before+1 {
 		t.Errorf("tampered callback answered %d after %d verifications; want 401 after 1", resp.StatusCode, verified.Load()-before)
+	}
+}
+
+// TestSensitiveFieldsThroughTheCallPath: a receiver's name goes out
+// encrypted by the Transport and comes back encrypted for the merchant,
+// which the call path decrypts with the merchant key held by libcrypto
+// (the Signer's Decrypt).
+func TestSensitiveFieldsThroughTheCallPath(t *testing.T) {
+	srv := wechatpaytest.NewServer()
+	defer srv.Close()
+	cfg := srv.Config()
+	key, err := openssl.NewSigner(cfg.PrivateKey.(*rsa.PrivateKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.PrivateKey = key
+	tr, err := wechatpay.NewTransport(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := &profitsharing.Client{HTTP: &http.Client{Transport: tr}, BaseURL: cfg.BaseURL, MerchantID: cfg.MerchantID}
+	store := srv.AddMerchant()
+	added, err := ps.AddReceiver(context.Background(), profitsharing.Receiver{Type: profitsharing.MerchantID, Account: store.ID,
+		Name: "深圳示例门店有限公司", RelationType: "STORE"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if added.Name != "深圳示例门店有限公司" {
+		t.Errorf("decrypted name = %q; want the name back", added.Name)
 	}
 }
