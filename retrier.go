@@ -87,9 +87,7 @@ func (r *Retry) RoundTrip(req *http.Request) (*http.Response, error) {
 	for attempt := 1; ; attempt++ {
 		start := r.clock()
 		resp, err := r.Base.RoundTrip(replay(req, body))
-		if err != nil && req.Context().Err() == nil {
-			err = ClassifyError(req, err)
-		}
+		err = ClassifyError(req, err)
 		r.emit(ctx, req, attempt, resp, err, r.clock().Sub(start))
 		wait, again := r.decide(req, attempt, resp, err)
 		if !again || !r.fits(ctx, wait) {

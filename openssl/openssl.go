@@ -30,6 +30,7 @@ package openssl
 import (
 	"crypto"
 	"crypto/rsa"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -137,7 +138,19 @@ func NewSigner(key *rsa.PrivateKey) (*Signer, error) {
 		return nil, fmt.Errorf("wechatpay/openssl: libcrypto refused the RSA key: %w", err)
 	}
 	pub := key.PublicKey
-	return &Signer{pub: &pub, priv: priv}, nil
+	s := &Signer{pub: &pub, priv: priv}
+	// libcrypto takes the numbers as given: a key whose parts do not
+	// belong together would sign wrongly. One signature, checked by
+	// crypto/rsa, proves they do.
+	d := sha256.Sum256([]byte("wechatpay/openssl: key check"))
+	sig, err := s.Sign(nil, d[:], crypto.SHA256)
+	if err == nil {
+		err = rsa.VerifyPKCS1v15(&pub, crypto.SHA256, d[:], sig)
+	}
+	if err != nil {
+		return nil, errors.New("wechatpay/openssl: RSA key is not valid: libcrypto's signature with it does not verify with its public key")
+	}
+	return s, nil
 }
 
 // Public returns the key's *rsa.PublicKey.

@@ -388,3 +388,21 @@ func TestSensitiveFieldsThroughTheCallPath(t *testing.T) {
 		t.Errorf("decrypted name = %q; want the name back", added.Name)
 	}
 }
+
+// TestInvalidKeyRefused: a key whose parts do not belong together is
+// refused by NewSigner rather than signing wrongly.
+func TestInvalidKeyRefused(t *testing.T) {
+	good := officialKey()
+	other, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := *good
+	bad.D = other.D // the wrong private exponent
+	if s, err := openssl.NewSigner(&bad); err == nil || !strings.Contains(err.Error(), "not valid") {
+		t.Errorf("NewSigner(mismatched key) = %v, %v; want it refused", s, err)
+	}
+	if _, err := openssl.NewSigner(nil); err == nil {
+		t.Error("NewSigner(nil) succeeded")
+	}
+}
