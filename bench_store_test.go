@@ -48,7 +48,7 @@ func BenchmarkStoreHeapPerMerchant(b *testing.B) {
 			for b.Loop() {
 				f := newFake(b)
 				serial := wire.CertSerial(f.certs[0].cert)
-				base := &replay{next: f}
+				base := &replayBase{next: f}
 				signer := cheapSigner{testKey(0)}
 				ids := make([]string, n)
 				for i := range ids {
@@ -83,11 +83,11 @@ func BenchmarkStoreHeapPerMerchant(b *testing.B) {
 	}
 }
 
-// replay answers requests with a response of next, fetched again each
+// replayBase answers requests with a response of next, fetched again each
 // minute (its signature's timestamp must stay within the skew): one
 // certificate download serves every merchant of the benchmark (they share
 // the APIv3 key, and the download's signature does not name the merchant).
-type replay struct {
+type replayBase struct {
 	next    http.RoundTripper
 	mu      sync.Mutex
 	fetched time.Time
@@ -95,7 +95,7 @@ type replay struct {
 	body    []byte
 }
 
-func (r *replay) RoundTrip(req *http.Request) (*http.Response, error) {
+func (r *replayBase) RoundTrip(req *http.Request) (*http.Response, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if time.Since(r.fetched) > time.Minute {
@@ -112,7 +112,7 @@ func (r *replay) RoundTrip(req *http.Request) (*http.Response, error) {
 	return &http.Response{StatusCode: 200, Header: r.header.Clone(), Body: io.NopCloser(bytes.NewReader(r.body)), ContentLength: int64(len(r.body)), Request: req}, nil
 }
 
-// cheapSigner signs nothing: replay does not check the Authorization, and
+// cheapSigner signs nothing: replayBase does not check the Authorization, and
 // RSA signing would make loading 100k merchants take minutes.
 type cheapSigner struct{ crypto.Signer }
 

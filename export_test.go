@@ -1,6 +1,9 @@
 package wechatpay
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // SetFailoverClock gives f a clock, for the tests of package
 // wechatpay_test.
@@ -11,4 +14,10 @@ func SetFailoverClock(f *Failover, now func() time.Time) { f.now = now }
 // wechatpay_test.
 func SetStoreClock(s *Store, now func() time.Time, mono func() time.Duration) {
 	s.now, s.mono = now, mono
+}
+
+// SetRetryHooks gives r a clock, a sleep and a jitter, for the tests of
+// package wechatpay_test.
+func SetRetryHooks(r *Retry, now func() time.Time, sleep func(context.Context, time.Duration) error, jitter func(time.Duration) time.Duration) {
+	r.now, r.sleep, r.jitter = now, sleep, jitter
 }

@@ -335,6 +335,9 @@ func TestRetryableFromSimulatorFaults(t *testing.T) {
 	if !errors.As(err, &unknown) || wechatpay.Retryable(err) {
 		t.Fatalf("Close timing out = %v; want an *OutcomeUnknownError, not retryable", err)
 	}
+	if unknown.NumberName != "out_trade_no" || unknown.Number != "F20261123001" || !strings.Contains(err.Error(), `query by out_trade_no "F20261123001"`) {
+		t.Errorf("the unknown outcome names %s %q (%v); want out_trade_no F20261123001", unknown.NumberName, unknown.Number, err)
+	}
 	// The query the error asks for: the close did happen.
 	tx, err := c.QueryByOutTradeNo(ctx, "F20261123001")
 	if err != nil || tx.TradeState != "CLOSED" {
@@ -392,5 +395,25 @@ func TestFundFlowBill(t *testing.T) {
 	}
 	if query != "account_type=OPERATION&bill_date=2026-11-22" || b.HashType != "SHA1" || b.HashValue != "79bb0f45fc4c42234a918000b2668d689e2bde04" || !strings.Contains(b.DownloadURL, "token=xx") {
 		t.Errorf("FundFlowBill: query %q, answer %+v", query, b)
+	}
+}
+
+// TestCloseWhileUserPaying: WeChat Pay answers a close 202 USERPAYING
+// while the payer enters a password; nothing was closed, and Close says
+// so instead of returning nil.
+func TestCloseWhileUserPaying(t *testing.T) {
+	srv, c := simClient(t)
+	ctx := context.Background()
+	if _, err := c.PrepayNative(ctx, order("UP20261202001", 100)); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Pay(c.MerchantID, "UP20261202001", wechatpaytest.PayUserPaying); err != nil {
+		t.Fatal(err)
+	}
+	err := c.Close(ctx, "UP20261202001")
+	wantAPIError(t, "close while the payer is paying", err, http.StatusAccepted, "USERPAYING")
+	tx, err := c.QueryByOutTradeNo(ctx, "UP20261202001")
+	if err != nil || tx.TradeState != "USERPAYING" {
+		t.Errorf("after the refused close: %+v, %v; want USERPAYING", tx, err)
 	}
 }
