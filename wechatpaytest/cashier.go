@@ -234,6 +234,10 @@ func (s *Server) serveCashier(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
+	if r.URL.Path == TransferConfirmPath {
+		s.serveTransferConfirm(w, r) // transfers_page.go
+		return
+	}
 	if r.URL.Path != CashierPath {
 		http.NotFound(w, r)
 		return

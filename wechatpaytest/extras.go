@@ -75,6 +75,8 @@ func (s *Server) serveBuiltin(w http.ResponseWriter, r *http.Request, m *merchan
 	switch p := r.URL.Path; {
 	case p == billFilePath && get:
 		s.serveBillFile(w, r, m)
+	case p == receiptFilePath && get:
+		s.serveReceiptFile(w, r, m) // transfers.go
 	case p == fundFlowBillPath && get:
 		s.serveSigned(w, r, m, body, s.serveBill)
 	case isMediaPath(p) && r.Method == http.MethodPost:

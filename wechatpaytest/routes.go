@@ -26,6 +26,11 @@ func (s *Server) isSimRoute(pattern string) bool {
 			return true
 		}
 	}
+	for _, p := range transferRoutes {
+		if p == pattern {
+			return true
+		}
+	}
 	return false
 }
 
@@ -47,6 +52,9 @@ func (s *Server) registerSimRoutes() {
 	s.sims = http.NewServeMux()
 	for i, p := range simRoutes {
 		s.sims.Handle(p, s.withFaults(p, handlers[i]))
+	}
+	for i, h := range s.transferHandlers() { // transfers.go
+		s.sims.Handle(transferRoutes[i], s.withFaults(transferRoutes[i], h))
 	}
 }
 

@@ -133,6 +133,7 @@ type Server struct {
 
 	sims         *http.ServeMux // the simulator's built-in routes (routes.go)
 	sim          sim            // orders, refunds, faults, deliveries
+	tr           transfers      // transfer bills, receipts, authorisations (transfers.go)
 	life         lifecycle      // callback and refund goroutines, stopped by Close
 	cbClient     *http.Client   // delivers callbacks
 	cbTransport  *http.Transport
@@ -183,6 +184,7 @@ func NewServer(opts ...Option) *Server {
 	}
 	s.clockOffset.Store(int64(o.clockOffset))
 	s.sim.init()
+	s.tr.init()
 	s.newRootCA()
 	var saved *savedMerchant
 	if o.statePath != "" {

@@ -1,0 +1,809 @@
+package wechatpaytest
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/wxpaykit/wechatpay/internal/wire"
+)
+
+// The 2025 merchant transfer (商家转账, 用户确认模式), docs/protocol.md
+// §14: bills that wait for the user's confirmation, cancel, queries,
+// electronic receipts and 免确认收款授权. Facts come from WeChat Pay's
+// pages cited there: the create page
+// (pay.weixin.qq.com/docs/merchant/apis/mch-trans/transfer-bill/transfer-to-user.html),
+// the query and cancel pages, the FAQ (pay.weixin.qq.com/doc/v3/merchant/4013778940:
+// 24 hours to confirm; "单号已存在但信息不一致,请查单后比较确认") and the
+// callback page (MCHTRANSFER.BILL.FINISHED, mch_payment).
+
+// The routes of the transfer part, served like the other built-in routes
+// (FailRoute takes them).
+var transferRoutes = []string{
+	"POST /v3/fund-app/mch-transfer/transfer-bills",
+	"POST /v3/fund-app/mch-transfer/partner/transfer-bills",
+	"POST /v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{no}/cancel",
+	"POST /v3/fund-app/mch-transfer/partner/transfer-bills/out-bill-no/{no}/cancel",
+	"GET /v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{no}",
+	"GET /v3/fund-app/mch-transfer/partner/transfer-bills/out-bill-no/{no}",
+	"GET /v3/fund-app/mch-transfer/transfer-bills/transfer-bill-no/{id}",
+	"GET /v3/fund-app/mch-transfer/partner/transfer-bills/transfer-bill-no/{id}",
+	"POST /v3/fund-app/mch-transfer/elecsign/out-bill-no",
+	"GET /v3/fund-app/mch-transfer/elecsign/out-bill-no/{no}",
+	"POST /v3/fund-app/mch-transfer/user-confirm-authorization",
+	"GET /v3/fund-app/mch-transfer/user-confirm-authorization/out-authorization-no/{no}",
+	"POST /v3/fund-app/mch-transfer/user-confirm-authorization/out-authorization-no/{no}/close",
+}
+
+// Transfer bill states.
+const (
+	transferAccepted = "ACCEPTED"
+	transferWaiting  = "WAIT_USER_CONFIRM"
+	transferSuccess  = "SUCCESS"
+	transferFail     = "FAIL"
+	transferCanceled = "CANCELLED"
+)
+
+const (
+	// transferWindow is how long a bill waits for the user: 24 hours
+	// ("用户收款的时效是24小时,如用户不确认将在24小时后关闭单据").
+	transferWindow = 24 * time.Hour
+	// userNameThreshold: from 2,000 yuan a bill must carry user_name.
+	userNameThreshold = 2000_00
+	// transferRateLimit is the documented limit of the create route:
+	// "单个商户的接口频率限制为100次/s".
+	transferRateLimit = 100
+	// receiptFilePath serves receipt files, unsigned as WeChat Pay sends
+	// them (docs/protocol.md §2.5).
+	receiptFilePath = "/v3/transferdownload/elecvoucherfile"
+)
+
+// transferBill is one simulated bill; UserName is held in clear, as
+// WeChat Pay decrypted it.
+type transferBill struct {
+	Owner, Merchant string
+	Partner         bool
+	AppID           string
+	OutBillNo       string
+	TransferBillNo  string
+	SceneID         string
+	OpenID          string
+	UserName        string
+	Amount          int64
+	Remark          string
+	NotifyURL       string
+	Fingerprint     string
+	State           string
+	FailReason      string
+	Package         string
+	Created         time.Time
+	Updated         time.Time
+	Receipt         string // "", GENERATING or FINISHED
+	ReceiptToken    string
+}
+
+type transferAuth struct {
+	Merchant, OutAuthorizationNo, AppID, OpenID, SceneID, NotifyURL string
+	State, Package                                                  string
+	Created, Updated                                                time.Time
+}
+
+// transfers is the transfer part of the simulator. Its mutex guards
+// everything below it; it is never held while a callback is delivered.
+type transfers struct {
+	mu        sync.Mutex
+	bills     map[string]*transferBill // by owner/out_bill_no
+	byNo      map[string]string        // transfer_bill_no → key
+	byPackage map[string]string        // package_info → key
+	auths     map[string]*transferAuth // by merchant/out_authorization_no
+	files     map[string][]byte        // receipt files by token
+	advanced  time.Duration            // AdvanceTransfers
+	window    time.Time                // the second the rate counts are for
+	counts    map[string]int           // creates per merchant in window
+	limit     int                      // creates per merchant per second
+}
+
+func (x *transfers) init() {
+	x.bills = make(map[string]*transferBill)
+	x.byNo = make(map[string]string)
+	x.byPackage = make(map[string]string)
+	x.auths = make(map[string]*transferAuth)
+	x.files = make(map[string][]byte)
+	x.counts = make(map[string]int)
+	x.limit = transferRateLimit
+}
+
+// transferNow is the transfer part's clock: the sandbox clock plus what
+// AdvanceTransfers added.
+func (s *Server) transferNow() time.Time {
+	s.tr.mu.Lock()
+	d := s.tr.advanced
+	s.tr.mu.Unlock()
+	return s.now().Add(d)
+}
+
+// AdvanceTransfers moves the transfer part's clock forward by d, without
+// skewing anything the sandbox signs, and closes what is then overdue: a
+// bill still WAIT_USER_CONFIRM 24 hours after it was made becomes FAIL
+// (fail_reason OVERDUE_CLOSE) and its MCHTRANSFER.BILL.FINISHED
+// notification is sent, as WeChat Pay does when the user never confirms.
+func (s *Server) AdvanceTransfers(d time.Duration) {
+	s.tr.mu.Lock()
+	s.tr.advanced += d
+	s.tr.mu.Unlock()
+	s.expireTransfers()
+}
+
+// expireTransfers fails the bills whose window has passed and notifies.
+func (s *Server) expireTransfers() {
+	now := s.transferNow()
+	x := &s.tr
+	var ns []notice
+	x.mu.Lock()
+	for _, b := range x.bills {
+		if b.State == transferWaiting && !now.Before(b.Created.Add(transferWindow)) {
+			b.State, b.FailReason, b.Updated = transferFail, "OVERDUE_CLOSE", now
+			ns = append(ns, b.notice())
+		}
+	}
+	x.mu.Unlock()
+	for _, n := range ns {
+		s.notifyTransfer(n)
+	}
+}
+
+// notifyTransfer delivers n, unless the request gave no notify_url.
+func (s *Server) notifyTransfer(n notice) {
+	if n.url != "" {
+		s.notify(n)
+	}
+}
+
+func (b *transferBill) key() string { return b.Owner + "/" + b.OutBillNo }
+
+// notice is the MCHTRANSFER.BILL.FINISHED notification of b.
+func (b *transferBill) notice() notice {
+	return notice{eventType: "MCHTRANSFER.BILL.FINISHED", merchant: b.Merchant, outTradeNo: b.OutBillNo,
+		url: b.NotifyURL, resource: b.json(false)}
+}
+
+// json is b as the answers show it; withName adds user_name (encrypted by
+// the caller).
+func (b *transferBill) json(withName bool) map[string]any {
+	m := map[string]any{
+		"out_bill_no":      b.OutBillNo,
+		"transfer_bill_no": b.TransferBillNo,
+		"appid":            b.AppID,
+		"state":            b.State,
+		"transfer_amount":  b.Amount,
+		"transfer_remark":  b.Remark,
+		"openid":           b.OpenID,
+		"create_time":      b.Created.In(beijing).Format(time.RFC3339),
+		"update_time":      b.Updated.In(beijing).Format(time.RFC3339),
+	}
+	if b.Partner {
+		m["mch_id"], m["sub_mchid"] = b.Merchant, b.Owner
+	} else {
+		m["mch_id"] = b.Owner
+	}
+	if b.FailReason != "" {
+		m["fail_reason"] = b.FailReason
+	}
+	return m
+}
+
+var outBillNoRE = regexp.MustCompile(`^[0-9A-Za-z]{1,32}$`)
+
+var (
+	errTransferNotFound  = &simError{http.StatusNotFound, "NOT_FOUND", "记录不存在", nil}
+	errTransferDuplicate = &simError{http.StatusBadRequest, "INVALID_REQUEST", "单号已存在但信息不一致,请查单后比较确认", nil}
+	errTransferFrequency = &simError{http.StatusTooManyRequests, "FREQUENCY_LIMITED", "频率超限，请降低请求频率", nil}
+	errTransferSerial    = &simError{http.StatusBadRequest, "PARAM_ERROR", msgRequestSerial, nil}
+)
+
+type transferRequest struct {
+	SubMchID           string `json:"sub_mchid"`
+	AppID              string `json:"appid"`
+	OutBillNo          string `json:"out_bill_no"`
+	TransferSceneID    string `json:"transfer_scene_id"`
+	OpenID             string `json:"openid"`
+	UserName           string `json:"user_name"`
+	TransferAmount     *int64 `json:"transfer_amount"`
+	TransferRemark     string `json:"transfer_remark"`
+	NotifyURL          string `json:"notify_url"`
+	UserRecvPerception string `json:"user_recv_perception"`
+	Reports            []struct {
+		InfoType    string `json:"info_type"`
+		InfoContent string `json:"info_content"`
+	} `json:"transfer_scene_report_infos"`
+}
+
+// decryptRequestField decrypts an encrypted field of r as WeChat Pay does:
+// with the key the request's Wechatpay-Serial names. A serial naming no
+// valid key of the merchant is 400 PARAM_ERROR "平台证书序列号
+// Wechatpay-Serial错误" (docs/protocol.md §7); a field that does not
+// decrypt with that key, such as one sent in clear, is 400 PARAM_ERROR
+// naming the field.
+func (s *Server) decryptRequestField(r *http.Request, field, ciphertext string) (string, *simError) {
+	m := s.merchant(MerchantIDFrom(r.Context()))
+	if s.decryptionKey(m, r.Header.Get(wire.HeaderSerial)) == nil {
+		return "", errTransferSerial
+	}
+	pt, err := s.DecryptField(r, ciphertext)
+	if err != nil {
+		return "", paramError("/"+field, field+"解密失败，请使用Wechatpay-Serial对应的公钥加密", nil)
+	}
+	return pt, nil
+}
+
+// validateTransfer checks a create request as WeChat Pay does and returns
+// the bill it would make.
+func (s *Server) validateTransfer(r *http.Request, partner bool) (*transferBill, *simError) {
+	caller := MerchantIDFrom(r.Context())
+	var req transferRequest
+	if err := decodeObject(bodyOf(r), &req); err != nil {
+		return nil, err
+	}
+	b := &transferBill{Merchant: caller, Owner: caller, Partner: partner}
+	if partner {
+		if req.SubMchID == "" {
+			return nil, paramError("/sub_mchid", "缺少必填参数sub_mchid", nil)
+		}
+		b.Owner = req.SubMchID
+	} else if req.SubMchID != "" {
+		return nil, paramError("/sub_mchid", "普通商户不能传入sub_mchid", req.SubMchID)
+	}
+	for _, f := range []struct{ name, v string }{{"appid", req.AppID}, {"out_bill_no", req.OutBillNo},
+		{"transfer_scene_id", req.TransferSceneID}, {"openid", req.OpenID}, {"transfer_remark", req.TransferRemark}} {
+		if f.v == "" {
+			return nil, paramError("/"+f.name, "缺少必填参数"+f.name, nil)
+		}
+	}
+	if !outBillNoRE.MatchString(req.OutBillNo) {
+		return nil, paramError("/out_bill_no", "out_bill_no只能由数字、大小写字母组成,最长32位", req.OutBillNo)
+	}
+	if utf8.RuneCountInString(req.TransferRemark) > 32 {
+		return nil, paramError("/transfer_remark", "transfer_remark最多32个字符", nil)
+	}
+	if req.TransferAmount == nil {
+		return nil, paramError("/transfer_amount", "缺少必填参数transfer_amount", nil)
+	}
+	if *req.TransferAmount <= 0 {
+		return nil, paramError("/transfer_amount", "转账金额必须大于0", *req.TransferAmount)
+	}
+	if req.NotifyURL != "" {
+		if err := checkNotifyURL("/notify_url", req.NotifyURL); err != nil {
+			return nil, err
+		}
+	}
+	if req.UserName != "" {
+		name, err := s.decryptRequestField(r, "user_name", req.UserName)
+		if err != nil {
+			return nil, err
+		}
+		b.UserName = name
+	}
+	if *req.TransferAmount >= userNameThreshold && b.UserName == "" {
+		return nil, paramError("/user_name", "转账金额 >= 2,000元时,user_name必填", nil)
+	}
+	b.AppID, b.OutBillNo, b.SceneID, b.OpenID = req.AppID, req.OutBillNo, req.TransferSceneID, req.OpenID
+	b.Amount, b.Remark, b.NotifyURL = *req.TransferAmount, req.TransferRemark, req.NotifyURL
+	// The fingerprint holds the decrypted name: its ciphertext differs at
+	// every encryption.
+	req.UserName = b.UserName
+	canon, _ := json.Marshal(req)
+	sum := sha256.Sum256(canon)
+	b.Fingerprint = hex.EncodeToString(sum[:])
+	return b, nil
+}
+
+// allowCreate counts a create call of merchant against the rate limit.
+func (x *transfers) allowCreate(merchant string, now time.Time) bool {
+	sec := now.Truncate(time.Second)
+	if !sec.Equal(x.window) {
+		x.window = sec
+		clear(x.counts)
+	}
+	x.counts[merchant]++
+	return x.counts[merchant] <= x.limit
+}
+
+// newPackage returns a package_info: opaque, Base64 like WeChat Pay's.
+func newPackage() string {
+	var b [48]byte
+	rand.Read(b[:])
+	return base64.StdEncoding.EncodeToString(b[:])
+}
+
+func (s *Server) serveTransferCreate(partner bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s.expireTransfers()
+		now := s.transferNow()
+		x := &s.tr
+		x.mu.Lock()
+		ok := x.allowCreate(MerchantIDFrom(r.Context()), now)
+		x.mu.Unlock()
+		if !ok {
+			writeSimError(w, errTransferFrequency)
+			return
+		}
+		b, serr := s.validateTransfer(r, partner)
+		if serr != nil {
+			writeSimError(w, serr)
+			return
+		}
+		x.mu.Lock()
+		if old := x.bills[b.key()]; old != nil {
+			if old.Fingerprint != b.Fingerprint || old.Merchant != b.Merchant {
+				x.mu.Unlock()
+				writeSimError(w, errTransferDuplicate)
+				return
+			}
+			b = old // the same request again: the same bill
+		} else {
+			// ACCEPTED, then at once (the sandbox's funds never run
+			// short) WAIT_USER_CONFIRM.
+			b.State, b.Created, b.Updated = transferAccepted, now, now
+			b.TransferBillNo = "1330" + randomDigits(30)
+			b.State, b.Package = transferWaiting, newPackage()
+			x.bills[b.key()] = b
+			x.byNo[b.TransferBillNo] = b.key()
+			x.byPackage[b.Package] = b.key()
+		}
+		out := map[string]any{"out_bill_no": b.OutBillNo, "transfer_bill_no": b.TransferBillNo,
+			"create_time": b.Created.In(beijing).Format(time.RFC3339), "state": b.State}
+		if b.State == transferWaiting {
+			out["package_info"] = b.Package
+		}
+		if b.FailReason != "" {
+			out["fail_reason"] = b.FailReason
+		}
+		x.mu.Unlock()
+		writeJSON(w, out)
+	}
+}
+
+// transferOwner returns the owner of the bills a request may see: the
+// caller, or for a partner route the sub_mchid of the query or body.
+func transferOwner(r *http.Request, partner bool, sub string) (string, *simError) {
+	caller := MerchantIDFrom(r.Context())
+	if !partner {
+		return caller, nil
+	}
+	if sub == "" {
+		return "", paramError("sub_mchid", "缺少必填参数sub_mchid", nil)
+	}
+	return sub, nil
+}
+
+// lookupLocked returns the bill with key k if caller may see it.
+func (x *transfers) lookupLocked(k, caller string, partner bool) *transferBill {
+	b := x.bills[k]
+	if b == nil || b.Merchant != caller || b.Partner != partner {
+		return nil
+	}
+	return b
+}
+
+func (s *Server) serveTransferQuery(partner, byNo bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s.expireTransfers()
+		caller := MerchantIDFrom(r.Context())
+		owner, serr := transferOwner(r, partner, r.URL.Query().Get("sub_mchid"))
+		if serr != nil {
+			writeSimError(w, serr)
+			return
+		}
+		x := &s.tr
+		x.mu.Lock()
+		k := owner + "/" + r.PathValue("no")
+		if byNo {
+			k = x.byNo[r.PathValue("id")]
+		}
+		b := x.lookupLocked(k, caller, partner)
+		if b != nil && b.Owner != owner {
+			b = nil
+		}
+		var out map[string]any
+		var name string
+		if b != nil {
+			out, name = b.json(true), b.UserName
+		}
+		x.mu.Unlock()
+		if out == nil {
+			writeSimError(w, errTransferNotFound)
+			return
+		}
+		if name != "" {
+			ct, err := s.EncryptField(caller, name)
+			if err != nil {
+				writeSimError(w, errSystem)
+				return
+			}
+			out["user_name"] = ct
+		}
+		writeJSON(w, out)
+	}
+}
+
+func (s *Server) serveTransferCancel(partner bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s.expireTransfers()
+		caller := MerchantIDFrom(r.Context())
+		var req struct {
+			SubMchID string `json:"sub_mchid"`
+		}
+		if body := bodyOf(r); len(strings.TrimSpace(string(body))) > 0 { // a body is optional
+			if serr := decodeObject(body, &req); serr != nil {
+				writeSimError(w, serr)
+				return
+			}
+		}
+		owner, serr := transferOwner(r, partner, req.SubMchID)
+		if serr != nil {
+			writeSimError(w, serr)
+			return
+		}
+		now := s.transferNow()
+		x := &s.tr
+		x.mu.Lock()
+		b := x.lookupLocked(owner+"/"+r.PathValue("no"), caller, partner)
+		var n *notice
+		state := ""
+		switch {
+		case b == nil:
+			serr = errTransferNotFound
+		case b.State == transferCanceled:
+			state = transferCanceled
+		case b.State == transferSuccess || b.State == transferFail:
+			serr = &simError{http.StatusBadRequest, "INVALID_REQUEST", "转账单已是终态，不能撤销", nil}
+		default:
+			// Accepted: CANCELING in the answer, CANCELLED at once after,
+			// as a query shows ("以最终查询单据返回状态为准").
+			b.State, b.Updated, state = transferCanceled, now, "CANCELING"
+			nb := b.notice()
+			n = &nb
+		}
+		var out map[string]any
+		if b != nil && serr == nil {
+			out = map[string]any{"out_bill_no": b.OutBillNo, "transfer_bill_no": b.TransferBillNo, "state": state,
+				"update_time": b.Updated.In(beijing).Format(time.RFC3339)}
+			if partner {
+				out["sub_mchid"] = b.Owner
+			}
+		}
+		x.mu.Unlock()
+		if serr != nil {
+			writeSimError(w, serr)
+			return
+		}
+		writeJSON(w, out)
+		if n != nil {
+			s.notifyTransfer(*n)
+		}
+	}
+}
+
+// A TransferResult is how the user's confirmation of a transfer ends.
+type TransferResult int
+
+const (
+	// TransferConfirmed: the user confirms; the bill becomes SUCCESS and
+	// MCHTRANSFER.BILL.FINISHED is sent.
+	TransferConfirmed TransferResult = iota
+	// TransferFails: the payout fails after the user confirmed (for
+	// example the real name does not match); the bill becomes FAIL with
+	// fail_reason and MCHTRANSFER.BILL.FINISHED is sent.
+	TransferFails
+)
+
+// ConfirmTransfer confirms the bill outBillNo of merchant mchid as the
+// user would in WeChat (mchid is the sub_mchid for a service provider's
+// bill); it has the effect of the confirmation page and of "wechatpay
+// confirm-transfer". The error, if any, is WeChat Pay's answer as the
+// sandbox gives it: NOT_FOUND, or INVALID_REQUEST for a bill that no
+// longer waits for the user.
+func (s *Server) ConfirmTransfer(mchid, outBillNo string, result TransferResult) error {
+	if _, err := s.confirmTransfer(mchid+"/"+outBillNo, "", result); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (s *Server) confirmTransfer(k, caller string, result TransferResult) (map[string]any, *simError) {
+	s.expireTransfers()
+	now := s.transferNow()
+	x := &s.tr
+	x.mu.Lock()
+	b := x.bills[k]
+	if b == nil || (caller != "" && b.Merchant != caller) {
+		x.mu.Unlock()
+		return nil, errTransferNotFound
+	}
+	if b.State != transferWaiting {
+		x.mu.Unlock()
+		return nil, &simError{http.StatusBadRequest, "INVALID_REQUEST", "转账单状态为" + b.State + "，不能确认收款", nil}
+	}
+	b.Updated = now
+	if result == TransferFails {
+		b.State, b.FailReason = transferFail, "NAME_NOT_CORRECT"
+	} else {
+		b.State = transferSuccess
+	}
+	n, out := b.notice(), b.json(false)
+	x.mu.Unlock()
+	s.notifyTransfer(n)
+	return out, nil
+}
+
+// ConfirmTransferPath is the sandbox's control endpoint that confirms a
+// transfer as the user would ("wechatpay confirm-transfer" uses it). The
+// request is authenticated; its JSON body is
+//
+//	{"out_bill_no":"...","sub_mchid":"...","result":"SUCCESS"}
+//
+// with sub_mchid for a service provider's bill only and result SUCCESS
+// (the default) or FAIL. The answer is the bill as the query shows it
+// (without user_name), or WeChat Pay's error JSON.
+const ConfirmTransferPath = "/sandbox/confirm-transfer"
+
+func (s *Server) serveConfirmTransferControl(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		OutBillNo string `json:"out_bill_no"`
+		SubMchID  string `json:"sub_mchid"`
+		Result    string `json:"result"`
+	}
+	if serr := decodeObject(bodyOf(r), &req); serr != nil {
+		writeSimError(w, serr)
+		return
+	}
+	if req.OutBillNo == "" {
+		writeSimError(w, paramError("/out_bill_no", "缺少必填参数out_bill_no", nil))
+		return
+	}
+	result := TransferConfirmed
+	switch req.Result {
+	case "", transferSuccess:
+	case transferFail:
+		result = TransferFails
+	default:
+		writeSimError(w, paramError("/result", "result应为SUCCESS或FAIL", req.Result))
+		return
+	}
+	caller := MerchantIDFrom(r.Context())
+	owner := caller
+	if req.SubMchID != "" {
+		owner = req.SubMchID
+	}
+	out, serr := s.confirmTransfer(owner+"/"+req.OutBillNo, caller, result)
+	if serr != nil {
+		writeSimError(w, serr)
+		return
+	}
+	writeJSON(w, out)
+}
+
+// TransferBill describes a simulated transfer bill, for tests.
+type TransferBill struct {
+	MerchantID     string // mch_id (the service provider for a partner bill)
+	SubMchID       string
+	OutBillNo      string
+	TransferBillNo string
+	State          string
+	FailReason     string
+	Amount         int64
+	OpenID         string
+	// UserName is the name WeChat Pay decrypted from the request ("" if
+	// none was sent). It is test data: never a real person's name.
+	UserName    string
+	PackageInfo string
+}
+
+// TransferBills returns the simulated transfer bills, oldest first.
+func (s *Server) TransferBills() []TransferBill {
+	s.expireTransfers()
+	x := &s.tr
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var bs []*transferBill
+	for _, b := range x.bills {
+		bs = append(bs, b)
+	}
+	sort.Slice(bs, func(i, j int) bool { return bs[i].Created.Before(bs[j].Created) })
+	out := make([]TransferBill, 0, len(bs))
+	for _, b := range bs {
+		t := TransferBill{MerchantID: b.Merchant, OutBillNo: b.OutBillNo, TransferBillNo: b.TransferBillNo,
+			State: b.State, FailReason: b.FailReason, Amount: b.Amount, OpenID: b.OpenID, UserName: b.UserName, PackageInfo: b.Package}
+		if b.Partner {
+			t.SubMchID = b.Owner
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// Electronic receipts: a SUCCESS bill that carried user_name may have one;
+// it is FINISHED at the first query after the apply.
+
+func (s *Server) serveReceiptApply(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		OutBillNo string `json:"out_bill_no"`
+	}
+	if serr := decodeObject(bodyOf(r), &req); serr != nil {
+		writeSimError(w, serr)
+		return
+	}
+	caller := MerchantIDFrom(r.Context())
+	now := s.transferNow()
+	x := &s.tr
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	b := x.lookupLocked(caller+"/"+req.OutBillNo, caller, false)
+	switch {
+	case b == nil:
+		writeSimError(w, errTransferNotFound)
+		return
+	case b.State != transferSuccess || b.UserName == "":
+		writeSimError(w, &simError{http.StatusBadRequest, "INVALID_REQUEST", "仅支持付款成功且传入姓名的转账单据申请电子回单", nil})
+		return
+	}
+	if b.Receipt == "" {
+		b.Receipt = "GENERATING"
+	}
+	writeJSON(w, map[string]any{"out_bill_no": b.OutBillNo, "state": b.Receipt,
+		"create_time": now.In(beijing).Format(time.RFC3339)})
+}
+
+func (s *Server) serveReceiptQuery(w http.ResponseWriter, r *http.Request) {
+	caller := MerchantIDFrom(r.Context())
+	now := s.transferNow()
+	x := &s.tr
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	b := x.lookupLocked(caller+"/"+r.PathValue("no"), caller, false)
+	if b == nil || b.Receipt == "" {
+		writeSimError(w, errTransferNotFound)
+		return
+	}
+	if b.ReceiptToken == "" {
+		file := []byte(fmt.Sprintf("%%PDF-1.4\n%% wechatpaytest electronic receipt\n%% out_bill_no %s transfer_bill_no %s amount %d fen\n",
+			b.OutBillNo, b.TransferBillNo, b.Amount))
+		b.ReceiptToken = randomText(32)
+		x.files[b.ReceiptToken] = file
+		b.Receipt = "FINISHED"
+	}
+	sum := sha256.Sum256(x.files[b.ReceiptToken])
+	writeJSON(w, map[string]any{"out_bill_no": b.OutBillNo, "state": b.Receipt,
+		"create_time": now.In(beijing).Format(time.RFC3339), "update_time": now.In(beijing).Format(time.RFC3339),
+		"hash_type": "SHA256", "hash_value": strings.ToUpper(hex.EncodeToString(sum[:])),
+		"download_url": s.URL + receiptFilePath + "?token=" + url.QueryEscape(b.ReceiptToken)})
+}
+
+// serveReceiptFile serves a receipt file unsigned, as WeChat Pay does.
+func (s *Server) serveReceiptFile(w http.ResponseWriter, r *http.Request, m *merchant) {
+	x := &s.tr
+	x.mu.Lock()
+	file, ok := x.files[r.URL.Query().Get("token")]
+	x.mu.Unlock()
+	if !ok {
+		s.writeError(w, r, m, http.StatusNotFound, "NOT_FOUND", "回单文件不存在或已过期", nil)
+		return
+	}
+	w.Header().Set("Content-Type", "application/pdf")
+	w.Header().Set("Request-Id", newRequestID())
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		w.Write(file)
+	}
+}
+
+// 免确认收款授权: requested, then WAIT_USER_CONFIRM until the user acts
+// (the sandbox has no page for it), or CLOSED by the merchant.
+
+func (s *Server) serveAuthorizationRequest(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		OutAuthorizationNo     string `json:"out_authorization_no"`
+		AppID                  string `json:"appid"`
+		OpenID                 string `json:"openid"`
+		TransferSceneID        string `json:"transfer_scene_id"`
+		UserDisplayName        string `json:"user_display_name"`
+		AuthorizationNotifyURL string `json:"authorization_notify_url"`
+	}
+	if serr := decodeObject(bodyOf(r), &req); serr != nil {
+		writeSimError(w, serr)
+		return
+	}
+	for _, f := range []struct{ name, v string }{{"out_authorization_no", req.OutAuthorizationNo}, {"appid", req.AppID},
+		{"openid", req.OpenID}, {"transfer_scene_id", req.TransferSceneID}, {"user_display_name", req.UserDisplayName},
+		{"authorization_notify_url", req.AuthorizationNotifyURL}} {
+		if f.v == "" {
+			writeSimError(w, paramError("/"+f.name, "缺少必填参数"+f.name, nil))
+			return
+		}
+	}
+	caller := MerchantIDFrom(r.Context())
+	now := s.transferNow()
+	x := &s.tr
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	k := caller + "/" + req.OutAuthorizationNo
+	a := x.auths[k]
+	if a == nil {
+		a = &transferAuth{Merchant: caller, OutAuthorizationNo: req.OutAuthorizationNo, AppID: req.AppID, OpenID: req.OpenID,
+			SceneID: req.TransferSceneID, NotifyURL: req.AuthorizationNotifyURL, State: transferWaiting, Package: newPackage(),
+			Created: now, Updated: now}
+		x.auths[k] = a
+	} else if a.OpenID != req.OpenID || a.AppID != req.AppID {
+		writeSimError(w, errTransferDuplicate)
+		return
+	}
+	writeJSON(w, a.json())
+}
+
+func (a *transferAuth) json() map[string]any {
+	m := map[string]any{"out_authorization_no": a.OutAuthorizationNo, "appid": a.AppID, "openid": a.OpenID,
+		"transfer_scene_id": a.SceneID, "state": a.State,
+		"create_time": a.Created.In(beijing).Format(time.RFC3339), "update_time": a.Updated.In(beijing).Format(time.RFC3339)}
+	if a.State == transferWaiting {
+		m["package_info"] = a.Package
+	}
+	return m
+}
+
+func (s *Server) serveAuthorization(closing bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		caller := MerchantIDFrom(r.Context())
+		now := s.transferNow()
+		x := &s.tr
+		x.mu.Lock()
+		a := x.auths[caller+"/"+r.PathValue("no")]
+		if a == nil {
+			x.mu.Unlock()
+			writeSimError(w, errTransferNotFound)
+			return
+		}
+		var n *notice
+		if closing && a.State != "CLOSED" {
+			a.State, a.Updated = "CLOSED", now
+			nn := notice{eventType: "MCHTRANSFER.AUTHORIZATION.CLOSED", merchant: a.Merchant, outTradeNo: a.OutAuthorizationNo,
+				url: a.NotifyURL, resource: a.json()}
+			n = &nn
+		}
+		out := a.json()
+		x.mu.Unlock()
+		writeJSON(w, out)
+		if n != nil {
+			s.notifyTransfer(*n)
+		}
+	}
+}
+
+// transferHandlers returns the handlers of transferRoutes, in order.
+func (s *Server) transferHandlers() []http.HandlerFunc {
+	return []http.HandlerFunc{
+		s.serveTransferCreate(false),
+		s.serveTransferCreate(true),
+		s.serveTransferCancel(false),
+		s.serveTransferCancel(true),
+		s.serveTransferQuery(false, false),
+		s.serveTransferQuery(true, false),
+		s.serveTransferQuery(false, true),
+		s.serveTransferQuery(true, true),
+		s.serveReceiptApply,
+		s.serveReceiptQuery,
+		s.serveAuthorizationRequest,
+		s.serveAuthorization(false),
+		s.serveAuthorization(true),
+	}
+}
