@@ -64,13 +64,6 @@ type OutcomeUnknownError struct {
 	Path      string // the request's URL path
 	RequestID string // WeChat Pay's Request-ID, when an answer arrived
 	Err       error  // what went wrong
-
-	// QueryBy and Number, when a product package set them, name the
-	// merchant's own business number to query by: its field (such as
-	// "out_bill_no") and its value. Query by it; repeat the call only
-	// with this same number, never with a new one.
-	QueryBy string
-	Number  string
 }
 
 func (e *OutcomeUnknownError) Error() string {
@@ -85,15 +78,7 @@ func (e *OutcomeUnknownError) Error() string {
 		b.WriteString(wire.Truncate(e.RequestID, 64))
 		b.WriteByte(']')
 	}
-	if e.QueryBy != "" {
-		b.WriteString("; query by ")
-		b.WriteString(wire.Truncate(e.QueryBy, 32))
-		b.WriteByte(' ')
-		b.WriteString(wire.Truncate(e.Number, 64))
-		b.WriteString(" before trying again, and retry only with this same number, never a new one")
-	} else {
-		b.WriteString("; query by your own order or refund number (out_trade_no, out_refund_no) before trying again")
-	}
+	b.WriteString("; query by your own order or refund number (out_trade_no, out_refund_no) before trying again")
 	if e.Err != nil {
 		b.WriteString(": ")
 		b.WriteString(e.Err.Error())
