@@ -90,14 +90,12 @@ func (c *Client) moneyCall(ctx context.Context, path, outBillNo string, in, out 
 	}
 	var unknown *wechatpay.OutcomeUnknownError
 	if errors.As(err, &unknown) {
-		e := *unknown // our own copy: the call path made it, but stay safe
-		e.QueryBy, e.Number = "out_bill_no", outBillNo
-		return &e
+		return apicall.Outcome(err, "out_bill_no", outBillNo)
 	}
 	var apiErr *wechatpay.APIError
 	if errors.As(err, &apiErr) {
 		return &wechatpay.OutcomeUnknownError{Method: http.MethodPost, Path: path, RequestID: apiErr.RequestID,
-			Err: err, QueryBy: "out_bill_no", Number: outBillNo}
+			Err: err, NumberName: "out_bill_no", Number: outBillNo}
 	}
 	return err
 }

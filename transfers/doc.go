@@ -32,7 +32,7 @@
 //
 // Create and Cancel move money. Any failure after the request may have
 // reached WeChat Pay, including an error answer, is a
-// *wechatpay.OutcomeUnknownError whose QueryBy is "out_bill_no": query by
+// *wechatpay.OutcomeUnknownError whose NumberName is "out_bill_no": query by
 // it, and repeat only with the same out_bill_no and parameters. A new
 // number could pay the user twice; WeChat Pay says so on its create page.
 // Nothing in this package retries.
