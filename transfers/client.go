@@ -174,7 +174,7 @@ func (c *Client) fill(req BillRequest) (BillRequest, error) {
 // refused before anything is sent. The UserName is encrypted on the way.
 //
 // Any failure after the request may have reached WeChat Pay, including
-// an error answer, is a *wechatpay.OutcomeUnknownError with QueryBy
+// an error answer, is a *wechatpay.OutcomeUnknownError with NumberName
 // "out_bill_no": query by the out_bill_no; repeat only with the same
 // out_bill_no and the same parameters, never with a new number (WeChat
 // Pay warns of paying twice). Nothing here retries on its own.
