@@ -1,0 +1,141 @@
+package wechatpaytest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The create route allows WeChat Pay's documented 100 calls per second
+// per merchant; the next is FREQUENCY_LIMITED, and the count starts again
+// the next second and is kept apart per merchant.
+func TestTransferRateLimit(t *testing.T) {
+	var x transfers
+	x.init()
+	t0 := time.Date(2026, 1, 15, 10, 0, 0, 0, beijing)
+	for i := range transferRateLimit {
+		if !x.allowCreate("A", t0.Add(time.Duration(i)*time.Millisecond)) {
+			t.Fatalf("call %d of the second refused", i+1)
+		}
+	}
+	if x.allowCreate("A", t0.Add(999*time.Millisecond)) {
+		t.Error("call 101 within one second allowed")
+	}
+	if !x.allowCreate("B", t0.Add(999*time.Millisecond)) {
+		t.Error("another merchant's first call refused")
+	}
+	if !x.allowCreate("A", t0.Add(time.Second)) {
+		t.Error("the first call of the next second refused")
+	}
+}
+
+// The refusal goes out as WeChat Pay's 429 FREQUENCY_LIMITED, and makes
+// no bill.
+func TestTransferRateLimitAnswer(t *testing.T) {
+	srv := NewServer()
+	defer srv.Close()
+	m := srv.Merchant()
+	srv.tr.mu.Lock()
+	srv.tr.limit = 0
+	srv.tr.mu.Unlock()
+	body := `{"appid":"wx1","out_bill_no":"RATE01","transfer_scene_id":"1000","openid":"o1","transfer_amount":100,"transfer_remark":"r"}`
+	resp, b := do(t, srv, m, "POST", "/v3/fund-app/mch-transfer/transfer-bills", []byte(body))
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(b), "FREQUENCY_LIMITED") {
+		t.Errorf("answer %d %s; want 429 FREQUENCY_LIMITED", resp.StatusCode, b)
+	}
+	if n := len(srv.TransferBills()); n != 0 {
+		t.Errorf("%d bills; want none", n)
+	}
+}
+
+// createTransfer makes a bill through the API and returns its package_info.
+func createTransfer(t *testing.T, srv *Server, m Merchant, no, notifyURL string) string {
+	t.Helper()
+	body := fmt.Sprintf(`{"appid":"wx1","out_bill_no":%q,"transfer_scene_id":"1000","openid":"o1","transfer_amount":2345,"transfer_remark":"新会员开通有礼","notify_url":%q}`, no, notifyURL)
+	resp, b := do(t, srv, m, "POST", "/v3/fund-app/mch-transfer/transfer-bills", []byte(body))
+	var out struct {
+		State       string `json:"state"`
+		PackageInfo string `json:"package_info"`
+	}
+	if resp.StatusCode != 200 || json.Unmarshal(b, &out) != nil || out.State != "WAIT_USER_CONFIRM" || out.PackageInfo == "" {
+		t.Fatalf("create: %d %s", resp.StatusCode, b)
+	}
+	return out.PackageInfo
+}
+
+// The confirmation page shows the bill and confirms it from its form;
+// a cross-origin post is refused; an unknown package is 404; the control
+// endpoint confirms for clients in any language.
+func TestTransferConfirmPage(t *testing.T) {
+	srv := NewServer()
+	defer srv.Close()
+	m := srv.Merchant()
+	pkg := createTransfer(t, srv, m, "PAGE01", "")
+
+	page := srv.TransferConfirmURL(pkg)
+	resp, err := http.Get(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{"¥23.45", "PAGE01", "WAIT_USER_CONFIRM", `id="confirm"`, "新会员开通有礼"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("page lacks %q:\n%s", want, b)
+		}
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
+		t.Errorf("Content-Security-Policy %q", csp)
+	}
+
+	form := url.Values{"package": {pkg}}
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+TransferConfirmPath, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://evil.example")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || srv.TransferBills()[0].State != "WAIT_USER_CONFIRM" {
+		t.Errorf("cross-origin post: %d, state %s; want 403 and no change", resp.StatusCode, srv.TransferBills()[0].State)
+	}
+
+	resp, err = http.PostForm(srv.URL+TransferConfirmPath, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "SUCCESS") || strings.Contains(string(b), `id="confirm"`) {
+		t.Errorf("after confirming: %d\n%s", resp.StatusCode, b)
+	}
+	if st := srv.TransferBills()[0].State; st != "SUCCESS" {
+		t.Errorf("state %s; want SUCCESS", st)
+	}
+
+	resp, err = http.Get(srv.TransferConfirmURL("nosuchpackage"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown package: %d; want 404", resp.StatusCode)
+	}
+
+	createTransfer(t, srv, m, "CTRL01", "")
+	resp, b = do(t, srv, m, "POST", ConfirmTransferPath, []byte(`{"out_bill_no":"CTRL01","result":"FAIL"}`))
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"state":"FAIL"`) {
+		t.Errorf("control endpoint: %d %s; want the FAIL bill", resp.StatusCode, b)
+	}
+	other := srv.AddMerchant()
+	resp, b = do(t, srv, other, "POST", ConfirmTransferPath, []byte(`{"out_bill_no":"PAGE01"}`))
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("another merchant's confirmation: %d %s; want 404", resp.StatusCode, b)
+	}
+}
