@@ -382,6 +382,8 @@ func (a *app) demo(name string, args []string) error {
 		return []string{fmt.Sprintf("%s of the %s left: HTTP %d %s %s", payments.FormatAmount(71, "CNY"), payments.FormatAmount(70, "CNY"), apiErr.StatusCode, apiErr.Code, apiErr.Message)}, nil
 	})
 
+	demoTransfer(ctx, d, srv, client, store, m) // transfer.go
+
 	fmt.Fprint(w, `
 Wire a real client in three lines of Go:
 

@@ -423,9 +423,15 @@ func TestDemo(t *testing.T) {
 		"trade_state SUCCESS", "callback REFUND.SUCCESS: refund DEMOREFUND1 of order DEMO20240101001, 0.30 CNY of 1.00 CNY, status SUCCESS",
 		"refund query: status SUCCESS; order trade_state REFUND", "HTTP 400 INVALID_REQUEST",
 		"client := &http.Client{Transport: t}",
-		"All 12 steps passed.")
-	if strings.Count(r.stdout, "   ok\n") != 12 {
-		t.Errorf("want 12 ok steps:\n%s", r)
+		"bill DEMOTRANSFER01", "state WAIT_USER_CONFIRM", "wx.requestMerchantTransfer({\"mchId\":",
+		"callback MCHTRANSFER.BILL.FINISHED: bill DEMOTRANSFER01, 2500.00 CNY, state SUCCESS",
+		"state SUCCESS, 2500.00 CNY; user_name decrypted with the merchant key",
+		"All 16 steps passed.")
+	if strings.Count(r.stdout, "   ok\n") != 16 {
+		t.Errorf("want 16 ok steps:\n%s", r)
+	}
+	if strings.Contains(r.stdout, "沙箱用户") {
+		t.Error("the demo printed the user's name")
 	}
 	wantCode(t, runApp(t, nil, "", "demo", "extra"), exitUsage, "no arguments")
 }

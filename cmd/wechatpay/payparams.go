@@ -26,6 +26,9 @@ by default they are now and a fresh nonce. Needs -mchid, -serial and -key.`,
 }
 
 func (a *app) payparams(name string, args []string) error {
+	if isTransferKind(args) {
+		return a.payparamsTransfer(name, args) // transfer.go
+	}
 	fs := a.newFlagSet(name, payparamsHelp)
 	creds := addCredFlags(fs, needSigner)
 	kind := fs.String("kind", "jsapi", "`KIND` of front end: jsapi (also mini-programs) or app")
