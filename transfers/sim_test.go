@@ -58,6 +58,7 @@ type env struct {
 	sent  *counter
 	tr    *wechatpay.Transport
 	bills chan *transfers.Bill
+	auths chan *transfers.Authorization
 	hook  string // the callback URL
 }
 
@@ -70,7 +71,7 @@ func newEnv(t *testing.T, cfgOf func(*wechatpaytest.Server) wechatpay.Config, op
 	if cfgOf != nil {
 		cfg = cfgOf(srv)
 	}
-	e := &env{srv: srv, bills: make(chan *transfers.Bill, 16)}
+	e := &env{srv: srv, bills: make(chan *transfers.Bill, 16), auths: make(chan *transfers.Authorization, 16)}
 	e.sent = &counter{base: cfg.Base, n: map[string]int{}}
 	cfg.Base = e.sent
 	tr, err := wechatpay.NewTransport(cfg)
@@ -83,6 +84,10 @@ func newEnv(t *testing.T, cfgOf func(*wechatpaytest.Server) wechatpay.Config, op
 	var rt middleware.Router
 	middleware.On(&rt, transfers.EventBillFinished, func(ctx context.Context, n *middleware.Notification, b *transfers.Bill) error {
 		e.bills <- b
+		return nil
+	})
+	middleware.On(&rt, transfers.EventAuthorizationConfirmed, func(ctx context.Context, n *middleware.Notification, a *transfers.Authorization) error {
+		e.auths <- a
 		return nil
 	})
 	hook := httptest.NewServer(middleware.Notifications(middleware.Config{Keys: tr.Verifier.Keys, MerchantID: cfg.MerchantID, APIv3Key: cfg.APIv3Key})(&rt))
@@ -551,5 +556,68 @@ func TestNameNeverPrinted(t *testing.T) {
 		if !strings.Contains(s, "SECRET01") {
 			t.Errorf("printed nothing useful: %s", s)
 		}
+	}
+}
+
+// The 免确认收款授权 transfers against the simulator: paying a user who
+// has not granted it is NO_AUTH (an unknown outcome, like every error
+// answer of a money-moving call); once granted (the
+// MCHTRANSFER.AUTHORIZATION.CONFIRMED callback arrives) the user is paid
+// at once; a pre-transfer asks for the authorisation with a bill, and the
+// user's confirmation grants both.
+func TestAuthorizedTransfers(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	pay := e.bill("AUTHPAY01", 2200_00, testName)
+	_, err := e.c.TransferWithAuthorization(ctx, pay)
+	wantUnknown(t, "a user without authorisation", err, "AUTHPAY01")
+	wantAPIError(t, "a user without authorisation", err, http.StatusForbidden, "NO_AUTH")
+
+	if _, err := e.c.RequestAuthorization(ctx, transfers.AuthorizationRequest{OutAuthorizationNo: "AUTH01", OpenID: openID,
+		TransferSceneID: "1000", UserDisplayName: "wx_123456", AuthorizationNotifyURL: e.hook}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.srv.ConfirmAuthorization(e.c.MerchantID, "AUTH01"); err != nil {
+		t.Fatal(err)
+	}
+	if a := <-e.auths; a.OutAuthorizationNo != "AUTH01" || a.OpenID != openID {
+		t.Errorf("authorisation callback %+v", a)
+	}
+	pay.OutBillNo = "AUTHPAY02"
+	b, err := e.c.TransferWithAuthorization(ctx, pay)
+	if err != nil || b.State != transfers.StateSuccess {
+		t.Fatalf("TransferWithAuthorization = %v, %v; want SUCCESS at once", b, err)
+	}
+	if cb := e.finished(t, "AUTHPAY02"); cb.State != transfers.StateSuccess {
+		t.Errorf("callback %v", cb)
+	}
+	if got := simBill(t, e.srv, "AUTHPAY02").UserName; got != testName {
+		t.Errorf("the simulator decrypted %q", got)
+	}
+	if n := e.sent.count("POST /v3/fund-app/mch-transfer/transfer-bills/transfer"); n != 2 {
+		t.Errorf("sent %d; want 2", n)
+	}
+	if _, err := e.c.TransferWithAuthorization(ctx, e.bill("AUTHPAY03", 2000_00, "")); err == nil || !strings.Contains(err.Error(), "user_name") {
+		t.Errorf("a 2,000-yuan authorised transfer without a name: %v; want refused before sending", err)
+	}
+
+	pre := transfers.PreTransferRequest{BillRequest: e.bill("PRE01", 500, ""), AuthorizationInfo: &transfers.PreAuthorization{
+		OutAuthorizationNo: "AUTH02", UserDisplayName: "wx_654321", AuthorizationNotifyURL: e.hook}}
+	pre.OpenID = "o-AnotherUser0000000000000000"
+	b, err = e.c.PreTransferWithAuthorization(ctx, pre)
+	if err != nil || b.State != transfers.StateWaitUserConfirm || b.PackageInfo == "" {
+		t.Fatalf("PreTransferWithAuthorization = %v, %v", b, err)
+	}
+	if err := e.srv.ConfirmTransfer(e.c.MerchantID, "PRE01", wechatpaytest.TransferConfirmed); err != nil {
+		t.Fatal(err)
+	}
+	if cb := e.finished(t, "PRE01"); cb.State != transfers.StateSuccess {
+		t.Errorf("callback %v", cb)
+	}
+	if a := <-e.auths; a.OutAuthorizationNo != "AUTH02" {
+		t.Errorf("authorisation callback %+v; want AUTH02", a)
+	}
+	if a, err := e.c.QueryAuthorization(ctx, "AUTH02"); err != nil || a.OpenID != pre.OpenID || a.State == transfers.StateWaitUserConfirm {
+		t.Errorf("QueryAuthorization = %+v, %v; want granted for the pre-transfer's user", a, err)
 	}
 }

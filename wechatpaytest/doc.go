@@ -106,7 +106,9 @@
 // decrypted with the key the request's Wechatpay-Serial names; a name in
 // clear, a bill of 2,000 yuan or more without one, a known out_bill_no
 // with other parameters and a 101st create in a second are refused as
-// WeChat Pay does (Server.TransferBills shows what it holds). Direct and
+// WeChat Pay does (Server.TransferBills shows what it holds); a user
+// grants 免确认收款授权 with Server.ConfirmAuthorization, or by confirming a
+// pre-transfer's bill. Direct and
 // service provider (under /partner/, with sub_mchid):
 //
 //	POST /v3/fund-app/mch-transfer/transfer-bills
@@ -116,6 +118,8 @@
 //	POST /v3/fund-app/mch-transfer/elecsign/out-bill-no (receipts; direct only)
 //	GET  /v3/fund-app/mch-transfer/elecsign/out-bill-no/{out_bill_no}
 //	GET  /v3/transferdownload/elecvoucherfile           receipt files, unsigned
+//	POST /v3/fund-app/mch-transfer/transfer-bills/pre-transfer-with-authorization (direct only)
+//	POST /v3/fund-app/mch-transfer/transfer-bills/transfer (to a user who granted 免确认收款授权)
 //	POST /v3/fund-app/mch-transfer/user-confirm-authorization (direct only)
 //	GET  /v3/fund-app/mch-transfer/user-confirm-authorization/out-authorization-no/{no}
 //	POST /v3/fund-app/mch-transfer/user-confirm-authorization/out-authorization-no/{no}/close

@@ -44,6 +44,8 @@ var transferRoutes = []string{
 	"POST /v3/fund-app/mch-transfer/user-confirm-authorization",
 	"GET /v3/fund-app/mch-transfer/user-confirm-authorization/out-authorization-no/{no}",
 	"POST /v3/fund-app/mch-transfer/user-confirm-authorization/out-authorization-no/{no}/close",
+	"POST /v3/fund-app/mch-transfer/transfer-bills/pre-transfer-with-authorization",
+	"POST /v3/fund-app/mch-transfer/transfer-bills/transfer",
 }
 
 // Transfer bill states.
@@ -91,6 +93,7 @@ type transferBill struct {
 	Updated         time.Time
 	Receipt         string // "", GENERATING or FINISHED
 	ReceiptToken    string
+	Authorization   string // the key of the authorisation a pre-transfer asked for
 }
 
 type transferAuth struct {
@@ -128,10 +131,11 @@ func (x *transfers) init() {
 // AdvanceTransfers added.
 func (s *Server) transferNow() time.Time {
 	s.tr.mu.Lock()
-	d := s.tr.advanced
-	s.tr.mu.Unlock()
-	return s.now().Add(d)
+	defer s.tr.mu.Unlock()
+	return s.transferNowLocked()
 }
+
+func (s *Server) transferNowLocked() time.Time { return s.now().Add(s.tr.advanced) }
 
 // AdvanceTransfers moves the transfer part's clock forward by d, without
 // skewing anything the sandbox signs, and closes what is then overdue: a
@@ -227,6 +231,11 @@ type transferRequest struct {
 		InfoType    string `json:"info_type"`
 		InfoContent string `json:"info_content"`
 	} `json:"transfer_scene_report_infos"`
+	AuthorizationInfo *struct {
+		OutAuthorizationNo     string `json:"out_authorization_no"`
+		UserDisplayName        string `json:"user_display_name"`
+		AuthorizationNotifyURL string `json:"authorization_notify_url"`
+	} `json:"authorization_info"`
 }
 
 // decryptRequestField decrypts an encrypted field of r as WeChat Pay does:
@@ -249,53 +258,53 @@ func (s *Server) decryptRequestField(r *http.Request, field, ciphertext string) 
 
 // validateTransfer checks a create request as WeChat Pay does and returns
 // the bill it would make.
-func (s *Server) validateTransfer(r *http.Request, partner bool) (*transferBill, *simError) {
+func (s *Server) validateTransfer(r *http.Request, partner bool) (*transferBill, *transferRequest, *simError) {
 	caller := MerchantIDFrom(r.Context())
 	var req transferRequest
 	if err := decodeObject(bodyOf(r), &req); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	b := &transferBill{Merchant: caller, Owner: caller, Partner: partner}
 	if partner {
 		if req.SubMchID == "" {
-			return nil, paramError("/sub_mchid", "缺少必填参数sub_mchid", nil)
+			return nil, nil, paramError("/sub_mchid", "缺少必填参数sub_mchid", nil)
 		}
 		b.Owner = req.SubMchID
 	} else if req.SubMchID != "" {
-		return nil, paramError("/sub_mchid", "普通商户不能传入sub_mchid", req.SubMchID)
+		return nil, nil, paramError("/sub_mchid", "普通商户不能传入sub_mchid", req.SubMchID)
 	}
 	for _, f := range []struct{ name, v string }{{"appid", req.AppID}, {"out_bill_no", req.OutBillNo},
 		{"transfer_scene_id", req.TransferSceneID}, {"openid", req.OpenID}, {"transfer_remark", req.TransferRemark}} {
 		if f.v == "" {
-			return nil, paramError("/"+f.name, "缺少必填参数"+f.name, nil)
+			return nil, nil, paramError("/"+f.name, "缺少必填参数"+f.name, nil)
 		}
 	}
 	if !outBillNoRE.MatchString(req.OutBillNo) {
-		return nil, paramError("/out_bill_no", "out_bill_no只能由数字、大小写字母组成,最长32位", req.OutBillNo)
+		return nil, nil, paramError("/out_bill_no", "out_bill_no只能由数字、大小写字母组成,最长32位", req.OutBillNo)
 	}
 	if utf8.RuneCountInString(req.TransferRemark) > 32 {
-		return nil, paramError("/transfer_remark", "transfer_remark最多32个字符", nil)
+		return nil, nil, paramError("/transfer_remark", "transfer_remark最多32个字符", nil)
 	}
 	if req.TransferAmount == nil {
-		return nil, paramError("/transfer_amount", "缺少必填参数transfer_amount", nil)
+		return nil, nil, paramError("/transfer_amount", "缺少必填参数transfer_amount", nil)
 	}
 	if *req.TransferAmount <= 0 {
-		return nil, paramError("/transfer_amount", "转账金额必须大于0", *req.TransferAmount)
+		return nil, nil, paramError("/transfer_amount", "转账金额必须大于0", *req.TransferAmount)
 	}
 	if req.NotifyURL != "" {
 		if err := checkNotifyURL("/notify_url", req.NotifyURL); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if req.UserName != "" {
 		name, err := s.decryptRequestField(r, "user_name", req.UserName)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		b.UserName = name
 	}
 	if *req.TransferAmount >= userNameThreshold && b.UserName == "" {
-		return nil, paramError("/user_name", "转账金额 >= 2,000元时,user_name必填", nil)
+		return nil, nil, paramError("/user_name", "转账金额 >= 2,000元时,user_name必填", nil)
 	}
 	b.AppID, b.OutBillNo, b.SceneID, b.OpenID = req.AppID, req.OutBillNo, req.TransferSceneID, req.OpenID
 	b.Amount, b.Remark, b.NotifyURL = *req.TransferAmount, req.TransferRemark, req.NotifyURL
@@ -305,7 +314,7 @@ func (s *Server) validateTransfer(r *http.Request, partner bool) (*transferBill,
 	canon, _ := json.Marshal(req)
 	sum := sha256.Sum256(canon)
 	b.Fingerprint = hex.EncodeToString(sum[:])
-	return b, nil
+	return b, &req, nil
 }
 
 // allowCreate counts a create call of merchant against the rate limit.
@@ -326,7 +335,19 @@ func newPackage() string {
 	return base64.StdEncoding.EncodeToString(b[:])
 }
 
-func (s *Server) serveTransferCreate(partner bool) http.HandlerFunc {
+// Kinds of create.
+const (
+	createConfirm       = iota // a bill the user confirms
+	createPreAuthorized        // the same, asking for 免确认收款授权 too
+	createAuthorized           // a bill paid at once to a user who granted it
+)
+
+var (
+	errTransferNotAuthorized = &simError{http.StatusForbidden, "NO_AUTH", "收款用户未开通免确认收款授权", nil}
+	errAuthorizationInfo     = paramError("/authorization_info", "缺少必填参数authorization_info", nil)
+)
+
+func (s *Server) serveTransferCreate(partner bool, kind int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		s.expireTransfers()
 		now := s.transferNow()
@@ -338,11 +359,18 @@ func (s *Server) serveTransferCreate(partner bool) http.HandlerFunc {
 			writeSimError(w, errTransferFrequency)
 			return
 		}
-		b, serr := s.validateTransfer(r, partner)
+		b, req, serr := s.validateTransfer(r, partner)
+		if serr == nil && kind == createPreAuthorized {
+			ai := req.AuthorizationInfo
+			if ai == nil || ai.OutAuthorizationNo == "" || ai.UserDisplayName == "" || ai.AuthorizationNotifyURL == "" {
+				serr = errAuthorizationInfo
+			}
+		}
 		if serr != nil {
 			writeSimError(w, serr)
 			return
 		}
+		var ns []notice
 		x.mu.Lock()
 		if old := x.bills[b.key()]; old != nil {
 			if old.Fingerprint != b.Fingerprint || old.Merchant != b.Merchant {
@@ -352,14 +380,34 @@ func (s *Server) serveTransferCreate(partner bool) http.HandlerFunc {
 			}
 			b = old // the same request again: the same bill
 		} else {
+			if kind == createAuthorized && !x.authorizedLocked(b) {
+				x.mu.Unlock()
+				writeSimError(w, errTransferNotAuthorized)
+				return
+			}
 			// ACCEPTED, then at once (the sandbox's funds never run
-			// short) WAIT_USER_CONFIRM.
+			// short) WAIT_USER_CONFIRM, or for an authorised user SUCCESS.
 			b.State, b.Created, b.Updated = transferAccepted, now, now
 			b.TransferBillNo = "1330" + randomDigits(30)
-			b.State, b.Package = transferWaiting, newPackage()
+			if kind == createAuthorized {
+				b.State = transferSuccess
+				ns = append(ns, b.notice())
+			} else {
+				b.State, b.Package = transferWaiting, newPackage()
+				x.byPackage[b.Package] = b.key()
+			}
+			if kind == createPreAuthorized {
+				ai := req.AuthorizationInfo
+				a := &transferAuth{Merchant: b.Merchant, OutAuthorizationNo: ai.OutAuthorizationNo, AppID: b.AppID, OpenID: b.OpenID,
+					SceneID: b.SceneID, NotifyURL: ai.AuthorizationNotifyURL, State: transferWaiting, Package: b.Package,
+					Created: now, Updated: now}
+				b.Authorization = a.key()
+				if x.auths[a.key()] == nil {
+					x.auths[a.key()] = a
+				}
+			}
 			x.bills[b.key()] = b
 			x.byNo[b.TransferBillNo] = b.key()
-			x.byPackage[b.Package] = b.key()
 		}
 		out := map[string]any{"out_bill_no": b.OutBillNo, "transfer_bill_no": b.TransferBillNo,
 			"create_time": b.Created.In(beijing).Format(time.RFC3339), "state": b.State}
@@ -371,7 +419,57 @@ func (s *Server) serveTransferCreate(partner bool) http.HandlerFunc {
 		}
 		x.mu.Unlock()
 		writeJSON(w, out)
+		for _, n := range ns {
+			s.notifyTransfer(n)
+		}
 	}
+}
+
+// authorizedLocked reports whether b's user granted b's merchant
+// 免确认收款授权 for b's appid.
+func (x *transfers) authorizedLocked(b *transferBill) bool {
+	for _, a := range x.auths {
+		if a.Merchant == b.Merchant && a.OpenID == b.OpenID && a.AppID == b.AppID && a.State == authorizationConfirmed {
+			return true
+		}
+	}
+	return false
+}
+
+// authorizationConfirmed is the state of a granted authorisation in the
+// sandbox; WeChat Pay's name for it is not confirmed (docs/protocol.md §14).
+const authorizationConfirmed = "CONFIRMED"
+
+func (a *transferAuth) key() string { return a.Merchant + "/" + a.OutAuthorizationNo }
+
+// ConfirmAuthorization grants the 免确认收款授权 outAuthorizationNo of
+// merchant mchid as the user would in WeChat, and sends
+// MCHTRANSFER.AUTHORIZATION.CONFIRMED to its notify URL. The user can
+// then be paid with POST /v3/fund-app/mch-transfer/transfer-bills/transfer.
+// The error is NOT_FOUND, or INVALID_REQUEST for one not waiting.
+func (s *Server) ConfirmAuthorization(mchid, outAuthorizationNo string) error {
+	x := &s.tr
+	x.mu.Lock()
+	n, serr := x.confirmAuthorizationLocked(mchid+"/"+outAuthorizationNo, s.transferNowLocked())
+	x.mu.Unlock()
+	if serr != nil {
+		return serr
+	}
+	s.notifyTransfer(*n)
+	return nil
+}
+
+func (x *transfers) confirmAuthorizationLocked(k string, now time.Time) (*notice, *simError) {
+	a := x.auths[k]
+	switch {
+	case a == nil:
+		return nil, errTransferNotFound
+	case a.State != transferWaiting:
+		return nil, &simError{http.StatusBadRequest, "INVALID_REQUEST", "授权状态为" + a.State + "，不能确认", nil}
+	}
+	a.State, a.Updated = authorizationConfirmed, now
+	return &notice{eventType: "MCHTRANSFER.AUTHORIZATION.CONFIRMED", merchant: a.Merchant, outTradeNo: a.OutAuthorizationNo,
+		url: a.NotifyURL, resource: a.json()}, nil
 }
 
 // transferOwner returns the owner of the bills a request may see: the
@@ -536,14 +634,21 @@ func (s *Server) confirmTransfer(k, caller string, result TransferResult) (map[s
 		return nil, &simError{http.StatusBadRequest, "INVALID_REQUEST", "转账单状态为" + b.State + "，不能确认收款", nil}
 	}
 	b.Updated = now
+	var an *notice
 	if result == TransferFails {
 		b.State, b.FailReason = transferFail, "NAME_NOT_CORRECT"
 	} else {
 		b.State = transferSuccess
+		if b.Authorization != "" { // the user also granted what the pre-transfer asked
+			an, _ = x.confirmAuthorizationLocked(b.Authorization, now)
+		}
 	}
 	n, out := b.notice(), b.json(false)
 	x.mu.Unlock()
 	s.notifyTransfer(n)
+	if an != nil {
+		s.notifyTransfer(*an)
+	}
 	return out, nil
 }
 
@@ -792,8 +897,8 @@ func (s *Server) serveAuthorization(closing bool) http.HandlerFunc {
 // transferHandlers returns the handlers of transferRoutes, in order.
 func (s *Server) transferHandlers() []http.HandlerFunc {
 	return []http.HandlerFunc{
-		s.serveTransferCreate(false),
-		s.serveTransferCreate(true),
+		s.serveTransferCreate(false, createConfirm),
+		s.serveTransferCreate(true, createConfirm),
 		s.serveTransferCancel(false),
 		s.serveTransferCancel(true),
 		s.serveTransferQuery(false, false),
@@ -805,5 +910,7 @@ func (s *Server) transferHandlers() []http.HandlerFunc {
 		s.serveAuthorizationRequest,
 		s.serveAuthorization(false),
 		s.serveAuthorization(true),
+		s.serveTransferCreate(false, createPreAuthorized),
+		s.serveTransferCreate(false, createAuthorized),
 	}
 }
