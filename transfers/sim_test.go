@@ -621,3 +621,26 @@ func TestAuthorizedTransfers(t *testing.T) {
 		t.Errorf("QueryAuthorization = %+v, %v; want granted for the pre-transfer's user", a, err)
 	}
 }
+
+// DownloadReceipt reads at most MaxReceiptSize bytes of the unsigned
+// file, and sends nothing to a host that is not WeChat Pay's.
+func TestDownloadReceiptBounds(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	e.srv.Handle("GET /v3/transferdownload/huge", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write(bytes.Repeat([]byte{'x'}, transfers.MaxReceiptSize+1))
+	}))
+	sum := sha256.Sum256(nil)
+	r := &transfers.Receipt{State: transfers.ReceiptFinished, HashType: "SHA256", HashValue: hex.EncodeToString(sum[:]),
+		DownloadURL: e.srv.URL + "/v3/transferdownload/huge"}
+	if _, err := e.c.DownloadReceipt(ctx, r); err == nil || !strings.Contains(err.Error(), "exceeds") {
+		t.Errorf("an oversized file: %v; want it refused for its size", err)
+	}
+	r.DownloadURL = "http://receipts.example/v3/transferdownload/elecvoucherfile?token=x"
+	if _, err := e.c.DownloadReceipt(ctx, r); !errors.Is(err, wechatpay.ErrHostNotAllowed) {
+		t.Errorf("a download_url on another host: %v; want ErrHostNotAllowed", err)
+	}
+	if n := e.sent.count("GET /v3/transferdownload/elecvoucherfile"); n != 0 {
+		t.Errorf("%d requests to the other host; want none", n)
+	}
+}
