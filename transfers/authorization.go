@@ -2,7 +2,6 @@ package transfers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 
@@ -27,6 +26,9 @@ func (c *Client) RequestAuthorization(ctx context.Context, req AuthorizationRequ
 	if err := c.check(); err != nil {
 		return nil, err
 	}
+	if err := c.direct("RequestAuthorization"); err != nil {
+		return nil, err
+	}
 	if req.AppID == "" {
 		req.AppID = c.AppID
 	}
@@ -49,6 +51,9 @@ func (c *Client) QueryAuthorization(ctx context.Context, outAuthorizationNo stri
 	if err := c.check(); err != nil {
 		return nil, err
 	}
+	if err := c.direct("QueryAuthorization"); err != nil {
+		return nil, err
+	}
 	seg, err := apicall.Segment(pkg, "out_authorization_no", outAuthorizationNo)
 	if err != nil {
 		return nil, err
@@ -64,6 +69,9 @@ func (c *Client) QueryAuthorization(ctx context.Context, outAuthorizationNo stri
 // …/user-confirm-authorization/out-authorization-no/{no}/close).
 func (c *Client) CloseAuthorization(ctx context.Context, outAuthorizationNo string) (*Authorization, error) {
 	if err := c.check(); err != nil {
+		return nil, err
+	}
+	if err := c.direct("CloseAuthorization"); err != nil {
 		return nil, err
 	}
 	seg, err := apicall.Segment(pkg, "out_authorization_no", outAuthorizationNo)
@@ -86,8 +94,8 @@ func (c *Client) PreTransferWithAuthorization(ctx context.Context, req PreTransf
 	if err := c.check(); err != nil {
 		return nil, err
 	}
-	if c.partner() {
-		return nil, errors.New("wechatpay/transfers: PreTransferWithAuthorization is a direct merchant's call")
+	if err := c.direct("PreTransferWithAuthorization"); err != nil {
+		return nil, err
 	}
 	bill, err := c.fill(req.BillRequest)
 	if err != nil {
@@ -108,8 +116,8 @@ func (c *Client) TransferWithAuthorization(ctx context.Context, req BillRequest)
 	if err := c.check(); err != nil {
 		return nil, err
 	}
-	if c.partner() {
-		return nil, errors.New("wechatpay/transfers: TransferWithAuthorization is a direct merchant's call")
+	if err := c.direct("TransferWithAuthorization"); err != nil {
+		return nil, err
 	}
 	req, err := c.fill(req)
 	if err != nil {

@@ -68,6 +68,15 @@ func (c *Client) check() error {
 	return nil
 }
 
+// direct refuses, before sending, a call WeChat Pay offers direct
+// merchants only (its partner form has other paths and fields).
+func (c *Client) direct(call string) error {
+	if c.partner() {
+		return errors.New("wechatpay/transfers: " + call + " is a direct merchant's call; this Client acts for sub-merchant " + c.SubMerchantID)
+	}
+	return nil
+}
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	if err := c.check(); err != nil {
 		return err

@@ -12,7 +12,8 @@ package transfers
 const (
 	// EventBillFinished: a bill reached a final state (SUCCESS, FAIL,
 	// CANCELLED). Its resource decodes into a Bill (original_type and
-	// associated_data "mch_payment").
+	// associated_data "mch_payment"). Should it carry user_name, that
+	// stays as WeChat Pay sent it: only the queries decrypt it.
 	EventBillFinished = "MCHTRANSFER.BILL.FINISHED"
 	// EventAuthorizationConfirmed: the user granted 免确认收款授权. Its
 	// resource decodes into an Authorization.

@@ -31,6 +31,9 @@ func (c *Client) ApplyReceipt(ctx context.Context, outBillNo string) (*Receipt, 
 	if err := c.check(); err != nil {
 		return nil, err
 	}
+	if err := c.direct("ApplyReceipt"); err != nil {
+		return nil, err
+	}
 	if err := checkOutBillNo(outBillNo); err != nil {
 		return nil, err
 	}
@@ -48,6 +51,9 @@ func (c *Client) ApplyReceipt(ctx context.Context, outBillNo string) (*Receipt, 
 // out_bill_no (GET /v3/fund-app/mch-transfer/elecsign/out-bill-no/{out_bill_no}).
 func (c *Client) QueryReceipt(ctx context.Context, outBillNo string) (*Receipt, error) {
 	if err := c.check(); err != nil {
+		return nil, err
+	}
+	if err := c.direct("QueryReceipt"); err != nil {
 		return nil, err
 	}
 	if err := checkOutBillNo(outBillNo); err != nil {

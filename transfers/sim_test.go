@@ -644,3 +644,37 @@ func TestDownloadReceiptBounds(t *testing.T) {
 		t.Errorf("%d requests to the other host; want none", n)
 	}
 }
+
+// The direct-merchant-only calls refuse, before sending, a Client acting
+// for a sub-merchant.
+func TestDirectOnlyCalls(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	e.c.SubMerchantID = "1900001109"
+	calls := map[string]func() error{
+		"RequestAuthorization": func() error {
+			_, err := e.c.RequestAuthorization(ctx, transfers.AuthorizationRequest{OutAuthorizationNo: "A1"})
+			return err
+		},
+		"QueryAuthorization": func() error { _, err := e.c.QueryAuthorization(ctx, "A1"); return err },
+		"CloseAuthorization": func() error { _, err := e.c.CloseAuthorization(ctx, "A1"); return err },
+		"TransferWithAuthorization": func() error {
+			_, err := e.c.TransferWithAuthorization(ctx, e.bill("D1", 100, ""))
+			return err
+		},
+		"PreTransferWithAuthorization": func() error {
+			_, err := e.c.PreTransferWithAuthorization(ctx, transfers.PreTransferRequest{BillRequest: e.bill("D2", 100, "")})
+			return err
+		},
+		"ApplyReceipt": func() error { _, err := e.c.ApplyReceipt(ctx, "D1"); return err },
+		"QueryReceipt": func() error { _, err := e.c.QueryReceipt(ctx, "D1"); return err },
+	}
+	for name, call := range calls {
+		if err := call(); err == nil || !strings.Contains(err.Error(), name+" is a direct merchant's call") {
+			t.Errorf("%s: %v; want refused as direct-only", name, err)
+		}
+	}
+	for k, n := range e.sent.n {
+		t.Errorf("sent %s %d times; want nothing", k, n)
+	}
+}
