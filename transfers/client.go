@@ -101,8 +101,10 @@ func (c *Client) moneyCall(ctx context.Context, path, outBillNo string, in, out 
 	if errors.As(err, &unknown) {
 		return apicall.Outcome(err, "out_bill_no", outBillNo)
 	}
-	var apiErr *wechatpay.APIError
-	if errors.As(err, &apiErr) {
+	// WeChat Pay's answer to this request, as apicall.Do returns it; an
+	// *APIError nested deeper is a certificate download's, from a request
+	// that was never sent.
+	if apiErr, ok := err.(*wechatpay.APIError); ok {
 		return &wechatpay.OutcomeUnknownError{Method: http.MethodPost, Path: path, RequestID: apiErr.RequestID,
 			Err: err, NumberName: "out_bill_no", Number: outBillNo}
 	}

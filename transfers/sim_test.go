@@ -678,3 +678,25 @@ func TestDirectOnlyCalls(t *testing.T) {
 		t.Errorf("sent %s %d times; want nothing", k, n)
 	}
 }
+
+// When no key to encrypt the name with can be had (the certificate
+// download fails), the bill is not sent, and the error says so rather
+// than claiming an unknown outcome.
+func TestNoEncryptionKeyNothingSent(t *testing.T) {
+	e := newEnv(t, nil)
+	e.srv.SetCertFault(wechatpaytest.CertStatus500)
+	_, err := e.c.Create(context.Background(), e.bill("NOKEY01", 2000_00, testName))
+	if err == nil {
+		t.Fatal("a bill was created without a key to encrypt the name with")
+	}
+	var unknown *wechatpay.OutcomeUnknownError
+	if errors.As(err, &unknown) {
+		t.Errorf("%v: an OutcomeUnknownError for a request never sent", err)
+	}
+	if n := e.sent.count(createRoute); n != 0 {
+		t.Errorf("create sent %d times; want none", n)
+	}
+	if strings.Contains(err.Error(), testName) {
+		t.Errorf("the error quotes the name: %v", err)
+	}
+}
