@@ -700,3 +700,38 @@ func TestNoEncryptionKeyNothingSent(t *testing.T) {
 		t.Errorf("the error quotes the name: %v", err)
 	}
 }
+
+// Many concurrent creates of one out_bill_no, as a merchant's retrying
+// fleet might send, make one bill: every answer names it.
+func TestConcurrentCreateOneBill(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := context.Background()
+	if _, err := e.c.QueryByOutBillNo(ctx, "WARM"); err == nil { // download the certificates once
+		t.Fatal("found a bill nobody made")
+	}
+	req := e.bill("CONCURRENT01", 2100_00, testName)
+	const n = 32
+	nos := make(chan string, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b, err := e.c.Create(ctx, req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			nos <- b.TransferBillNo
+		}()
+	}
+	wg.Wait()
+	close(nos)
+	seen := map[string]bool{}
+	for no := range nos {
+		seen[no] = true
+	}
+	if len(seen) != 1 || len(e.srv.TransferBills()) != 1 {
+		t.Errorf("%d transfer_bill_no in the answers, %d bills; want 1 and 1", len(seen), len(e.srv.TransferBills()))
+	}
+}
