@@ -67,6 +67,9 @@ func TestPayparamsTransfer(t *testing.T) {
 	if v, err := url.ParseQuery(app["query"]); err != nil || v.Get("package") != "affffddafdfafddffda==" {
 		t.Errorf("query does not decode: %v", err)
 	}
+	// The example of -h, as printed.
+	wantCode(t, runApp(t, nil, "", "payparams", "-kind", "transfer", "-mchid", "1230000109", "-appid", "wxd678efh567hg6787", "-package", "ABBQO+oYAAABAAAAAAC/dH=="),
+		exitOK, `"mchId": "1230000109"`, `"package": "ABBQO+oYAAABAAAAAAC/dH=="`)
 	wantCode(t, runApp(t, nil, "", "payparams", "-kind", "transfer", "-appid", "wx1", "-package", "p"), exitUsage, "merchant ID is missing")
 	wantCode(t, runApp(t, nil, "", "payparams", "-kind", "transfer", "-mchid", "1"), exitUsage, "-package")
 	// The payment kinds are untouched.
