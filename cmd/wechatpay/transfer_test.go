@@ -37,6 +37,11 @@ func TestConfirmTransferCommand(t *testing.T) {
 	wantCode(t, runApp(t, nil, "", "confirm-transfer", "-sandbox-dir", dir, "CMD1001"), exitAPIError, "INVALID_REQUEST")
 	wantCode(t, runApp(t, nil, "", "confirm-transfer", "-sandbox-dir", dir, "NOSUCH01"), exitAPIError, "NOT_FOUND")
 	wantCode(t, runApp(t, nil, "", "confirm-transfer", "-sandbox-dir", dir), exitUsage, "OUT_BILL_NO")
+
+	// The example of -h, as printed (its notify_url need not answer).
+	example := `{"appid":"wxd678efh567hg6787","out_bill_no":"B1001","transfer_scene_id":"1000","openid":"o-MYE42l80oelYMDE34nYD456Xoy","transfer_amount":100,"transfer_remark":"reward","notify_url":"http://127.0.0.1:9000/notify"}`
+	wantCode(t, runApp(t, nil, "", "post", "-sandbox-dir", dir, "/v3/fund-app/mch-transfer/transfer-bills", "-d", example), exitOK, `"state":"WAIT_USER_CONFIRM"`)
+	wantCode(t, runApp(t, nil, "", "confirm-transfer", "-sandbox-dir", dir, "B1001"), exitOK, `"state":"SUCCESS"`)
 }
 
 // "payparams -kind transfer" prints exactly wx.requestMerchantTransfer's
