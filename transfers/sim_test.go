@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -127,16 +128,30 @@ func (e *env) finished(t *testing.T, no string) *transfers.Bill {
 	}
 }
 
-// simBill returns the simulator's view of bill no.
-func simBill(t *testing.T, srv *wechatpaytest.Server, no string) wechatpaytest.TransferBill {
+// simBill returns the simulator's view of bill no, by a query: its
+// user_name is what the simulator decrypted from the create request,
+// encrypted again for the merchant and decrypted by the client.
+func simBill(t *testing.T, e *env, no string) *transfers.Bill {
 	t.Helper()
-	for _, b := range srv.TransferBills() {
-		if b.OutBillNo == no {
-			return b
-		}
+	b, err := e.c.QueryByOutBillNo(context.Background(), no)
+	if err != nil {
+		t.Fatalf("the simulator has no bill %s: %v", no, err)
 	}
-	t.Fatalf("the simulator has no bill %s", no)
-	return wechatpaytest.TransferBill{}
+	return b
+}
+
+// grant confirms on the sandbox's page what package pkg asks of the user,
+// as a browser would.
+func grant(t *testing.T, e *env, pkg string) {
+	t.Helper()
+	resp, err := http.PostForm(e.srv.URL+wechatpaytest.TransferConfirmPath, url.Values{"package": {pkg}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("confirmation page answered %d", resp.StatusCode)
+	}
 }
 
 func wantAPIError(t *testing.T, what string, err error, status int, code string) *wechatpay.APIError {
@@ -183,7 +198,7 @@ func TestTransferLifecycle(t *testing.T) {
 	if b.State != transfers.StateWaitUserConfirm || b.PackageInfo == "" || b.TransferBillNo == "" || b.OutBillNo != no {
 		t.Fatalf("Create = %v, package %q; want WAIT_USER_CONFIRM with package_info", b, b.PackageInfo)
 	}
-	if got := simBill(t, e.srv, no).UserName; got != testName {
+	if got := simBill(t, e, no).UserName; got != testName {
 		t.Errorf("the simulator decrypted user_name %q; want the name sent", got)
 	}
 	if n := e.sent.count("POST /v3/fund-app/mch-transfer/transfer-bills"); n != 1 {
@@ -296,7 +311,7 @@ func TestUserNameKeyModes(t *testing.T) {
 			if _, err := e.c.Create(ctx, e.bill("KEYMODE01", 3000_00, testName)); err != nil {
 				t.Fatal(err)
 			}
-			if got := simBill(t, e.srv, "KEYMODE01").UserName; got != testName {
+			if got := simBill(t, e, "KEYMODE01").UserName; got != testName {
 				t.Errorf("the simulator decrypted %q; want the name sent", got)
 			}
 			q, err := e.c.QueryByOutBillNo(ctx, "KEYMODE01")
@@ -365,8 +380,9 @@ func TestUserNameRefusedInClearOrWrongKey(t *testing.T) {
 	if !strings.Contains(apiErr.Message, "Wechatpay-Serial") {
 		t.Errorf("message %q does not name Wechatpay-Serial", apiErr.Message)
 	}
-	if bs := e.srv.TransferBills(); len(bs) != 0 {
-		t.Errorf("the simulator made %d bills; want none", len(bs))
+	for _, no := range []string{"CLEAR01", "WRONGKEY01", "NOSERIAL01"} {
+		_, err := e.c.QueryByOutBillNo(context.Background(), no)
+		wantAPIError(t, "the refused bill "+no, err, http.StatusNotFound, "NOT_FOUND")
 	}
 }
 
@@ -414,8 +430,8 @@ func TestDuplicateOutBillNo(t *testing.T) {
 	if !strings.Contains(apiErr.Message, "单号已存在") {
 		t.Errorf("message %q; want WeChat Pay's 单号已存在但信息不一致", apiErr.Message)
 	}
-	if n := len(e.srv.TransferBills()); n != 1 {
-		t.Errorf("%d bills; want 1", n)
+	if q := simBill(t, e, "DUP001"); q.TransferAmount != 500 || q.TransferBillNo != b1.TransferBillNo {
+		t.Errorf("the bill is now %v; want the first one, 500 fen", q)
 	}
 }
 
@@ -492,8 +508,8 @@ func TestPartner(t *testing.T) {
 	if err != nil || b.State != transfers.StateWaitUserConfirm {
 		t.Fatalf("Create = %v, %v", b, err)
 	}
-	sb := simBill(t, e.srv, "PARTNER01")
-	if sb.SubMchID != "1900001109" || sb.MerchantID != e.c.MerchantID || sb.UserName != testName {
+	sb := simBill(t, e, "PARTNER01")
+	if sb.SubMchID != "1900001109" || sb.MchID != e.c.MerchantID || sb.UserName != testName {
 		t.Errorf("the simulator holds %+v; want sub_mchid 1900001109 of %s with the name", sb, e.c.MerchantID)
 	}
 	if n := e.sent.count("POST /v3/fund-app/mch-transfer/partner/transfer-bills"); n != 1 {
@@ -573,13 +589,13 @@ func TestAuthorizedTransfers(t *testing.T) {
 	wantUnknown(t, "a user without authorisation", err, "AUTHPAY01")
 	wantAPIError(t, "a user without authorisation", err, http.StatusForbidden, "NO_AUTH")
 
-	if _, err := e.c.RequestAuthorization(ctx, transfers.AuthorizationRequest{OutAuthorizationNo: "AUTH01", OpenID: openID,
-		TransferSceneID: "1000", UserDisplayName: "wx_123456", AuthorizationNotifyURL: e.hook}); err != nil {
+	asked, err := e.c.RequestAuthorization(ctx, transfers.AuthorizationRequest{OutAuthorizationNo: "AUTH01", OpenID: openID,
+		TransferSceneID: "1000", UserDisplayName: "wx_123456", AuthorizationNotifyURL: e.hook})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.srv.ConfirmAuthorization(e.c.MerchantID, "AUTH01"); err != nil {
-		t.Fatal(err)
-	}
+	grant(t, e, asked.PackageInfo) // the user, on the page wx.requestMerchantTransfer opens
+
 	if a := <-e.auths; a.OutAuthorizationNo != "AUTH01" || a.OpenID != openID {
 		t.Errorf("authorisation callback %+v", a)
 	}
@@ -591,7 +607,7 @@ func TestAuthorizedTransfers(t *testing.T) {
 	if cb := e.finished(t, "AUTHPAY02"); cb.State != transfers.StateSuccess {
 		t.Errorf("callback %v", cb)
 	}
-	if got := simBill(t, e.srv, "AUTHPAY02").UserName; got != testName {
+	if got := simBill(t, e, "AUTHPAY02").UserName; got != testName {
 		t.Errorf("the simulator decrypted %q", got)
 	}
 	if n := e.sent.count("POST /v3/fund-app/mch-transfer/transfer-bills/transfer"); n != 2 {
@@ -731,7 +747,7 @@ func TestConcurrentCreateOneBill(t *testing.T) {
 	for no := range nos {
 		seen[no] = true
 	}
-	if len(seen) != 1 || len(e.srv.TransferBills()) != 1 {
-		t.Errorf("%d transfer_bill_no in the answers, %d bills; want 1 and 1", len(seen), len(e.srv.TransferBills()))
+	if q := simBill(t, e, "CONCURRENT01"); len(seen) != 1 || !seen[q.TransferBillNo] {
+		t.Errorf("%d transfer_bill_no in the answers (%v), the bill is %s; want that one", len(seen), seen, q.TransferBillNo)
 	}
 }

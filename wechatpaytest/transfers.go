@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -27,26 +26,6 @@ import (
 // the query and cancel pages, the FAQ (pay.weixin.qq.com/doc/v3/merchant/4013778940:
 // 24 hours to confirm; "单号已存在但信息不一致,请查单后比较确认") and the
 // callback page (MCHTRANSFER.BILL.FINISHED, mch_payment).
-
-// The routes of the transfer part, served like the other built-in routes
-// (FailRoute takes them).
-var transferRoutes = []string{
-	"POST /v3/fund-app/mch-transfer/transfer-bills",
-	"POST /v3/fund-app/mch-transfer/partner/transfer-bills",
-	"POST /v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{no}/cancel",
-	"POST /v3/fund-app/mch-transfer/partner/transfer-bills/out-bill-no/{no}/cancel",
-	"GET /v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{no}",
-	"GET /v3/fund-app/mch-transfer/partner/transfer-bills/out-bill-no/{no}",
-	"GET /v3/fund-app/mch-transfer/transfer-bills/transfer-bill-no/{id}",
-	"GET /v3/fund-app/mch-transfer/partner/transfer-bills/transfer-bill-no/{id}",
-	"POST /v3/fund-app/mch-transfer/elecsign/out-bill-no",
-	"GET /v3/fund-app/mch-transfer/elecsign/out-bill-no/{no}",
-	"POST /v3/fund-app/mch-transfer/user-confirm-authorization",
-	"GET /v3/fund-app/mch-transfer/user-confirm-authorization/out-authorization-no/{no}",
-	"POST /v3/fund-app/mch-transfer/user-confirm-authorization/out-authorization-no/{no}/close",
-	"POST /v3/fund-app/mch-transfer/transfer-bills/pre-transfer-with-authorization",
-	"POST /v3/fund-app/mch-transfer/transfer-bills/transfer",
-}
 
 // Transfer bill states.
 const (
@@ -105,6 +84,13 @@ type transferAuth struct {
 // transfers is the transfer part of the simulator. Its mutex guards
 // everything below it; it is never held while a callback is delivered.
 type transfers struct {
+	clock     *simClock
+	merchants *merchants
+	delivery  *delivery
+	fields    *sensitiveFields
+	core      *core
+	url       string // the server's base URL, for download_url and the page's Origin check
+
 	mu        sync.Mutex
 	bills     map[string]*transferBill // by owner/out_bill_no
 	byNo      map[string]string        // transfer_bill_no → key
@@ -115,6 +101,12 @@ type transfers struct {
 	window    time.Time                // the second the rate counts are for
 	counts    map[string]int           // creates per merchant in window
 	limit     int                      // creates per merchant per second
+}
+
+func newTransfers(s *Server) *transfers {
+	x := &transfers{clock: s.clock, merchants: s.merchants, delivery: s.delivery, fields: s.fields, core: s.core, url: s.URL}
+	x.init()
+	return x
 }
 
 func (x *transfers) init() {
@@ -129,30 +121,31 @@ func (x *transfers) init() {
 
 // transferNow is the transfer part's clock: the sandbox clock plus what
 // AdvanceTransfers added.
-func (s *Server) transferNow() time.Time {
-	s.tr.mu.Lock()
-	defer s.tr.mu.Unlock()
-	return s.transferNowLocked()
+func (x *transfers) transferNow() time.Time {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.transferNowLocked()
 }
 
-func (s *Server) transferNowLocked() time.Time { return s.now().Add(s.tr.advanced) }
+func (x *transfers) transferNowLocked() time.Time { return x.clock.now().Add(x.advanced) }
 
 // AdvanceTransfers moves the transfer part's clock forward by d, without
 // skewing anything the sandbox signs, and closes what is then overdue: a
 // bill still WAIT_USER_CONFIRM 24 hours after it was made becomes FAIL
 // (fail_reason OVERDUE_CLOSE) and its MCHTRANSFER.BILL.FINISHED
 // notification is sent, as WeChat Pay does when the user never confirms.
-func (s *Server) AdvanceTransfers(d time.Duration) {
-	s.tr.mu.Lock()
-	s.tr.advanced += d
-	s.tr.mu.Unlock()
-	s.expireTransfers()
+func (s *Server) AdvanceTransfers(d time.Duration) { s.tr.advance(d) }
+
+func (x *transfers) advance(d time.Duration) {
+	x.mu.Lock()
+	x.advanced += d
+	x.mu.Unlock()
+	x.expireTransfers()
 }
 
 // expireTransfers fails the bills whose window has passed and notifies.
-func (s *Server) expireTransfers() {
-	now := s.transferNow()
-	x := &s.tr
+func (x *transfers) expireTransfers() {
+	now := x.transferNow()
 	var ns []notice
 	x.mu.Lock()
 	for _, b := range x.bills {
@@ -163,14 +156,14 @@ func (s *Server) expireTransfers() {
 	}
 	x.mu.Unlock()
 	for _, n := range ns {
-		s.notifyTransfer(n)
+		x.notifyTransfer(n)
 	}
 }
 
 // notifyTransfer delivers n, unless the request gave no notify_url.
-func (s *Server) notifyTransfer(n notice) {
+func (x *transfers) notifyTransfer(n notice) {
 	if n.url != "" {
-		s.notify(n)
+		x.delivery.send(n)
 	}
 }
 
@@ -244,12 +237,12 @@ type transferRequest struct {
 // Wechatpay-Serial错误" (docs/protocol.md §7); a field that does not
 // decrypt with that key, such as one sent in clear, is 400 PARAM_ERROR
 // naming the field.
-func (s *Server) decryptRequestField(r *http.Request, field, ciphertext string) (string, *simError) {
-	m := s.merchant(MerchantIDFrom(r.Context()))
-	if s.decryptionKey(m, r.Header.Get(wire.HeaderSerial)) == nil {
+func (x *transfers) decryptRequestField(r *http.Request, field, ciphertext string) (string, *simError) {
+	m := x.merchants.get(MerchantIDFrom(r.Context()))
+	if x.fields.ca.decryptionKey(m, r.Header.Get(wire.HeaderSerial), time.Now()) == nil {
 		return "", errTransferSerial
 	}
-	pt, err := s.DecryptField(r, ciphertext)
+	pt, err := x.fields.decrypt(r, ciphertext)
 	if err != nil {
 		return "", paramError("/"+field, field+"解密失败，请使用Wechatpay-Serial对应的公钥加密", nil)
 	}
@@ -258,7 +251,7 @@ func (s *Server) decryptRequestField(r *http.Request, field, ciphertext string) 
 
 // validateTransfer checks a create request as WeChat Pay does and returns
 // the bill it would make.
-func (s *Server) validateTransfer(r *http.Request, partner bool) (*transferBill, *transferRequest, *simError) {
+func (x *transfers) validateTransfer(r *http.Request, partner bool) (*transferBill, *transferRequest, *simError) {
 	caller := MerchantIDFrom(r.Context())
 	var req transferRequest
 	if err := decodeObject(bodyOf(r), &req); err != nil {
@@ -297,7 +290,7 @@ func (s *Server) validateTransfer(r *http.Request, partner bool) (*transferBill,
 		}
 	}
 	if req.UserName != "" {
-		name, err := s.decryptRequestField(r, "user_name", req.UserName)
+		name, err := x.decryptRequestField(r, "user_name", req.UserName)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -347,11 +340,10 @@ var (
 	errAuthorizationInfo     = paramError("/authorization_info", "缺少必填参数authorization_info", nil)
 )
 
-func (s *Server) serveTransferCreate(partner bool, kind int) http.HandlerFunc {
+func (x *transfers) serveTransferCreate(partner bool, kind int) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		s.expireTransfers()
-		now := s.transferNow()
-		x := &s.tr
+		x.expireTransfers()
+		now := x.transferNow()
 		x.mu.Lock()
 		ok := x.allowCreate(MerchantIDFrom(r.Context()), now)
 		x.mu.Unlock()
@@ -359,7 +351,7 @@ func (s *Server) serveTransferCreate(partner bool, kind int) http.HandlerFunc {
 			writeSimError(w, errTransferFrequency)
 			return
 		}
-		b, req, serr := s.validateTransfer(r, partner)
+		b, req, serr := x.validateTransfer(r, partner)
 		if serr == nil && kind == createPreAuthorized {
 			ai := req.AuthorizationInfo
 			if ai == nil || ai.OutAuthorizationNo == "" || ai.UserDisplayName == "" || ai.AuthorizationNotifyURL == "" {
@@ -420,7 +412,7 @@ func (s *Server) serveTransferCreate(partner bool, kind int) http.HandlerFunc {
 		x.mu.Unlock()
 		writeJSON(w, out)
 		for _, n := range ns {
-			s.notifyTransfer(n)
+			x.notifyTransfer(n)
 		}
 	}
 }
@@ -442,21 +434,28 @@ const authorizationConfirmed = "CONFIRMED"
 
 func (a *transferAuth) key() string { return a.Merchant + "/" + a.OutAuthorizationNo }
 
-// ConfirmAuthorization grants the 免确认收款授权 outAuthorizationNo of
-// merchant mchid as the user would in WeChat, and sends
-// MCHTRANSFER.AUTHORIZATION.CONFIRMED to its notify URL. The user can
-// then be paid with POST /v3/fund-app/mch-transfer/transfer-bills/transfer.
-// The error is NOT_FOUND, or INVALID_REQUEST for one not waiting.
-func (s *Server) ConfirmAuthorization(mchid, outAuthorizationNo string) error {
-	x := &s.tr
+// confirmAuthorization grants the 免确认收款授权 with key k (merchant/
+// out_authorization_no) as the user would in WeChat, and sends
+// MCHTRANSFER.AUTHORIZATION.CONFIRMED to its notify URL; a non-empty
+// caller must be its merchant. The user can then be paid with POST
+// /v3/fund-app/mch-transfer/transfer-bills/transfer.
+func (x *transfers) confirmAuthorization(k, caller string) (map[string]any, *simError) {
 	x.mu.Lock()
-	n, serr := x.confirmAuthorizationLocked(mchid+"/"+outAuthorizationNo, s.transferNowLocked())
+	if a := x.auths[k]; a == nil || (caller != "" && a.Merchant != caller) {
+		x.mu.Unlock()
+		return nil, errTransferNotFound
+	}
+	n, serr := x.confirmAuthorizationLocked(k, x.transferNowLocked())
+	var out map[string]any
+	if serr == nil {
+		out = x.auths[k].json()
+	}
 	x.mu.Unlock()
 	if serr != nil {
-		return serr
+		return nil, serr
 	}
-	s.notifyTransfer(*n)
-	return nil
+	x.notifyTransfer(*n)
+	return out, nil
 }
 
 func (x *transfers) confirmAuthorizationLocked(k string, now time.Time) (*notice, *simError) {
@@ -494,16 +493,15 @@ func (x *transfers) lookupLocked(k, caller string, partner bool) *transferBill {
 	return b
 }
 
-func (s *Server) serveTransferQuery(partner, byNo bool) http.HandlerFunc {
+func (x *transfers) serveTransferQuery(partner, byNo bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		s.expireTransfers()
+		x.expireTransfers()
 		caller := MerchantIDFrom(r.Context())
 		owner, serr := transferOwner(r, partner, r.URL.Query().Get("sub_mchid"))
 		if serr != nil {
 			writeSimError(w, serr)
 			return
 		}
-		x := &s.tr
 		x.mu.Lock()
 		k := owner + "/" + r.PathValue("no")
 		if byNo {
@@ -524,7 +522,7 @@ func (s *Server) serveTransferQuery(partner, byNo bool) http.HandlerFunc {
 			return
 		}
 		if name != "" {
-			ct, err := s.EncryptField(caller, name)
+			ct, err := x.fields.encrypt(caller, name)
 			if err != nil {
 				writeSimError(w, errSystem)
 				return
@@ -535,9 +533,9 @@ func (s *Server) serveTransferQuery(partner, byNo bool) http.HandlerFunc {
 	}
 }
 
-func (s *Server) serveTransferCancel(partner bool) http.HandlerFunc {
+func (x *transfers) serveTransferCancel(partner bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		s.expireTransfers()
+		x.expireTransfers()
 		caller := MerchantIDFrom(r.Context())
 		var req struct {
 			SubMchID string `json:"sub_mchid"`
@@ -553,8 +551,7 @@ func (s *Server) serveTransferCancel(partner bool) http.HandlerFunc {
 			writeSimError(w, serr)
 			return
 		}
-		now := s.transferNow()
-		x := &s.tr
+		now := x.transferNow()
 		x.mu.Lock()
 		b := x.lookupLocked(owner+"/"+r.PathValue("no"), caller, partner)
 		var n *notice
@@ -588,7 +585,7 @@ func (s *Server) serveTransferCancel(partner bool) http.HandlerFunc {
 		}
 		writeJSON(w, out)
 		if n != nil {
-			s.notifyTransfer(*n)
+			x.notifyTransfer(*n)
 		}
 	}
 }
@@ -613,16 +610,15 @@ const (
 // sandbox gives it: NOT_FOUND, or INVALID_REQUEST for a bill that no
 // longer waits for the user.
 func (s *Server) ConfirmTransfer(mchid, outBillNo string, result TransferResult) error {
-	if _, err := s.confirmTransfer(mchid+"/"+outBillNo, "", result); err != nil {
+	if _, err := s.tr.confirmTransfer(mchid+"/"+outBillNo, "", result); err != nil {
 		return err
 	}
 	return nil
 }
 
-func (s *Server) confirmTransfer(k, caller string, result TransferResult) (map[string]any, *simError) {
-	s.expireTransfers()
-	now := s.transferNow()
-	x := &s.tr
+func (x *transfers) confirmTransfer(k, caller string, result TransferResult) (map[string]any, *simError) {
+	x.expireTransfers()
+	now := x.transferNow()
 	x.mu.Lock()
 	b := x.bills[k]
 	if b == nil || (caller != "" && b.Merchant != caller) {
@@ -645,9 +641,9 @@ func (s *Server) confirmTransfer(k, caller string, result TransferResult) (map[s
 	}
 	n, out := b.notice(), b.json(false)
 	x.mu.Unlock()
-	s.notifyTransfer(n)
+	x.notifyTransfer(n)
 	if an != nil {
-		s.notifyTransfer(*an)
+		x.notifyTransfer(*an)
 	}
 	return out, nil
 }
@@ -660,21 +656,34 @@ func (s *Server) confirmTransfer(k, caller string, result TransferResult) (map[s
 //
 // with sub_mchid for a service provider's bill only and result SUCCESS
 // (the default) or FAIL. The answer is the bill as the query shows it
-// (without user_name), or WeChat Pay's error JSON.
+// (without user_name), or WeChat Pay's error JSON. With
+// {"out_authorization_no":"..."} instead it grants that 免确认收款授权 and
+// answers the authorisation.
 const ConfirmTransferPath = "/sandbox/confirm-transfer"
 
-func (s *Server) serveConfirmTransferControl(w http.ResponseWriter, r *http.Request) {
+func (x *transfers) serveConfirmTransferControl(w http.ResponseWriter, r *http.Request) {
 	var req struct {
-		OutBillNo string `json:"out_bill_no"`
-		SubMchID  string `json:"sub_mchid"`
-		Result    string `json:"result"`
+		OutBillNo          string `json:"out_bill_no"`
+		OutAuthorizationNo string `json:"out_authorization_no"`
+		SubMchID           string `json:"sub_mchid"`
+		Result             string `json:"result"`
 	}
 	if serr := decodeObject(bodyOf(r), &req); serr != nil {
 		writeSimError(w, serr)
 		return
 	}
+	caller := MerchantIDFrom(r.Context())
+	if req.OutAuthorizationNo != "" && req.OutBillNo == "" {
+		out, serr := x.confirmAuthorization(caller+"/"+req.OutAuthorizationNo, caller)
+		if serr != nil {
+			writeSimError(w, serr)
+			return
+		}
+		writeJSON(w, out)
+		return
+	}
 	if req.OutBillNo == "" {
-		writeSimError(w, paramError("/out_bill_no", "缺少必填参数out_bill_no", nil))
+		writeSimError(w, paramError("/out_bill_no", "缺少必填参数out_bill_no或out_authorization_no", nil))
 		return
 	}
 	result := TransferConfirmed
@@ -686,12 +695,11 @@ func (s *Server) serveConfirmTransferControl(w http.ResponseWriter, r *http.Requ
 		writeSimError(w, paramError("/result", "result应为SUCCESS或FAIL", req.Result))
 		return
 	}
-	caller := MerchantIDFrom(r.Context())
 	owner := caller
 	if req.SubMchID != "" {
 		owner = req.SubMchID
 	}
-	out, serr := s.confirmTransfer(owner+"/"+req.OutBillNo, caller, result)
+	out, serr := x.confirmTransfer(owner+"/"+req.OutBillNo, caller, result)
 	if serr != nil {
 		writeSimError(w, serr)
 		return
@@ -699,49 +707,10 @@ func (s *Server) serveConfirmTransferControl(w http.ResponseWriter, r *http.Requ
 	writeJSON(w, out)
 }
 
-// TransferBill describes a simulated transfer bill, for tests.
-type TransferBill struct {
-	MerchantID     string // mch_id (the service provider for a partner bill)
-	SubMchID       string
-	OutBillNo      string
-	TransferBillNo string
-	State          string
-	FailReason     string
-	Amount         int64
-	OpenID         string
-	// UserName is the name WeChat Pay decrypted from the request ("" if
-	// none was sent). It is test data: never a real person's name.
-	UserName    string
-	PackageInfo string
-}
-
-// TransferBills returns the simulated transfer bills, oldest first.
-func (s *Server) TransferBills() []TransferBill {
-	s.expireTransfers()
-	x := &s.tr
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	var bs []*transferBill
-	for _, b := range x.bills {
-		bs = append(bs, b)
-	}
-	sort.Slice(bs, func(i, j int) bool { return bs[i].Created.Before(bs[j].Created) })
-	out := make([]TransferBill, 0, len(bs))
-	for _, b := range bs {
-		t := TransferBill{MerchantID: b.Merchant, OutBillNo: b.OutBillNo, TransferBillNo: b.TransferBillNo,
-			State: b.State, FailReason: b.FailReason, Amount: b.Amount, OpenID: b.OpenID, UserName: b.UserName, PackageInfo: b.Package}
-		if b.Partner {
-			t.SubMchID = b.Owner
-		}
-		out = append(out, t)
-	}
-	return out
-}
-
 // Electronic receipts: a SUCCESS bill that carried user_name may have one;
 // it is FINISHED at the first query after the apply.
 
-func (s *Server) serveReceiptApply(w http.ResponseWriter, r *http.Request) {
+func (x *transfers) serveReceiptApply(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		OutBillNo string `json:"out_bill_no"`
 	}
@@ -750,8 +719,7 @@ func (s *Server) serveReceiptApply(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	caller := MerchantIDFrom(r.Context())
-	now := s.transferNow()
-	x := &s.tr
+	now := x.transferNow()
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	b := x.lookupLocked(caller+"/"+req.OutBillNo, caller, false)
@@ -770,10 +738,9 @@ func (s *Server) serveReceiptApply(w http.ResponseWriter, r *http.Request) {
 		"create_time": now.In(beijing).Format(time.RFC3339)})
 }
 
-func (s *Server) serveReceiptQuery(w http.ResponseWriter, r *http.Request) {
+func (x *transfers) serveReceiptQuery(w http.ResponseWriter, r *http.Request) {
 	caller := MerchantIDFrom(r.Context())
-	now := s.transferNow()
-	x := &s.tr
+	now := x.transferNow()
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	b := x.lookupLocked(caller+"/"+r.PathValue("no"), caller, false)
@@ -792,17 +759,16 @@ func (s *Server) serveReceiptQuery(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, map[string]any{"out_bill_no": b.OutBillNo, "state": b.Receipt,
 		"create_time": now.In(beijing).Format(time.RFC3339), "update_time": now.In(beijing).Format(time.RFC3339),
 		"hash_type": "SHA256", "hash_value": strings.ToUpper(hex.EncodeToString(sum[:])),
-		"download_url": s.URL + receiptFilePath + "?token=" + url.QueryEscape(b.ReceiptToken)})
+		"download_url": x.url + receiptFilePath + "?token=" + url.QueryEscape(b.ReceiptToken)})
 }
 
 // serveReceiptFile serves a receipt file unsigned, as WeChat Pay does.
-func (s *Server) serveReceiptFile(w http.ResponseWriter, r *http.Request, m *merchant) {
-	x := &s.tr
+func (x *transfers) serveReceiptFile(w http.ResponseWriter, r *http.Request) {
 	x.mu.Lock()
 	file, ok := x.files[r.URL.Query().Get("token")]
 	x.mu.Unlock()
 	if !ok {
-		s.writeError(w, r, m, http.StatusNotFound, "NOT_FOUND", "回单文件不存在或已过期", nil)
+		x.core.writeError(w, r, x.core.merchantOf(r), http.StatusNotFound, "NOT_FOUND", "回单文件不存在或已过期", nil)
 		return
 	}
 	w.Header().Set("Content-Type", "application/pdf")
@@ -816,7 +782,7 @@ func (s *Server) serveReceiptFile(w http.ResponseWriter, r *http.Request, m *mer
 // 免确认收款授权: requested, then WAIT_USER_CONFIRM until the user acts
 // (the sandbox has no page for it), or CLOSED by the merchant.
 
-func (s *Server) serveAuthorizationRequest(w http.ResponseWriter, r *http.Request) {
+func (x *transfers) serveAuthorizationRequest(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		OutAuthorizationNo     string `json:"out_authorization_no"`
 		AppID                  string `json:"appid"`
@@ -838,8 +804,7 @@ func (s *Server) serveAuthorizationRequest(w http.ResponseWriter, r *http.Reques
 		}
 	}
 	caller := MerchantIDFrom(r.Context())
-	now := s.transferNow()
-	x := &s.tr
+	now := x.transferNow()
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	k := caller + "/" + req.OutAuthorizationNo
@@ -866,11 +831,10 @@ func (a *transferAuth) json() map[string]any {
 	return m
 }
 
-func (s *Server) serveAuthorization(closing bool) http.HandlerFunc {
+func (x *transfers) serveAuthorization(closing bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		caller := MerchantIDFrom(r.Context())
-		now := s.transferNow()
-		x := &s.tr
+		now := x.transferNow()
 		x.mu.Lock()
 		a := x.auths[caller+"/"+r.PathValue("no")]
 		if a == nil {
@@ -889,28 +853,35 @@ func (s *Server) serveAuthorization(closing bool) http.HandlerFunc {
 		x.mu.Unlock()
 		writeJSON(w, out)
 		if n != nil {
-			s.notifyTransfer(*n)
+			x.notifyTransfer(*n)
 		}
 	}
 }
 
-// transferHandlers returns the handlers of transferRoutes, in order.
-func (s *Server) transferHandlers() []http.HandlerFunc {
-	return []http.HandlerFunc{
-		s.serveTransferCreate(false, createConfirm),
-		s.serveTransferCreate(true, createConfirm),
-		s.serveTransferCancel(false),
-		s.serveTransferCancel(true),
-		s.serveTransferQuery(false, false),
-		s.serveTransferQuery(true, false),
-		s.serveTransferQuery(false, true),
-		s.serveTransferQuery(true, true),
-		s.serveReceiptApply,
-		s.serveReceiptQuery,
-		s.serveAuthorizationRequest,
-		s.serveAuthorization(false),
-		s.serveAuthorization(true),
-		s.serveTransferCreate(false, createPreAuthorized),
-		s.serveTransferCreate(false, createAuthorized),
+// routes are the transfer part's routes.
+func (x *transfers) routes() []route {
+	const (
+		bills   = "/v3/fund-app/mch-transfer/transfer-bills"
+		partner = "/v3/fund-app/mch-transfer/partner/transfer-bills"
+		auth    = "/v3/fund-app/mch-transfer/user-confirm-authorization"
+	)
+	return []route{
+		{"POST " + bills, failable, x.serveTransferCreate(false, createConfirm)},
+		{"POST " + partner, failable, x.serveTransferCreate(true, createConfirm)},
+		{"POST " + bills + "/pre-transfer-with-authorization", failable, x.serveTransferCreate(false, createPreAuthorized)},
+		{"POST " + bills + "/transfer", failable, x.serveTransferCreate(false, createAuthorized)},
+		{"POST " + bills + "/out-bill-no/{no}/cancel", failable, x.serveTransferCancel(false)},
+		{"POST " + partner + "/out-bill-no/{no}/cancel", failable, x.serveTransferCancel(true)},
+		{"GET " + bills + "/out-bill-no/{no}", failable, x.serveTransferQuery(false, false)},
+		{"GET " + partner + "/out-bill-no/{no}", failable, x.serveTransferQuery(true, false)},
+		{"GET " + bills + "/transfer-bill-no/{id}", failable, x.serveTransferQuery(false, true)},
+		{"GET " + partner + "/transfer-bill-no/{id}", failable, x.serveTransferQuery(true, true)},
+		{"POST /v3/fund-app/mch-transfer/elecsign/out-bill-no", failable, x.serveReceiptApply},
+		{"GET /v3/fund-app/mch-transfer/elecsign/out-bill-no/{no}", failable, x.serveReceiptQuery},
+		{"GET " + receiptFilePath, raw, x.serveReceiptFile},
+		{"POST " + auth, failable, x.serveAuthorizationRequest},
+		{"GET " + auth + "/out-authorization-no/{no}", failable, x.serveAuthorization(false)},
+		{"POST " + auth + "/out-authorization-no/{no}/close", failable, x.serveAuthorization(true)},
+		{"POST " + ConfirmTransferPath, signed, x.serveConfirmTransferControl},
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strings"
 )
 
 // TransferConfirmPath is the sandbox's confirmation page, behind the
@@ -15,7 +16,8 @@ import (
 const TransferConfirmPath = CashierPath + "/transfer"
 
 var transferPage = template.Must(template.New("transfer").Parse(`<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 {{if .Refresh}}<meta http-equiv="refresh" content="1">{{end}}
 <title>WeChat Pay sandbox: confirm a transfer</title>
 <style>
@@ -29,19 +31,19 @@ button{width:100%;padding:12px;margin-top:10px;border:0;border-radius:6px;font-s
 .note{font-size:12px;color:#888;margin-top:16px}
 </style></head><body><div class="card">
 <h1>WeChat Pay sandbox: money from a merchant</h1>
-{{with .Bill}}
-<div class="amount" id="amount">¥{{$.Yuan}}</div>
+{{with .View}}
+{{if not .Authorization}}<div class="amount" id="amount">¥{{$.Yuan}}</div>{{end}}
 <dl>
 <dt>Merchant</dt><dd id="merchant">{{.Owner}}</dd>
 <dt>Remark</dt><dd id="remark">{{.Remark}}</dd>
-<dt>Bill</dt><dd id="bill">{{.OutBillNo}}</dd>
+<dt>{{if .Authorization}}Authorisation{{else}}Bill{{end}}</dt><dd id="bill">{{.Number}}</dd>
 <dt>State</dt><dd class="state" id="state">{{.State}}</dd>
 {{if .FailReason}}<dt>Reason</dt><dd id="reason">{{.FailReason}}</dd>{{end}}
 </dl>
 {{if $.Waiting}}
 <form method="post" action="{{$.Action}}">
-<input type="hidden" name="package" value="{{.Package}}">
-<button id="confirm" type="submit">Confirm receipt of ¥{{$.Yuan}}</button>
+<input type="hidden" name="package" value="{{$.Package}}">
+<button id="confirm" type="submit">{{if .Authorization}}Allow transfers without confirming 开通免确认收款{{else}}Confirm receipt of ¥{{$.Yuan}} 确认收款{{end}}</button>
 </form>
 {{end}}
 {{end}}
@@ -54,67 +56,91 @@ button{width:100%;padding:12px;margin-top:10px;border:0;border-radius:6px;font-s
 </div></body></html>
 `))
 
-// serveTransferConfirm serves the confirmation page and its form; the
-// cashier's security headers are already set.
-func (s *Server) serveTransferConfirm(w http.ResponseWriter, r *http.Request) {
+// pageView is what the confirmation page shows: a bill, or an
+// authorisation the user is asked for (its package comes from
+// RequestAuthorization and goes through the same front-end call).
+type pageView struct {
+	Owner, Remark, Number, State, FailReason, NotifyURL string
+	Amount                                              int64
+	Authorization                                       bool
+	merchant                                            string
+}
+
+// lookupPackage finds the bill or authorisation with package_info pkg.
+func (x *transfers) lookupPackage(pkg string) (pageView, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if pkg == "" {
+		return pageView{}, false
+	}
+	if k, ok := x.byPackage[pkg]; ok {
+		b := x.bills[k]
+		return pageView{Owner: b.Owner, Remark: b.Remark, Number: b.OutBillNo, State: b.State, FailReason: b.FailReason,
+			NotifyURL: b.NotifyURL, Amount: b.Amount, merchant: b.Merchant}, true
+	}
+	for _, a := range x.auths {
+		if a.Package == pkg {
+			return pageView{Owner: a.Merchant, Remark: "免确认收款授权 " + a.SceneID, Number: a.OutAuthorizationNo, State: a.State,
+				NotifyURL: a.NotifyURL, Authorization: true, merchant: a.Merchant}, true
+		}
+	}
+	return pageView{}, false
+}
+
+// ServeHTTP serves the confirmation page and its form; the cashier has
+// set its security headers.
+func (x *transfers) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 	case http.MethodPost:
-		s.serveTransferConfirmPost(w, r)
+		x.confirmFromPage(w, r)
 		return
 	default:
 		w.Header().Set("Allow", "GET, HEAD, POST")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	s.expireTransfers()
+	x.expireTransfers()
 	pkg := r.URL.Query().Get("package")
-	x := &s.tr
-	x.mu.Lock()
-	var b *transferBill
-	if k, ok := x.byPackage[pkg]; ok && pkg != "" {
-		c := *x.bills[k]
-		b = &c
-	}
-	x.mu.Unlock()
-	if b == nil {
-		http.Error(w, "WeChat Pay sandbox: no transfer with this package", http.StatusNotFound)
+	v, ok := x.lookupPackage(pkg)
+	if !ok {
+		http.Error(w, "WeChat Pay sandbox: no transfer or authorisation with this package", http.StatusNotFound)
 		return
 	}
-	var ds []Delivery
-	for _, d := range s.Deliveries() {
-		if d.MerchantID == b.Merchant && d.OutTradeNo == b.OutBillNo && d.EventType == "MCHTRANSFER.BILL.FINISHED" {
-			ds = append(ds, d)
-		}
-	}
+	ds := x.delivery.deliveries(func(d *Delivery) bool {
+		return d.MerchantID == v.merchant && d.OutTradeNo == v.Number && strings.HasPrefix(d.EventType, "MCHTRANSFER.")
+	})
 	delivered := false
 	for _, d := range ds {
 		delivered = delivered || d.OK
 	}
+	final := v.State != transferWaiting
 	data := struct {
-		Bill       *transferBill
+		View       pageView
 		Yuan       string
 		Waiting    bool
 		Refresh    bool
 		Action     string
+		Package    string
 		Deliveries []Delivery
 	}{
-		Bill:       b,
-		Yuan:       yuan(b.Amount),
-		Waiting:    b.State == transferWaiting,
-		Refresh:    b.State == transferSuccess && b.NotifyURL != "" && !delivered && len(ds) < 3,
+		View:       v,
+		Yuan:       yuan(v.Amount),
+		Waiting:    !final,
+		Refresh:    final && v.NotifyURL != "" && !delivered && len(ds) < 3,
 		Action:     TransferConfirmPath,
+		Package:    pkg,
 		Deliveries: ds,
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	transferPage.Execute(w, data)
 }
 
-// serveTransferConfirmPost confirms from the page, then shows it again.
-func (s *Server) serveTransferConfirmPost(w http.ResponseWriter, r *http.Request) {
+// confirmFromPage confirms from the page's form, then shows it again.
+func (x *transfers) confirmFromPage(w http.ResponseWriter, r *http.Request) {
 	// A page on another site must not confirm through the user's
 	// browser: a cross-origin form post carries an Origin header.
-	if origin := r.Header.Get("Origin"); origin != "" && origin != s.URL {
+	if origin := r.Header.Get("Origin"); origin != "" && origin != x.url {
 		http.Error(w, "WeChat Pay sandbox: cross-origin confirmation refused", http.StatusForbidden)
 		return
 	}
@@ -124,23 +150,30 @@ func (s *Server) serveTransferConfirmPost(w http.ResponseWriter, r *http.Request
 		return
 	}
 	pkg := r.PostForm.Get("package")
-	s.tr.mu.Lock()
-	k, found := s.tr.byPackage[pkg]
-	s.tr.mu.Unlock()
-	if !found || pkg == "" {
-		http.Error(w, "WeChat Pay sandbox: no transfer with this package", http.StatusNotFound)
+	v, ok := x.lookupPackage(pkg)
+	if !ok {
+		http.Error(w, "WeChat Pay sandbox: no transfer or authorisation with this package", http.StatusNotFound)
 		return
 	}
-	if _, serr := s.confirmTransfer(k, "", TransferConfirmed); serr != nil {
+	var serr *simError
+	if v.Authorization {
+		_, serr = x.confirmAuthorization(v.merchant+"/"+v.Number, "")
+	} else {
+		x.mu.Lock()
+		k := x.byPackage[pkg]
+		x.mu.Unlock()
+		_, serr = x.confirmTransfer(k, "", TransferConfirmed)
+	}
+	if serr != nil {
 		http.Error(w, "WeChat Pay sandbox: "+serr.message+" ("+serr.code+")", serr.status)
 		return
 	}
 	http.Redirect(w, r, TransferConfirmPath+"?package="+url.QueryEscape(pkg), http.StatusSeeOther)
 }
 
-// TransferConfirmURL returns the address of the confirmation page of the
-// bill with packageInfo: what WeChat would open for
-// wx.requestMerchantTransfer.
-func (s *Server) TransferConfirmURL(packageInfo string) string {
-	return s.URL + TransferConfirmPath + "?package=" + url.QueryEscape(packageInfo)
+// TransferConfirmURL returns the address of the confirmation page, on
+// the sandbox at baseURL, of the bill or authorisation with packageInfo:
+// what WeChat opens for wx.requestMerchantTransfer.
+func TransferConfirmURL(baseURL, packageInfo string) string {
+	return strings.TrimRight(baseURL, "/") + TransferConfirmPath + "?package=" + url.QueryEscape(packageInfo)
 }

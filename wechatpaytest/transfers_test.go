@@ -48,9 +48,19 @@ func TestTransferRateLimitAnswer(t *testing.T) {
 	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(b), "FREQUENCY_LIMITED") {
 		t.Errorf("answer %d %s; want 429 FREQUENCY_LIMITED", resp.StatusCode, b)
 	}
-	if n := len(srv.TransferBills()); n != 0 {
+	if n := len(srv.tr.bills); n != 0 {
 		t.Errorf("%d bills; want none", n)
 	}
+}
+
+// billState is the state of the bill no of merchant mchid.
+func billState(srv *Server, mchid, no string) string {
+	srv.tr.mu.Lock()
+	defer srv.tr.mu.Unlock()
+	if b := srv.tr.bills[mchid+"/"+no]; b != nil {
+		return b.State
+	}
+	return ""
 }
 
 // createTransfer makes a bill through the API and returns its package_info.
@@ -77,7 +87,7 @@ func TestTransferConfirmPage(t *testing.T) {
 	m := srv.Merchant()
 	pkg := createTransfer(t, srv, m, "PAGE01", "")
 
-	page := srv.TransferConfirmURL(pkg)
+	page := TransferConfirmURL(srv.URL, pkg)
 	resp, err := http.Get(page)
 	if err != nil {
 		t.Fatal(err)
@@ -102,8 +112,8 @@ func TestTransferConfirmPage(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusForbidden || srv.TransferBills()[0].State != "WAIT_USER_CONFIRM" {
-		t.Errorf("cross-origin post: %d, state %s; want 403 and no change", resp.StatusCode, srv.TransferBills()[0].State)
+	if st := billState(srv, m.ID, "PAGE01"); resp.StatusCode != http.StatusForbidden || st != "WAIT_USER_CONFIRM" {
+		t.Errorf("cross-origin post: %d, state %s; want 403 and no change", resp.StatusCode, st)
 	}
 
 	resp, err = http.PostForm(srv.URL+TransferConfirmPath, form)
@@ -115,11 +125,11 @@ func TestTransferConfirmPage(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(b), "SUCCESS") || strings.Contains(string(b), `id="confirm"`) {
 		t.Errorf("after confirming: %d\n%s", resp.StatusCode, b)
 	}
-	if st := srv.TransferBills()[0].State; st != "SUCCESS" {
+	if st := billState(srv, m.ID, "PAGE01"); st != "SUCCESS" {
 		t.Errorf("state %s; want SUCCESS", st)
 	}
 
-	resp, err = http.Get(srv.TransferConfirmURL("nosuchpackage"))
+	resp, err = http.Get(TransferConfirmURL(srv.URL, "nosuchpackage"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,5 +147,43 @@ func TestTransferConfirmPage(t *testing.T) {
 	resp, b = do(t, srv, other, "POST", ConfirmTransferPath, []byte(`{"out_bill_no":"PAGE01"}`))
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("another merchant's confirmation: %d %s; want 404", resp.StatusCode, b)
+	}
+}
+
+// An authorisation's package_info opens the same page, which grants it;
+// the control endpoint grants one by out_authorization_no.
+func TestAuthorizationOnConfirmPage(t *testing.T) {
+	srv := NewServer()
+	defer srv.Close()
+	m := srv.Merchant()
+	ask := func(no string) string {
+		body := fmt.Sprintf(`{"out_authorization_no":%q,"appid":"wx1","openid":"o1","transfer_scene_id":"1000","user_display_name":"wx_1","authorization_notify_url":"https://merchant.example/auth"}`, no)
+		resp, b := do(t, srv, m, "POST", "/v3/fund-app/mch-transfer/user-confirm-authorization", []byte(body))
+		var out struct {
+			PackageInfo string `json:"package_info"`
+		}
+		if resp.StatusCode != 200 || json.Unmarshal(b, &out) != nil || out.PackageInfo == "" {
+			t.Fatalf("authorisation: %d %s", resp.StatusCode, b)
+		}
+		return out.PackageInfo
+	}
+	pkg := ask("AUTHPAGE1")
+	resp, err := http.PostForm(srv.URL+TransferConfirmPath, url.Values{"package": {pkg}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), authorizationConfirmed) {
+		t.Errorf("after granting on the page: %d\n%s", resp.StatusCode, b)
+	}
+	ask("AUTHCTRL1")
+	resp2, b2 := do(t, srv, m, "POST", ConfirmTransferPath, []byte(`{"out_authorization_no":"AUTHCTRL1"}`))
+	if resp2.StatusCode != 200 || !strings.Contains(string(b2), authorizationConfirmed) {
+		t.Errorf("control endpoint: %d %s", resp2.StatusCode, b2)
+	}
+	other := srv.AddMerchant()
+	if resp3, b3 := do(t, srv, other, "POST", ConfirmTransferPath, []byte(`{"out_authorization_no":"AUTHCTRL1"}`)); resp3.StatusCode != http.StatusNotFound {
+		t.Errorf("another merchant's grant: %d %s; want 404", resp3.StatusCode, b3)
 	}
 }

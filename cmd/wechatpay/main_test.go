@@ -425,7 +425,7 @@ func TestDemo(t *testing.T) {
 		"client := &http.Client{Transport: t}",
 		"bill DEMOTRANSFER01", "state WAIT_USER_CONFIRM", "wx.requestMerchantTransfer({\"mchId\":",
 		"callback MCHTRANSFER.BILL.FINISHED: bill DEMOTRANSFER01, 2500.00 CNY, state SUCCESS",
-		"state SUCCESS, 2500.00 CNY; user_name decrypted with the merchant key",
+		"state SUCCESS, 2500.00 CNY; user_name decrypted with the merchant key, as sent",
 		"All 16 steps passed.")
 	if strings.Count(r.stdout, "   ok\n") != 16 {
 		t.Errorf("want 16 ok steps:\n%s", r)
