@@ -136,6 +136,17 @@
 //	GET  /v3/fund-app/mch-transfer/user-confirm-authorization/out-authorization-no/{no}
 //	POST /v3/fund-app/mch-transfer/user-confirm-authorization/out-authorization-no/{no}/close
 //
+// Combine orders (one payment over several sub-orders; PayCombine, or
+// PayPath with the combine_out_trade_no, pays them all and sends one
+// TRANSACTION.SUCCESS) and payment codes (over 1,000 CNY a charge stays
+// USERPAYING until Pay or a reverse ends it):
+//
+//	POST /v3/combine-transactions/{jsapi|app|h5|native}
+//	GET  /v3/combine-transactions/out-trade-no/{combine_out_trade_no}
+//	POST /v3/combine-transactions/out-trade-no/{combine_out_trade_no}/close
+//	POST /v3/pay/transactions/codepay, /v3/pay/partner/transactions/codepay
+//	POST /v3/pay/[partner/]transactions/out-trade-no/{out_trade_no}/reverse
+//
 // The sandbox's own endpoints:
 //
 //	GET, POST /sandbox/cashier     the payer's cashier page (no Authorization)

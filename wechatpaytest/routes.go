@@ -74,6 +74,8 @@ func routeTable(s *Server) []route {
 		s.media.routes(),        // media.go
 		s.profit.routes(),       // profitsharing.go
 		s.tr.routes(),           // transfers.go
+		s.combine.routes(),      // combine.go
+		s.orders.codeRoutes(),   // codepay.go
 		s.control.routes(),      // control.go: /sandbox/pay, /sandbox/faults, /sandbox/notify
 	)
 }

@@ -93,6 +93,7 @@ type Server struct {
 	fields    *sensitiveFields // sensitive.go
 	profit    *profitSharing   // profitsharing.go
 	tr        *transfers       // transfers.go, transfers_page.go: 商家转账
+	combine   *combineOrders   // combine.go (payment codes are orders: codepay.go)
 	v2        *apiV2           // apiv2.go
 	control   *control         // control.go
 }
@@ -154,7 +155,8 @@ func assemble(s *Server) {
 	s.fields = &sensitiveFields{merchants: s.merchants, ca: s.ca}
 	s.profit = &profitSharing{merchants: s.merchants, trades: s.orders, delivery: s.delivery, fields: s.fields}
 	s.tr = newTransfers(s)
-	s.control = &control{core: s.core, orders: s.orders, faults: s.faults, notes: s.notes}
+	s.combine = &combineOrders{clock: s.clock, delivery: s.delivery}
+	s.control = &control{core: s.core, orders: s.orders, faults: s.faults, notes: s.notes, combine: s.combine}
 	s.core.cashier = &cashier{orders: s.orders, delivery: s.delivery, url: s.URL, transfer: s.tr}
 	s.core.mount(routeTable(s))
 }
