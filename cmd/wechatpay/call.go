@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"time"
 
@@ -73,7 +71,7 @@ func (a *app) call(name string, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := creds.load(a, name, needSigner|needKeys)
+	s, err := creds.load(a, name)
 	if err != nil {
 		return err
 	}
@@ -83,24 +81,16 @@ func (a *app) call(name string, args []string) error {
 	if err != nil {
 		return err
 	}
-	t, err := wechatpay.NewTransport(s.cfg)
-	if err != nil {
-		return err
+	var send []byte
+	if body.set {
+		send = data
+		if send == nil {
+			send = []byte{}
+		}
 	}
 	ctx, cancel := context.WithTimeout(a.ctx, *timeout)
 	defer cancel()
-	var rd io.Reader
-	if body.set {
-		rd = bytes.NewReader(data)
-	}
-	req, err := http.NewRequestWithContext(ctx, strings.ToUpper(name), target, rd)
-	if err != nil {
-		return usagef("%v", err)
-	}
-	for _, h := range headers {
-		req.Header.Add(h[0], h[1])
-	}
-	resp, err := (&http.Client{Transport: t}).Do(req)
+	resp, err := s.send(ctx, strings.ToUpper(name), target, send, headers)
 	if err != nil {
 		return atHost(err, target, *timeout)
 	}

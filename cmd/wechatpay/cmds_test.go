@@ -211,7 +211,7 @@ func TestCertsFailures(t *testing.T) {
 		wantCode(t, f.run(t, "", "certs", "-o", file), exitFailure, "not a directory")
 	})
 	t.Run("missing APIv3 key", func(t *testing.T) {
-		wantCode(t, runApp(t, nil, "", "certs", "-mchid", "1", "-serial", "2", "-key", "../../testdata/official_key.pem"), exitUsage, "APIv3 key (it decrypts the platform certificates) is missing")
+		wantCode(t, runApp(t, nil, "", "certs", "-mchid", "1", "-serial", "2", "-key", "../../testdata/official_key.pem"), exitUsage, "APIv3 key is missing (it decrypts the platform certificates)")
 	})
 }
 

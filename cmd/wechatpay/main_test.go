@@ -226,7 +226,7 @@ func TestBadCredentialsAllNamedAndNotEchoed(t *testing.T) {
 		"WECHATPAY_BASE_URL":      "ftp://example.com",
 		"WECHATPAY_PUBLIC_KEY_ID": "NOT_A_PUB_KEY",
 	}
-	r := runApp(t, env, "", "certs")
+	r := runApp(t, env, "", "get", "/v3/certificates")
 	wantCode(t, r, exitUsage,
 		"merchant private key (from $WECHATPAY_PRIVATE_KEY) holds PEM text",
 		"APIv3 key (from $WECHATPAY_APIV3_KEY) is 27 bytes long",
@@ -416,16 +416,22 @@ func TestDemo(t *testing.T) {
 	wantCode(t, r, exitOK,
 		"1. Load the merchant's credentials",
 		"certificate downloads: 1 before, 2 after",
-		"rejected: ", "signature does not match", "signature probe",
+		"rejected: signature mismatch", "rejected: signature probe",
 		"Wechatpay-Serial: PUB_KEY_ID_",
 		"code_url: http://127.0.0.1:", "trade_state NOTPAY",
 		"callback TRANSACTION.SUCCESS: order DEMO20240101001, transaction 4200", "1.00 CNY, state SUCCESS", "answered 204", "answered 401",
 		"trade_state SUCCESS", "callback REFUND.SUCCESS: refund DEMOREFUND1 of order DEMO20240101001, 0.30 CNY of 1.00 CNY, status SUCCESS",
 		"refund query: status SUCCESS; order trade_state REFUND", "HTTP 400 INVALID_REQUEST",
-		"client := &http.Client{Transport: t}",
+		"client := &http.Client{Transport: t}", "payments.Client{", "middleware.Notifications(",
+		"wechatpay sandbox -dir", "wechatpaytest.NewServer()",
 		"All 12 steps passed.")
-	if strings.Count(r.stdout, "   ok\n") != 12 {
-		t.Errorf("want 12 ok steps:\n%s", r)
+	if n := strings.Count(r.stdout, "   ok\n"); n != len(demoSteps()) || n != 12 {
+		t.Errorf("want %d ok steps:\n%s", len(demoSteps()), r)
+	}
+	for _, line := range strings.Split(r.stdout, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "rejected:") && len(line) > 200 {
+			t.Errorf("demo prints a long error without -v: %q", line)
+		}
 	}
 	wantCode(t, runApp(t, nil, "", "demo", "extra"), exitUsage, "no arguments")
 }

@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
-	"github.com/wxpaykit/wechatpay"
 	"github.com/wxpaykit/wechatpay/wechatpaytest"
 )
 
@@ -52,15 +49,11 @@ func (a *app) pay(name string, args []string) error {
 	case *userPaying:
 		result = "USERPAYING"
 	}
-	s, err := creds.load(a, name, needSigner|needKeys)
+	s, err := creds.load(a, name)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	t, err := wechatpay.NewTransport(s.cfg)
-	if err != nil {
-		return err
-	}
 	body, err := json.Marshal(map[string]string{"out_trade_no": pos[0], "sub_mchid": *subMchID, "result": result})
 	if err != nil {
 		return err
@@ -71,22 +64,10 @@ func (a *app) pay(name string, args []string) error {
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	answer, err := s.call(ctx, http.MethodPost, target, body)
 	if err != nil {
-		return err
+		return atHost(err, target, *timeout)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Transport: t}).Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if err := wechatpay.CheckResponse(resp); err != nil {
-		return err
-	}
-	if _, err := io.Copy(a.stdout, resp.Body); err != nil {
-		return err
-	}
-	fmt.Fprintln(a.stdout)
+	fmt.Fprintf(a.stdout, "%s\n", answer)
 	return nil
 }

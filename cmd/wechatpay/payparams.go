@@ -50,7 +50,7 @@ func (a *app) payparams(name string, args []string) error {
 	if *timestamp < 0 {
 		return usagef("-timestamp must be Unix seconds")
 	}
-	s, err := creds.load(a, name, needSigner)
+	s, err := creds.load(a, name)
 	if err != nil {
 		return err
 	}

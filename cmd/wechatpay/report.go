@@ -245,3 +245,27 @@ func signErrorHint(detail json.RawMessage, verified bool) string {
 	return hint + fmt.Sprintf("  %s this signing string (truncated): %q\n  %s: wechatpay sign -method %s -url %s -timestamp %s -nonce %s [-d @body.json]\n",
 		who, d.SignInformation.Truncated, label, shellQuote(lines[0]), shellQuote(lines[1]), shellQuote(lines[2]), shellQuote(lines[3]))
 }
+
+// shortError says in one line what went wrong, cause first: WeChat Pay's
+// answer, the reason a signature did not verify, or the first line of the
+// error. The whole chain is err.Error().
+func shortError(err error) string {
+	var apiErr *wechatpay.APIError
+	var unknown *wechatpay.OutcomeUnknownError
+	prefix := ""
+	if errors.As(err, &unknown) {
+		prefix = "outcome unknown (query before trying again): "
+	}
+	switch {
+	case errors.As(err, &apiErr):
+		s := fmt.Sprintf("HTTP %d %s", apiErr.StatusCode, clean(apiErr.Code, 64))
+		if apiErr.Message != "" {
+			s += ": " + clean(apiErr.Message, 120)
+		}
+		return prefix + s
+	case isVerifyFailure(err):
+		return prefix + whyNotVerified(err)
+	}
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return prefix + clean(strings.TrimPrefix(s, "wechatpay: "), 160)
+}
