@@ -118,17 +118,17 @@ func (c *Config) check() (cipher.AEAD, *url.URL, error) {
 		var err error
 		if aead, err = wire.NewAEAD(c.APIv3Key); err != nil {
 			// Only the length is reported, never the key.
-			errs = append(errs, &fieldError{field: "APIv3Key", problem: fmt.Sprintf("is %d bytes long; an APIv3 key is exactly 32", len(c.APIv3Key)), err: ErrAPIv3Key})
+			errs = append(errs, &fieldError{field: "APIv3Key", problem: fmt.Sprintf("must be exactly 32 bytes (got %d)", len(c.APIv3Key)), err: ErrAPIv3Key})
 		}
 	}
 	switch {
 	case c.PublicKeyID == "" && c.PublicKey != nil:
-		add("PublicKeyID", "is empty, but PublicKey is set: set them together")
+		add("PublicKeyID", "is empty: PublicKeyID and PublicKey must be set together")
 	case c.PublicKeyID != "" && !strings.HasPrefix(c.PublicKeyID, wire.PublicKeyPrefix):
 		add("PublicKeyID", "%q does not start with %s", wire.Truncate(c.PublicKeyID, 64), wire.PublicKeyPrefix)
 	}
 	if c.PublicKeyID != "" && c.PublicKey == nil {
-		add("PublicKey", "is nil, but PublicKeyID is set: set them together")
+		add("PublicKey", "is nil: PublicKeyID and PublicKey must be set together")
 	}
 	if c.APIv3Key == "" && c.PublicKey == nil && c.PublicKeyID == "" {
 		add("APIv3Key", "is empty, and there is no public key: set APIv3Key (to download platform certificates) or PublicKeyID and PublicKey")

@@ -229,7 +229,7 @@ func TestBadCredentialsAllNamedAndNotEchoed(t *testing.T) {
 	r := runApp(t, env, "", "get", "/v3/certificates")
 	wantCode(t, r, exitUsage,
 		"merchant private key (from $WECHATPAY_PRIVATE_KEY) holds PEM text",
-		"APIv3 key (from $WECHATPAY_APIV3_KEY) is 27 bytes long",
+		"APIv3 key (from $WECHATPAY_APIV3_KEY) must be exactly 32 bytes (got 27)",
 		"base URL (from $WECHATPAY_BASE_URL)",
 		"does not start with PUB_KEY_ID_",
 		"WeChat Pay public key file",
