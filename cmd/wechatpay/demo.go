@@ -169,7 +169,7 @@ func (r *demoRun) setup() ([]string, error) {
 		return nil, err
 	}
 	r.client = &http.Client{Transport: t}
-	r.pay = &payments.Client{HTTP: r.client, BaseURL: cfg.BaseURL, MerchantID: r.m.ID, AppID: demoAppID}
+	r.pay = &payments.Client{HTTP: r.client, MerchantID: r.m.ID, AppID: demoAppID}
 	h := middleware.Notifications(middleware.Config{Keys: r.store, MerchantID: r.m.ID, APIv3Key: r.m.APIv3Key})(
 		http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 			n, _ := middleware.NotificationFrom(req.Context())
@@ -295,15 +295,9 @@ func (r *demoRun) publicKeyMode() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var serial string
-	client := &http.Client{Transport: roundTripFunc(func(req *http.Request) (*http.Response, error) {
-		resp, err := t.RoundTrip(req)
-		if err == nil {
-			serial = resp.Header.Get(wire.HeaderSerial)
-		}
-		return resp, err
-	})}
-	pay := &payments.Client{HTTP: client, BaseURL: pcfg.BaseURL, MerchantID: pk.Merchant().ID, AppID: demoAppID}
+	rec := &serialRecorder{next: t}
+	client := &http.Client{Transport: rec}
+	pay := &payments.Client{HTTP: client, MerchantID: pk.Merchant().ID, AppID: demoAppID}
 	if _, err := pay.PrepayNative(r.ctx, r.order()); err != nil {
 		return nil, err
 	}
@@ -312,8 +306,8 @@ func (r *demoRun) publicKeyMode() ([]string, error) {
 		fmt.Sprintf("the call sent Wechatpay-Serial: %s; the response was signed with it and verified", pcfg.PublicKeyID),
 		fmt.Sprintf("certificate downloads: %d", pk.CertificateDownloads()),
 	}
-	if serial != pcfg.PublicKeyID {
-		return lines, fmt.Errorf("response signed by %s, want the public key", serial)
+	if rec.serial != pcfg.PublicKeyID {
+		return lines, fmt.Errorf("response signed by %s, want the public key", rec.serial)
 	}
 	if pk.CertificateDownloads() != 0 {
 		return lines, errors.New("a public-key merchant should need no certificate download")
@@ -321,10 +315,23 @@ func (r *demoRun) publicKeyMode() ([]string, error) {
 	return lines, nil
 }
 
-// roundTripFunc is an http.RoundTripper made of a function.
-type roundTripFunc func(*http.Request) (*http.Response, error)
+// serialRecorder notes the Wechatpay-Serial of the last verified answer.
+// Like any well-behaved wrapper it unwraps, so that payments.Client finds
+// the Transport's BaseURL behind it.
+type serialRecorder struct {
+	next   http.RoundTripper
+	serial string
+}
 
-func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+func (s *serialRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := s.next.RoundTrip(req)
+	if err == nil {
+		s.serial = resp.Header.Get(wire.HeaderSerial)
+	}
+	return resp, err
+}
+
+func (s *serialRecorder) Unwrap() http.RoundTripper { return s.next }
 
 // awaitCallback waits for the merchant's handler to receive a
 // notification of the given event type.
