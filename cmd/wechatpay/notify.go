@@ -21,7 +21,7 @@ REFUND.* events). Exit status 0 if your server answered 200 or 204, 4
 otherwise.`,
 	example: `wechatpay sandbox -addr 127.0.0.1:8080 -dir /tmp/sandbox &
 wechatpay notify -sandbox-dir /tmp/sandbox -url http://127.0.0.1:8000/wechatpay/notify
-wechatpay notify -sandbox-dir /tmp/sandbox -url http://127.0.0.1:8000/wechatpay/notify -event REFUND.SUCCESS -d @refund.json`,
+wechatpay notify -sandbox-dir /tmp/sandbox -url http://127.0.0.1:8000/wechatpay/notify -event REFUND.SUCCESS -d '{"out_trade_no":"ORDER20261202001","out_refund_no":"REFUND20261202001","refund_status":"SUCCESS","amount":{"total":100,"refund":30,"payer_total":100,"payer_refund":30}}'`,
 }
 
 func (a *app) notify(name string, args []string) error {

@@ -21,8 +21,8 @@ it stays USERPAYING until paid again. Prints the order as the query API
 shows it. Works only against a sandbox ('wechatpay sandbox'); WeChat Pay
 itself has no such endpoint.`,
 	example: `wechatpay sandbox -dir /tmp/sandbox &
-wechatpay post -sandbox-dir /tmp/sandbox /v3/pay/transactions/native -d '{"appid":"wxd678efh567hg6787","mchid":"MCHID","description":"tea","out_trade_no":"T1001","notify_url":"http://127.0.0.1:9000/notify","amount":{"total":100}}'
-wechatpay pay -sandbox-dir /tmp/sandbox T1001`,
+wechatpay post -sandbox-dir /tmp/sandbox /v3/pay/transactions/native -d '{"description":"tea","out_trade_no":"ORDER20261202001","notify_url":"https://merchant.example/wechatpay/notify","amount":{"total":100}}'
+wechatpay pay -sandbox-dir /tmp/sandbox ORDER20261202001`,
 }
 
 func (a *app) pay(name string, args []string) error {

@@ -49,8 +49,8 @@ With -state FILE the merchant, its orders and refunds survive a restart
 memory. -retry-scale N divides the retry schedule by N, to watch retries
 without waiting hours.`,
 	example: `wechatpay sandbox -addr 127.0.0.1:0 -dir /tmp/sandbox &
-wechatpay post -sandbox-dir /tmp/sandbox /v3/pay/transactions/native -d '{"appid":"wxd678efh567hg6787","mchid":"MCHID","description":"tea","out_trade_no":"T1001","notify_url":"http://127.0.0.1:9000/notify","amount":{"total":100}}'
-wechatpay pay -sandbox-dir /tmp/sandbox T1001`,
+wechatpay post -sandbox-dir /tmp/sandbox /v3/pay/transactions/native -d '{"description":"tea","out_trade_no":"ORDER20261202001","notify_url":"https://merchant.example/wechatpay/notify","amount":{"total":100}}'
+wechatpay pay -sandbox-dir /tmp/sandbox ORDER20261202001`,
 }
 
 func (a *app) sandbox(name string, args []string) error {
