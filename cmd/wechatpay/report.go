@@ -53,7 +53,11 @@ func classify(err error) (int, string) {
 	if signRefused(err) {
 		note = "outcome unknown: " + unknown.Method + " " + clean(unknown.Path, 200) + " was most likely refused for the same signature, but its answer could not be verified"
 	}
-	return code, msg + "\n  " + note + ": query it by your own number (out_trade_no, out_refund_no) before trying again, and never try again with a new number."
+	query := "query it by your own number (out_trade_no, out_refund_no)"
+	if unknown.Number != "" {
+		query = fmt.Sprintf("query it by %s %s", clean(unknown.NumberName, 32), clean(unknown.Number, 64))
+	}
+	return code, msg + "\n  " + note + ": " + query + " before trying again, and never try again with a new number."
 }
 
 // signRefused reports whether err says that the platform certificate
