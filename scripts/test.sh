@@ -5,6 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 STATICCHECK_VERSION=v0.8.2 # staticcheck 2026.2.2
+
+# The core is checked as users get it: on its own, outside the workspace
+# of go.work (which could raise a shared dependency to a nested module's
+# version). The nested modules are checked inside it, against the core
+# beside them (docs/RELEASING.md).
+export GOWORK=off
+WORKSPACE="$PWD/go.work"
 FUZZTIME=${FUZZTIME:-8s}
 
 echo "== gofmt"
@@ -15,6 +22,25 @@ fi
 
 echo "== go vet"
 go vet ./...
+
+# Nested modules must be publishable: a replace in their go.mod would be
+# ignored by users' builds (docs/RELEASING.md). Local development goes
+# through go.work, which must use each of them and replace exactly the
+# core version they require.
+echo "== nested modules: no replace directives; go.work uses them all"
+core_version=$(sed -n 's|^replace github.com/wxpaykit/wechatpay \(v[^ ]*\) => ./$|\1|p' go.work)
+for dir in $(find . -mindepth 2 -name go.mod -not -path './testdata/*' -not -path '*/testdata/*' -exec dirname {} \; | sort); do
+	if grep -Eq '^[[:space:]]*replace' "$dir/go.mod"; then
+		echo "$dir/go.mod has a replace directive, which users' builds ignore; put it in go.work"; exit 1
+	fi
+	if ! grep -Eq "^[[:space:]]+$dir\$" go.work; then
+		echo "go.work does not use $dir"; exit 1
+	fi
+	required=$(sed -n 's|^[[:space:]]*github.com/wxpaykit/wechatpay \(v[^ ]*\)$|\1|p' "$dir/go.mod")
+	if [ -n "$required" ] && [ "$required" != "$core_version" ]; then
+		echo "$dir/go.mod requires the core $required, but go.work replaces $core_version"; exit 1
+	fi
+done
 
 echo "== root surface (go doc -short: at most 40 lines; names in testdata/api.txt)"
 lines=$(go doc -short . | wc -l)
@@ -33,6 +59,7 @@ go test -race -count=1 -timeout 10m ./...
 echo "== browsertest: vet, staticcheck, go test -race (headless Chromium)"
 (
 	cd browsertest
+	export GOWORK="$WORKSPACE"
 	go vet ./...
 	go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" ./...
 	go test -race -count=1 -timeout 5m ./...
@@ -43,6 +70,7 @@ echo "== browsertest: vet, staticcheck, go test -race (headless Chromium)"
 echo "== redisstore: vet, staticcheck, go test -race (real redis-server)"
 (
 	cd redisstore
+	export GOWORK="$WORKSPACE"
 	go vet ./...
 	go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" ./...
 	go test -race -count=1 -timeout 5m ./...
