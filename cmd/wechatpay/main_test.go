@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/wxpaykit/wechatpay/wechatpaytest"
@@ -35,17 +36,66 @@ func runApp(t *testing.T, env map[string]string, stdin string, args ...string) r
 
 func runAppCtx(t *testing.T, ctx context.Context, ready func(string, string), env map[string]string, stdin string, args ...string) result {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
+	return runAppTo(t, ctx, ready, env, stdin, &watchBuffer{}, args...)
+}
+
+// runAppTo runs the command with stdout written to out, which the test
+// may watch while it runs.
+func runAppTo(t *testing.T, ctx context.Context, ready func(string, string), env map[string]string, stdin string, out *watchBuffer, args ...string) result {
+	t.Helper()
+	var stderr bytes.Buffer
 	a := &app{
 		ctx:    ctx,
 		getenv: func(k string) string { return env[k] },
 		stdin:  strings.NewReader(stdin),
-		stdout: &stdout,
+		stdout: out,
 		stderr: &stderr,
 		ready:  ready,
 	}
 	code := a.main(args)
-	return result{code, stdout.String(), stderr.String()}
+	return result{code, out.String(), stderr.String()}
+}
+
+// watchBuffer is a command's standard output that a test can wait on.
+type watchBuffer struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	changed chan struct{} // closed on the next write
+}
+
+func (w *watchBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, err := w.buf.Write(p)
+	if w.changed != nil {
+		close(w.changed)
+		w.changed = nil
+	}
+	return n, err
+}
+
+func (w *watchBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// waitFor blocks until the output contains s: an event, not a guess at
+// how long printing takes.
+func (w *watchBuffer) waitFor(s string) {
+	for {
+		w.mu.Lock()
+		if strings.Contains(w.buf.String(), s) {
+			w.mu.Unlock()
+			return
+		}
+		if w.changed == nil {
+			w.changed = make(chan struct{})
+		}
+		ch := w.changed
+		w.mu.Unlock()
+		<-ch
+	}
 }
 
 // addSampleRoute registers, as the test's own route (which takes
