@@ -84,6 +84,7 @@ type demoRun struct {
 	attempts chan wechatpaytest.Delivery   // the sandbox's delivery attempts
 
 	transactionID string
+	verbose       bool // -v: errors whole, with their chain
 	cleanup       []func()
 }
 
@@ -105,7 +106,7 @@ func (a *app) demo(name string, args []string) error {
 	fmt.Fprintln(w, "wechatpay demo: every step runs against an embedded sandbox that speaks the")
 	fmt.Fprintln(w, "real APIv3 protocol, with generated credentials.")
 
-	r := &demoRun{ctx: ctx, notes: make(chan *middleware.Notification, 4), attempts: make(chan wechatpaytest.Delivery, 16)}
+	r := &demoRun{ctx: ctx, verbose: *verbose, notes: make(chan *middleware.Notification, 4), attempts: make(chan wechatpaytest.Delivery, 16)}
 	defer r.close()
 	var failed []string
 	steps := demoSteps()
@@ -276,7 +277,7 @@ func (r *demoRun) rejected(f wechatpaytest.Fault, want error, what string) ([]st
 	if !errors.Is(err, want) {
 		return nil, fmt.Errorf("rejected, but not as %v: %w", want, err)
 	}
-	return []string{what, "rejected: " + shortError(err)}, nil
+	return []string{what, "rejected: " + errorText(err, r.verbose)}, nil
 }
 
 func (r *demoRun) tampered() ([]string, error) {

@@ -484,6 +484,13 @@ func TestDemo(t *testing.T) {
 		}
 	}
 	wantCode(t, runApp(t, nil, "", "demo", "extra"), exitUsage, "no arguments")
+
+	// -v prints each error whole: the chain, with the merchant and serial.
+	v := runApp(t, nil, "", "demo", "-v")
+	wantCode(t, v, exitOK, "rejected: Get \"http://127.0.0.1:", "wechatpay: verify merchant", "All 12 steps passed.")
+	if strings.Contains(r.stdout, "wechatpay: verify merchant") {
+		t.Errorf("without -v, the demo prints whole error chains:\n%s", r.stdout)
+	}
 }
 
 // publicKeyFile writes the public half of m's merchant key as a PEM file.
