@@ -60,7 +60,8 @@ const demoProgram = `	package main
 				Amount:      payments.OrderAmount{Total: 100}, // fen
 			})
 			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadGateway)
+				log.Printf("prepay: %v", err) // an OutcomeUnknownError says to query before trying again
+				http.Error(w, "payment unavailable, try again later", http.StatusBadGateway)
 				return
 			}
 			w.Write([]byte(codeURL)) // show it as a QR code
