@@ -8,10 +8,10 @@ STATICCHECK_VERSION=v0.8.2 # staticcheck 2026.2.2
 
 # The core is checked as users get it: on its own, outside the workspace
 # of go.work (which could raise a shared dependency to a nested module's
-# version). The nested modules are checked inside it, against the core
-# beside them (docs/RELEASING.md).
-export GOWORK=off
-WORKSPACE="$PWD/go.work"
+# version). The nested modules are checked inside it (the go command
+# finds go.work from their directories), against the core beside them
+# (docs/RELEASING.md).
+core() { GOWORK=off "$@"; }
 FUZZTIME=${FUZZTIME:-8s}
 
 echo "== gofmt"
@@ -21,7 +21,7 @@ if [ -n "$unformatted" ]; then
 fi
 
 echo "== go vet"
-go vet ./...
+core go vet ./...
 
 # Nested modules must be publishable: a replace in their go.mod would be
 # ignored by users' builds (docs/RELEASING.md). Local development goes
@@ -43,23 +43,22 @@ for dir in $(find . -mindepth 2 -name go.mod -not -path './testdata/*' -not -pat
 done
 
 echo "== root surface (go doc -short: at most 40 lines; names in testdata/api.txt)"
-lines=$(go doc -short . | wc -l)
+lines=$(core go doc -short . | wc -l)
 if [ "$lines" -gt 40 ]; then
 	echo "go doc -short of the root package prints $lines lines; the agreed limit is 40"; exit 1
 fi
 
 echo "== staticcheck $STATICCHECK_VERSION"
-go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" ./...
+core go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" ./...
 
 echo "== go test -race"
-go test -race -count=1 -timeout 10m ./...
+core go test -race -count=1 -timeout 10m ./...
 
 # The browser tests are a module of their own (chromedp); they need
 # Debian's chromium at /usr/bin/chromium, which .ci/run installs.
 echo "== browsertest: vet, staticcheck, go test -race (headless Chromium)"
 (
 	cd browsertest
-	export GOWORK="$WORKSPACE"
 	go vet ./...
 	go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" ./...
 	go test -race -count=1 -timeout 5m ./...
@@ -70,7 +69,6 @@ echo "== browsertest: vet, staticcheck, go test -race (headless Chromium)"
 echo "== redisstore: vet, staticcheck, go test -race (real redis-server)"
 (
 	cd redisstore
-	export GOWORK="$WORKSPACE"
 	go vet ./...
 	go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" ./...
 	go test -race -count=1 -timeout 5m ./...
@@ -80,18 +78,18 @@ echo "== redisstore: vet, staticcheck, go test -race (real redis-server)"
 # needs cgo and a C compiler), for the packages that do cryptography.
 CRYPTO_PKGS=". ./middleware/ ./cmd/..."
 echo "== go test, GODEBUG=fips140=on"
-GODEBUG=fips140=on go test -count=1 -timeout 5m $CRYPTO_PKGS
+GODEBUG=fips140=on core go test -count=1 -timeout 5m $CRYPTO_PKGS
 echo "== go test, GOEXPERIMENT=boringcrypto"
 if ! command -v gcc >/dev/null; then
 	apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev
 fi
-CGO_ENABLED=1 GOEXPERIMENT=boringcrypto go test -count=1 -timeout 5m $CRYPTO_PKGS
+CGO_ENABLED=1 GOEXPERIMENT=boringcrypto core go test -count=1 -timeout 5m $CRYPTO_PKGS
 
 echo "== fuzz ($FUZZTIME each)"
-for pkg in $(go list ./...); do
-	for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
+for pkg in $(core go list ./...); do
+	for target in $(core go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
 		echo "-- $pkg $target"
-		go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg"
+		core go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg"
 	done
 done
 echo "all checks passed"
