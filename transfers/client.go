@@ -26,8 +26,9 @@ const pkg = "transfers"
 type Client struct {
 	// HTTP sends the calls. Required; its Transport must sign and verify.
 	HTTP *http.Client
-	// BaseURL is where WeChat Pay is. Empty means
-	// wechatpay.DefaultBaseURL.
+	// BaseURL is where WeChat Pay is. Empty means the BaseURL of the
+	// *wechatpay.Transport HTTP sends through, or wechatpay.DefaultBaseURL
+	// without one.
 	BaseURL string
 	// MerchantID is the merchant's mchid (the service provider's for a
 	// sub-merchant). Required.
@@ -43,13 +44,13 @@ type Client struct {
 // String describes c.
 func (c Client) String() string {
 	return fmt.Sprintf("transfers.Client{BaseURL: %q, MerchantID: %q, AppID: %q, SubMerchantID: %q}",
-		apicall.Base(c.BaseURL), c.MerchantID, c.AppID, c.SubMerchantID)
+		apicall.BaseURL(c.HTTP, c.BaseURL), c.MerchantID, c.AppID, c.SubMerchantID)
 }
 
 // LogValue describes c to log/slog.
 func (c Client) LogValue() slog.Value {
 	return slog.GroupValue(
-		slog.String("base_url", apicall.Base(c.BaseURL)),
+		slog.String("base_url", apicall.BaseURL(c.HTTP, c.BaseURL)),
 		slog.String("mchid", c.MerchantID),
 		slog.String("appid", c.AppID),
 		slog.String("sub_mchid", c.SubMerchantID),
@@ -81,7 +82,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if err := c.check(); err != nil {
 		return err
 	}
-	return apicall.Do(ctx, pkg, c.HTTP, method, apicall.Base(c.BaseURL)+path, in, out)
+	return apicall.Do(ctx, pkg, c.HTTP, method, apicall.BaseURL(c.HTTP, c.BaseURL)+path, in, out)
 }
 
 // moneyCall makes a call that moves money or changes a bill (create,

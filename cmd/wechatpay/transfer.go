@@ -1,18 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"time"
 
-	"github.com/wxpaykit/wechatpay"
 	"github.com/wxpaykit/wechatpay/middleware"
 	"github.com/wxpaykit/wechatpay/payments"
 	"github.com/wxpaykit/wechatpay/transfers"
@@ -53,15 +50,11 @@ func (a *app) confirmTransfer(name string, args []string) error {
 	if *fail {
 		result = "FAIL"
 	}
-	s, err := creds.load(a, name, needSigner|needKeys)
+	s, err := creds.load(a, name)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	t, err := wechatpay.NewTransport(s.cfg)
-	if err != nil {
-		return err
-	}
 	body, err := json.Marshal(map[string]string{"out_bill_no": pos[0], "sub_mchid": *subMchID, "result": result})
 	if err != nil {
 		return err
@@ -72,23 +65,11 @@ func (a *app) confirmTransfer(name string, args []string) error {
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	answer, err := s.call(ctx, http.MethodPost, target, body)
 	if err != nil {
-		return err
+		return atHost(err, target, *timeout)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Transport: t}).Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if err := wechatpay.CheckResponse(resp); err != nil {
-		return err
-	}
-	if _, err := io.Copy(a.stdout, resp.Body); err != nil {
-		return err
-	}
-	fmt.Fprintln(a.stdout)
+	fmt.Fprintf(a.stdout, "%s\n", answer)
 	return nil
 }
 
@@ -187,94 +168,121 @@ func (a *app) payparamsTransfer(name string, args []string) error {
 	return nil
 }
 
-// demoTransfer adds the demo's transfer steps: a bill with the user's
-// name (encrypted on the way), the user's confirmation, the
+// The demo's transfer steps (listed in demoSteps): a bill with the
+// user's name (encrypted on the way), the user's confirmation, the
 // MCHTRANSFER.BILL.FINISHED callback through a Router, and the query.
-// client signs and verifies for merchant m of srv with store.
-func demoTransfer(ctx context.Context, d *demoSteps, srv *wechatpaytest.Server, client *http.Client, store *wechatpay.Store, m wechatpaytest.Merchant) {
-	const outBillNo = "DEMOTRANSFER01"
-	finished := make(chan *transfers.Bill, 4)
+func demoTransferSteps() []demoStep {
+	return []demoStep{
+		{"Pay a user 2,500.00 CNY with transfers.Client (the name encrypted for the key Wechatpay-Serial names)", (*demoRun).transferCreate, false},
+		{"The user confirms in WeChat (the sandbox's confirmation page)", (*demoRun).transferConfirm, false},
+		{"The MCHTRANSFER.BILL.FINISHED callback arrives (verified, decrypted, routed to a typed handler)", (*demoRun).transferCallback, false},
+		{"Query the bill by out_bill_no", (*demoRun).transferQuery, false},
+	}
+}
+
+const (
+	demoOutBillNo = "DEMOTRANSFER01"
+	demoUserName  = "沙箱用户" // sandbox data, never printed
+)
+
+// demoTransfer is what the transfer steps share.
+type demoTransfer struct {
+	c        *transfers.Client
+	finished chan *transfers.Bill // what the merchant's Router received
+	bill     *transfers.Bill      // as created
+}
+
+func (r *demoRun) transferCreate() ([]string, error) {
+	tr := &demoTransfer{c: &transfers.Client{HTTP: r.client, MerchantID: r.m.ID, AppID: demoAppID},
+		finished: make(chan *transfers.Bill, 4)}
 	var rt middleware.Router
 	middleware.On(&rt, transfers.EventBillFinished, func(ctx context.Context, n *middleware.Notification, b *transfers.Bill) error {
-		finished <- b
+		tr.finished <- b
 		return nil
 	})
-	hook := httptest.NewServer(middleware.Notifications(middleware.Config{Keys: store, MerchantID: m.ID, APIv3Key: m.APIv3Key})(&rt))
-	defer hook.Close()
-	tr := &transfers.Client{HTTP: client, BaseURL: srv.URL, MerchantID: m.ID, AppID: "wxd678efh567hg6787"}
-
-	var bill *transfers.Bill
-	d.step("Pay a user 2,500.00 CNY: create a transfer bill (user_name encrypted for the key Wechatpay-Serial names)", func() ([]string, error) {
-		var err error
-		bill, err = tr.Create(ctx, transfers.BillRequest{
-			OutBillNo: outBillNo, TransferSceneID: "1000", OpenID: "o-MYE42l80oelYMDE34nYD456Xoy",
-			UserName: "沙箱用户", TransferAmount: 2500_00, TransferRemark: "sandbox reward",
-			NotifyURL: hook.URL + "/wechatpay/notify",
-			TransferSceneReportInfos: []transfers.SceneReportInfo{
-				{InfoType: "活动名称", InfoContent: "沙箱活动"}, {InfoType: "奖励说明", InfoContent: "演示奖励"},
-			},
-		})
-		if err != nil {
-			return nil, err
-		}
-		return []string{
-			fmt.Sprintf("POST /v3/fund-app/mch-transfer/transfer-bills: bill %s (%s), state %s", bill.OutBillNo, bill.TransferBillNo, bill.State),
-			"user_name went encrypted for the key named in Wechatpay-Serial; the sandbox decrypted it with that key",
-			"a bill of 2,000 yuan or more without user_name is refused before anything is sent",
-		}, nil
+	hook := httptest.NewServer(middleware.Notifications(middleware.Config{Keys: r.store, MerchantID: r.m.ID, APIv3Key: r.m.APIv3Key})(&rt))
+	r.cleanup = append(r.cleanup, hook.Close)
+	bill, err := tr.c.Create(r.ctx, transfers.BillRequest{
+		OutBillNo: demoOutBillNo, TransferSceneID: "1000", OpenID: "o-MYE42l80oelYMDE34nYD456Xoy",
+		UserName: demoUserName, TransferAmount: 2500_00, TransferRemark: "sandbox reward",
+		NotifyURL: hook.URL + "/wechatpay/notify",
+		TransferSceneReportInfos: []transfers.SceneReportInfo{
+			{InfoType: "活动名称", InfoContent: "沙箱活动"}, {InfoType: "奖励说明", InfoContent: "演示奖励"},
+		},
 	})
-	if bill == nil {
-		return
+	if err != nil {
+		return nil, err
 	}
+	tr.bill, r.transfer = bill, tr
+	return []string{
+		fmt.Sprintf("POST /v3/fund-app/mch-transfer/transfer-bills: bill %s (%s), state %s", bill.OutBillNo, bill.TransferBillNo, bill.State),
+		"user_name went encrypted for the key named in Wechatpay-Serial; the sandbox decrypted it with that key",
+		"a bill of 2,000 yuan or more without user_name is refused before anything is sent",
+	}, nil
+}
 
-	d.step("The user confirms in WeChat (the sandbox's confirmation page)", func() ([]string, error) {
-		params, err := tr.ConfirmParams(bill)
-		if err != nil {
-			return nil, err
-		}
-		js, err := json.Marshal(params)
-		if err != nil {
-			return nil, err
-		}
-		if err := srv.ConfirmTransfer(m.ID, outBillNo, wechatpaytest.TransferConfirmed); err != nil {
-			return nil, err
-		}
-		return []string{
-			"wx.requestMerchantTransfer(" + string(js) + ")",
-			"confirmation page: " + wechatpaytest.TransferConfirmURL(srv.URL, bill.PackageInfo),
-			"the front end's success only means the page was shown; the callback or a query says whether the user was paid",
-		}, nil
-	})
+// needBill is the error of a step whose bill the create step did not make.
+var needBill = errors.New("no bill: the create step failed")
 
-	d.step("The MCHTRANSFER.BILL.FINISHED callback arrives (verified, decrypted, routed to a typed handler)", func() ([]string, error) {
-		select {
-		case b := <-finished:
-			if b.OutBillNo != outBillNo || b.State != transfers.StateSuccess {
-				return nil, fmt.Errorf("callback for %s in state %s", b.OutBillNo, b.State)
-			}
-			return []string{fmt.Sprintf("callback %s: bill %s, %s, state %s", transfers.EventBillFinished, b.OutBillNo,
-				payments.FormatAmount(b.TransferAmount, "CNY"), b.State)}, nil
-		case <-ctx.Done():
-			return nil, errors.New("no MCHTRANSFER.BILL.FINISHED callback arrived")
-		}
-	})
+func (r *demoRun) transferConfirm() ([]string, error) {
+	tr := r.transfer
+	if tr == nil {
+		return nil, needBill
+	}
+	params, err := tr.c.ConfirmParams(tr.bill)
+	if err != nil {
+		return nil, err
+	}
+	js, err := json.Marshal(params)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.srv.ConfirmTransfer(r.m.ID, demoOutBillNo, wechatpaytest.TransferConfirmed); err != nil {
+		return nil, err
+	}
+	return []string{
+		"wx.requestMerchantTransfer(" + string(js) + ")",
+		"confirmation page: " + wechatpaytest.TransferConfirmURL(r.srv.URL, tr.bill.PackageInfo),
+		"the front end's success only means the page was shown; the callback or a query says whether the user was paid",
+	}, nil
+}
 
-	d.step("Query the bill by out_bill_no", func() ([]string, error) {
-		q, err := tr.QueryByOutBillNo(ctx, outBillNo)
-		if err != nil {
-			return nil, err
+func (r *demoRun) transferCallback() ([]string, error) {
+	tr := r.transfer
+	if tr == nil {
+		return nil, needBill
+	}
+	select {
+	case b := <-tr.finished:
+		if b.OutBillNo != demoOutBillNo || b.State != transfers.StateSuccess {
+			return nil, fmt.Errorf("callback for %s in state %s", b.OutBillNo, b.State)
 		}
-		if q.State != transfers.StateSuccess {
-			return nil, fmt.Errorf("state %s, want SUCCESS", q.State)
-		}
-		named := "not returned"
-		switch q.UserName {
-		case "沙箱用户":
-			named = "decrypted with the merchant key, as sent"
-		case "":
-		default:
-			return nil, errors.New("user_name came back other than sent")
-		}
-		return []string{fmt.Sprintf("state %s, %s; user_name %s", q.State, payments.FormatAmount(q.TransferAmount, "CNY"), named)}, nil
-	})
+		return []string{fmt.Sprintf("callback %s: bill %s, %s, state %s", transfers.EventBillFinished, b.OutBillNo,
+			payments.FormatAmount(b.TransferAmount, "CNY"), b.State)}, nil
+	case <-r.ctx.Done():
+		return nil, errors.New("no MCHTRANSFER.BILL.FINISHED callback arrived")
+	}
+}
+
+func (r *demoRun) transferQuery() ([]string, error) {
+	tr := r.transfer
+	if tr == nil {
+		return nil, needBill
+	}
+	q, err := tr.c.QueryByOutBillNo(r.ctx, demoOutBillNo)
+	if err != nil {
+		return nil, err
+	}
+	if q.State != transfers.StateSuccess {
+		return nil, fmt.Errorf("state %s, want SUCCESS", q.State)
+	}
+	named := "not returned"
+	switch q.UserName {
+	case demoUserName:
+		named = "decrypted with the merchant key, as sent"
+	case "":
+	default:
+		return nil, errors.New("user_name came back other than sent")
+	}
+	return []string{fmt.Sprintf("state %s, %s; user_name %s", q.State, payments.FormatAmount(q.TransferAmount, "CNY"), named)}, nil
 }
