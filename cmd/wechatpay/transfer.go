@@ -221,13 +221,13 @@ func (r *demoRun) transferCreate() ([]string, error) {
 	}, nil
 }
 
-// needBill is the error of a step whose bill the create step did not make.
-var needBill = errors.New("no bill: the create step failed")
+// errNoBill is the error of a step whose bill the create step did not make.
+var errNoBill = errors.New("no bill: the create step failed")
 
 func (r *demoRun) transferConfirm() ([]string, error) {
 	tr := r.transfer
 	if tr == nil {
-		return nil, needBill
+		return nil, errNoBill
 	}
 	params, err := tr.c.ConfirmParams(tr.bill)
 	if err != nil {
@@ -250,7 +250,7 @@ func (r *demoRun) transferConfirm() ([]string, error) {
 func (r *demoRun) transferCallback() ([]string, error) {
 	tr := r.transfer
 	if tr == nil {
-		return nil, needBill
+		return nil, errNoBill
 	}
 	select {
 	case b := <-tr.finished:
@@ -267,7 +267,7 @@ func (r *demoRun) transferCallback() ([]string, error) {
 func (r *demoRun) transferQuery() ([]string, error) {
 	tr := r.transfer
 	if tr == nil {
-		return nil, needBill
+		return nil, errNoBill
 	}
 	q, err := tr.c.QueryByOutBillNo(r.ctx, demoOutBillNo)
 	if err != nil {
