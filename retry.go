@@ -147,7 +147,7 @@ func ClassifyError(req *http.Request, err error) error {
 	// RoundTrip returned is looked at (bare, or as http.Client wraps it),
 	// never one nested deeper, which could be a download's own.
 	if refusedBeforeSending(err) {
-		return err
+		return causeFirst
 	}
 	// Then: an answer came that did not verify. An *APIError inside it
 	// is that of a certificate download, not the answer to req.
