@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -103,4 +104,20 @@ func ReadAll(r io.Reader, size, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%w (limit %d bytes)", ErrBodyTooLarge, limit)
 	}
 	return b, nil
+}
+
+type signedBodyKey struct{}
+
+// WithSignedBody marks a request whose signature covers signed instead of
+// its body: the meta JSON of a multipart upload (docs/protocol.md §1.4).
+// The Transport refuses the request unless signed occurs verbatim in the
+// body it sends.
+func WithSignedBody(ctx context.Context, signed []byte) context.Context {
+	return context.WithValue(ctx, signedBodyKey{}, bytes.Clone(signed))
+}
+
+// SignedBody returns the bytes marked by WithSignedBody, if any.
+func SignedBody(ctx context.Context) ([]byte, bool) {
+	b, ok := ctx.Value(signedBodyKey{}).([]byte)
+	return b, ok
 }
