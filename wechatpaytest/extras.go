@@ -72,7 +72,12 @@ const (
 // take precedence over them.
 func (s *Server) serveBuiltin(w http.ResponseWriter, r *http.Request, m *merchant, body []byte) bool {
 	get := r.Method == http.MethodGet || r.Method == http.MethodHead
+	if s.serveComplaints(w, r, m, body) || s.serveEncryptedBills(w, r, m, body) { // complaints.go, encbill.go
+		return true
+	}
 	switch p := r.URL.Path; {
+	case p == fapiaoUploadPath && r.Method == http.MethodPost:
+		s.serveSigned(w, r, m, body, s.serveFapiaoUpload)
 	case p == billFilePath && get:
 		s.serveBillFile(w, r, m)
 	case p == fundFlowBillPath && get:

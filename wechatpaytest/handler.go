@@ -146,6 +146,10 @@ func (s *Server) controlHandler(path string) func(http.ResponseWriter, *http.Req
 		return func(w http.ResponseWriter, r *http.Request, m *merchant, body []byte) {
 			s.serveSigned(w, r, m, body, s.servePayControl)
 		}
+	case ComplaintPath: // complaints.go
+		return func(w http.ResponseWriter, r *http.Request, m *merchant, body []byte) {
+			s.serveSigned(w, r, m, body, s.serveComplaintControl)
+		}
 	case FaultsPath:
 		return func(w http.ResponseWriter, r *http.Request, m *merchant, body []byte) {
 			s.serveSigned(w, r, m, body, s.serveFaultsControl)

@@ -131,6 +131,9 @@ type Server struct {
 
 	x extras // APIv2, bills, media, sensitive fields, path counts (extras.go)
 
+	cmp   complaintDesk  // complaints 2.0 (complaints.go)
+	ebill encryptedBills // encrypted fund-flow bills (encbill.go)
+
 	sims         *http.ServeMux // the simulator's built-in routes (routes.go)
 	sim          sim            // orders, refunds, faults, deliveries
 	life         lifecycle      // callback and refund goroutines, stopped by Close
