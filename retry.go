@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -63,7 +64,11 @@ type OutcomeUnknownError struct {
 	Method    string // the request's method
 	Path      string // the request's URL path
 	RequestID string // WeChat Pay's Request-ID, when an answer arrived
-	Err       error  // what went wrong
+	// NumberName and Number, when the call's client set them, name the
+	// merchant's business number to query by (out_trade_no,
+	// out_refund_no, out_bill_no, out_order_no, …) and its value.
+	NumberName, Number string
+	Err                error // what went wrong
 }
 
 func (e *OutcomeUnknownError) Error() string {
@@ -78,7 +83,11 @@ func (e *OutcomeUnknownError) Error() string {
 		b.WriteString(wire.Truncate(e.RequestID, 64))
 		b.WriteByte(']')
 	}
-	b.WriteString("; query by your own order or refund number (out_trade_no, out_refund_no) before trying again")
+	if e.Number != "" {
+		fmt.Fprintf(&b, "; query by %s %q before trying again, and never send it again under a new number", e.NumberName, wire.Truncate(e.Number, 64))
+	} else {
+		b.WriteString("; query by your own order or refund number (out_trade_no, out_refund_no) before trying again")
+	}
 	if e.Err != nil {
 		b.WriteString(": ")
 		b.WriteString(e.Err.Error())

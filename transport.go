@@ -238,7 +238,14 @@ func (t *Transport) signedClone(req *http.Request) (*http.Request, string, error
 		return nil, "", err
 	}
 	r2 := req.Clone(req.Context())
-	if req.Body != nil && req.Body != http.NoBody {
+	fields := wire.FieldsFrom(r2.Context())
+	var fieldsSerial string
+	if fields != nil && fields.Build != nil {
+		if body, fieldsSerial, err = t.encryptFields(r2, fields); err != nil {
+			return nil, "", err
+		}
+	}
+	if req.Body != nil && req.Body != http.NoBody || len(body) > 0 {
 		r2.ContentLength = int64(len(body))
 		if len(body) == 0 {
 			r2.Body = http.NoBody
@@ -271,8 +278,13 @@ func (t *Transport) signedClone(req *http.Request) (*http.Request, string, error
 	if len(body) > 0 && h.Get("Content-Type") == "" {
 		h.Set("Content-Type", "application/json")
 	}
-	if serial := t.requestSerial(r2); serial != "" {
+	if fieldsSerial != "" {
+		h.Set(wire.HeaderSerial, fieldsSerial) // the key the fields were encrypted with
+	} else if serial := t.requestSerial(r2); serial != "" {
 		h.Set(wire.HeaderSerial, serial)
+	}
+	if fields != nil {
+		fields.Serial, fields.Key = fieldsSerial, t.Signer.Key
 	}
 	return r2, method, nil
 }

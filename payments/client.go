@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/apicall"
 )
 
 // A Client makes the payment lifecycle calls of one merchant, or of one
@@ -149,7 +150,8 @@ func (c *Client) prepay(ctx context.Context, kind string, req PrepayRequest, out
 	if err != nil {
 		return req, err
 	}
-	return req, c.do(ctx, http.MethodPost, c.prepayPath(kind), req, out)
+	err = c.do(ctx, http.MethodPost, c.prepayPath(kind), req, out)
+	return req, apicall.Outcome(err, "out_trade_no", req.OutTradeNo)
 }
 
 // PrepayJSAPI places a JSAPI or mini-program order (POST
@@ -344,7 +346,8 @@ func (c *Client) Close(ctx context.Context, outTradeNo string) error {
 			SubMchID string `json:"sub_mchid"`
 		}{c.MerchantID, c.SubMerchantID}
 	}
-	return c.do(ctx, http.MethodPost, c.transactionsPath()+"out-trade-no/"+seg+"/close", body, nil)
+	err = c.do(ctx, http.MethodPost, c.transactionsPath()+"out-trade-no/"+seg+"/close", body, nil)
+	return apicall.Outcome(err, "out_trade_no", outTradeNo)
 }
 
 // Refund asks for a refund (POST /v3/refund/domestic/refunds). The
@@ -372,7 +375,7 @@ func (c *Client) Refund(ctx context.Context, req RefundRequest) (*Refund, error)
 	}
 	var r Refund
 	if err := c.do(ctx, http.MethodPost, "/v3/refund/domestic/refunds", req, &r); err != nil {
-		return nil, err
+		return nil, apicall.Outcome(err, "out_refund_no", req.OutRefundNo)
 	}
 	return &r, nil
 }

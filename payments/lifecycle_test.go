@@ -335,6 +335,9 @@ func TestRetryableFromSimulatorFaults(t *testing.T) {
 	if !errors.As(err, &unknown) || wechatpay.Retryable(err) {
 		t.Fatalf("Close timing out = %v; want an *OutcomeUnknownError, not retryable", err)
 	}
+	if unknown.NumberName != "out_trade_no" || unknown.Number != "F20261123001" || !strings.Contains(err.Error(), `query by out_trade_no "F20261123001"`) {
+		t.Errorf("the unknown outcome names %s %q (%v); want out_trade_no F20261123001", unknown.NumberName, unknown.Number, err)
+	}
 	// The query the error asks for: the close did happen.
 	tx, err := c.QueryByOutTradeNo(ctx, "F20261123001")
 	if err != nil || tx.TradeState != "CLOSED" {

@@ -44,6 +44,7 @@ type PrepayRequest struct {
 	Amount        OrderAmount `json:"amount"`
 	Payer         *Payer      `json:"payer,omitempty"`      // JSAPI/mini-program only
 	SceneInfo     *SceneInfo  `json:"scene_info,omitempty"` // required for H5
+	SettleInfo    *SettleInfo `json:"settle_info,omitempty"`
 }
 
 // OrderAmount is the amount of a prepay request.

@@ -67,7 +67,6 @@
 //	GET  /v3/billdownload/file                        bill files, unsigned as WeChat Pay sends them
 //	POST /v3/merchant/media/upload, /v3/merchant/media/video_upload,
 //	     /v3/marketing/favor/media/image-upload       media uploads (Server.UploadedMedia)
-//	POST /v3/profitsharing/receivers/add              encrypted-field check (sensitive.go)
 //	POST /risk/getcertficates                         APIv2 certificates (and Server.HandleV2 routes)
 //
 // Payments (direct merchant, and service provider under /v3/pay/partner):
@@ -82,6 +81,21 @@
 //	POST /v3/pay/partner/transactions/out-trade-no/{out_trade_no}/close
 //	POST /v3/refund/domestic/refunds
 //	GET  /v3/refund/domestic/refunds/{out_refund_no}
+//
+// Profit sharing (分账) over paid orders whose prepay set
+// settle_info.profit_sharing; receiver names are decrypted with the key
+// the request's Wechatpay-Serial names, and a name in clear is refused.
+// Sharing is done at once (the create answer says PROCESSING, a query
+// FINISHED), up to 30% of the order; PROFITSHARING.* notifications go to
+// receivers that are merchants of the server (SetProfitSharingNotifyURL):
+//
+//	POST /v3/profitsharing/receivers/add, /v3/profitsharing/receivers/delete
+//	POST /v3/profitsharing/orders
+//	GET  /v3/profitsharing/orders/{out_order_no}?transaction_id=
+//	POST /v3/profitsharing/orders/unfreeze
+//	GET  /v3/profitsharing/transactions/{transaction_id}/amounts
+//	POST /v3/profitsharing/return-orders
+//	GET  /v3/profitsharing/return-orders/{out_return_no}?out_order_no=
 //
 // The sandbox's own endpoints:
 //

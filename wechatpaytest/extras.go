@@ -61,7 +61,6 @@ const (
 	billFilePath       = "/v3/billdownload/file"
 	tradeBillPath      = "/v3/bill/tradebill"
 	fundFlowBillPath   = "/v3/bill/fundflowbill"
-	receiversAddPath   = "/v3/profitsharing/receivers/add"
 	mediaUploadPath    = "/v3/merchant/media/upload"
 	videoUploadPath    = "/v3/merchant/media/video_upload"
 	marketingImagePath = "/v3/marketing/favor/media/image-upload"
@@ -84,8 +83,6 @@ func (s *Server) serveBuiltin(w http.ResponseWriter, r *http.Request, m *merchan
 		s.serveSigned(w, r, m, body, s.serveBill)
 	case isMediaPath(p) && r.Method == http.MethodPost:
 		s.serveSigned(w, r, m, body, s.serveMediaUpload)
-	case p == receiversAddPath && r.Method == http.MethodPost:
-		s.serveSigned(w, r, m, body, s.serveReceiverAdd)
 	default:
 		return false
 	}

@@ -18,6 +18,14 @@ var simRoutes = []string{
 	"POST /v3/refund/domestic/refunds",
 	"GET /v3/refund/domestic/refunds/{no}",
 	"GET /v3/bill/tradebill",
+	"POST /v3/profitsharing/receivers/add",
+	"POST /v3/profitsharing/receivers/delete",
+	"POST /v3/profitsharing/orders",
+	"GET /v3/profitsharing/orders/{no}",
+	"POST /v3/profitsharing/orders/unfreeze",
+	"GET /v3/profitsharing/transactions/{id}/amounts",
+	"POST /v3/profitsharing/return-orders",
+	"GET /v3/profitsharing/return-orders/{no}",
 }
 
 func (s *Server) isSimRoute(pattern string) bool {
@@ -43,6 +51,14 @@ func (s *Server) registerSimRoutes() {
 		s.serveRefund,
 		s.serveRefundQuery,
 		s.serveTradeBill,
+		s.serveReceiverAdd,
+		s.serveReceiverDelete,
+		s.serveShare,
+		s.serveShareQuery,
+		s.serveUnfreeze,
+		s.serveUnsplit,
+		s.serveReturn,
+		s.serveReturnQuery,
 	}
 	s.sims = http.NewServeMux()
 	for i, p := range simRoutes {

@@ -2,7 +2,6 @@ package wechatpaytest
 
 import (
 	"crypto/rsa"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -70,48 +69,6 @@ func (s *Server) decryptionKey(m *merchant, serial string) *rsa.PrivateKey {
 func (s *Server) EncryptField(merchantID, plaintext string) (string, error) {
 	m := s.merchant(merchantID)
 	return wire.EncryptOAEP(&m.info.PrivateKey.PublicKey, []byte(plaintext))
-}
-
-// receiver is the request and answer of POST
-// /v3/profitsharing/receivers/add, whose name field is encrypted both
-// ways.
-type receiver struct {
-	AppID          string `json:"appid,omitempty"`
-	Type           string `json:"type"`
-	Account        string `json:"account"`
-	Name           string `json:"name,omitempty"`
-	RelationType   string `json:"relation_type"`
-	CustomRelation string `json:"custom_relation,omitempty"`
-}
-
-// serveReceiverAdd serves POST /v3/profitsharing/receivers/add: it
-// decrypts the name with the key Wechatpay-Serial names (400 PARAM_ERROR
-// if that is not the key used) and answers with the name encrypted for
-// the merchant.
-func (s *Server) serveReceiverAdd(w http.ResponseWriter, r *http.Request) {
-	var req receiver
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-		WriteError(w, http.StatusBadRequest, "PARAM_ERROR", "请求体不是合法的JSON")
-		return
-	}
-	if req.Type == "" || req.Account == "" || req.RelationType == "" {
-		WriteError(w, http.StatusBadRequest, "PARAM_ERROR", "缺少参数type、account或relation_type")
-		return
-	}
-	resp := req
-	resp.AppID = ""
-	if req.Name != "" {
-		name, err := s.DecryptField(r, req.Name)
-		if err != nil {
-			WriteError(w, http.StatusBadRequest, "PARAM_ERROR", msgRequestSerial)
-			return
-		}
-		if resp.Name, err = s.EncryptField(MerchantIDFrom(r.Context()), name); err != nil {
-			WriteError(w, http.StatusInternalServerError, "SYSTEM_ERROR", "系统错误")
-			return
-		}
-	}
-	writeJSON(w, resp)
 }
 
 // SetCertificateExpiry replaces the listed platform certificate with the

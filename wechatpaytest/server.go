@@ -136,6 +136,7 @@ type Server struct {
 
 	sims         *http.ServeMux // the simulator's built-in routes (routes.go)
 	sim          sim            // orders, refunds, faults, deliveries
+	profit       profitSharing  // profit sharing (profitsharing.go)
 	life         lifecycle      // callback and refund goroutines, stopped by Close
 	cbClient     *http.Client   // delivers callbacks
 	cbTransport  *http.Transport

@@ -56,7 +56,8 @@ type order struct {
 	TransactionID string    `json:"transaction_id,omitempty"`
 	CreateTime    time.Time `json:"create_time"`
 	SuccessTime   time.Time `json:"success_time,omitzero"`
-	Refunded      int64     `json:"refunded,omitempty"` // fen reserved by refunds not CLOSED
+	Refunded      int64     `json:"refunded,omitempty"`       // fen reserved by refunds not CLOSED
+	ProfitSharing bool      `json:"profit_sharing,omitempty"` // settle_info.profit_sharing: shared with profitsharing.go
 }
 
 // key identifies an order: out_trade_no is unique per merchant.
@@ -164,6 +165,9 @@ type prepayRequest struct {
 		SpOpenID  string `json:"sp_openid"`
 		SubOpenID string `json:"sub_openid"`
 	} `json:"payer"`
+	SettleInfo *struct {
+		ProfitSharing bool `json:"profit_sharing"`
+	} `json:"settle_info"`
 	SceneInfo *struct {
 		PayerClientIP string `json:"payer_client_ip"`
 		H5Info        *struct {
@@ -303,6 +307,7 @@ func validatePrepay(caller, kind string, partner bool, body []byte) (*order, *si
 	}
 	o.Description, o.OutTradeNo, o.TimeExpire, o.Attach, o.NotifyURL = req.Description, req.OutTradeNo, req.TimeExpire, req.Attach, req.NotifyURL
 	o.Total = *req.Amount.Total
+	o.ProfitSharing = req.SettleInfo != nil && req.SettleInfo.ProfitSharing
 	o.Fingerprint = fingerprint(o.TradeType, body)
 	return o, nil
 }

@@ -14,6 +14,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 
 	"github.com/wxpaykit/wechatpay"
@@ -45,20 +46,41 @@ func Do(ctx context.Context, pkg string, client *http.Client, method, rawURL str
 	if client == nil {
 		return errors.New("wechatpay/" + pkg + ": nil *http.Client")
 	}
+	inQuery := method == http.MethodGet || method == http.MethodHead
 	var body io.Reader
+	var fields *wire.Fields
 	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return fmt.Errorf("wechatpay/"+pkg+": encoding %s %s request: %w", method, pathOf(rawURL), err)
+		inv := reflect.ValueOf(in)
+		switch {
+		case hasMarked(inv, tagEncrypt):
+			fields = &wire.Fields{Build: builder(inv, inQuery, rawURL)}
+		case inQuery:
+			u, err := withQuery(rawURL, inv)
+			if err != nil {
+				return fmt.Errorf("wechatpay/%s: %s %s: %w", pkg, method, pathOf(rawURL), err)
+			}
+			rawURL = u
+		default:
+			b, err := json.Marshal(in)
+			if err != nil {
+				return fmt.Errorf("wechatpay/%s: encoding %s %s request: %w", pkg, method, pathOf(rawURL), err)
+			}
+			body = bytes.NewReader(b)
 		}
-		body = bytes.NewReader(b)
+	}
+	decrypt := out != nil && marked(reflect.TypeOf(out), tagDecrypt)
+	if decrypt && fields == nil {
+		fields = &wire.Fields{}
+	}
+	if fields != nil {
+		ctx = wire.WithFields(ctx, fields)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, rawURL, body)
 	if err != nil {
-		return fmt.Errorf("wechatpay/"+pkg+": %w", err)
+		return fmt.Errorf("wechatpay/%s: %w", pkg, err)
 	}
 	req.Header.Set("Accept", "application/json")
-	if in != nil {
+	if in != nil && !inQuery {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := client.Do(req)
@@ -73,10 +95,10 @@ func Do(ctx context.Context, pkg string, client *http.Client, method, rawURL str
 	if err != nil {
 		// The Transport hands back the verified bytes from memory, so
 		// this needs a client without one; still, the answer is lost.
-		return wechatpay.ClassifyError(req, fmt.Errorf("wechatpay/"+pkg+": reading answer of %s %s: %w", method, req.URL.Path, err))
+		return wechatpay.ClassifyError(req, fmt.Errorf("wechatpay/%s: reading answer of %s %s: %w", pkg, method, req.URL.Path, err))
 	}
 	if len(data) > maxAnswer {
-		return fmt.Errorf("wechatpay/"+pkg+": answer of %s %s exceeds %d bytes", method, req.URL.Path, maxAnswer)
+		return fmt.Errorf("wechatpay/%s: answer of %s %s exceeds %d bytes", pkg, method, req.URL.Path, maxAnswer)
 	}
 	if out == nil || len(data) == 0 {
 		return nil
@@ -84,10 +106,76 @@ func Do(ctx context.Context, pkg string, client *http.Client, method, rawURL str
 	if err := json.Unmarshal(data, out); err != nil {
 		// The call itself succeeded (a verified 2xx): say so, so that
 		// nobody repeats a payment or refund because of a decoding bug.
-		return fmt.Errorf("wechatpay/"+pkg+": %s %s succeeded (HTTP %d, Request-ID %s) but its answer does not decode into %T: %w",
-			method, req.URL.Path, resp.StatusCode, resp.Header.Get(wire.HeaderRequestID), out, err)
+		return fmt.Errorf("wechatpay/%s: %s %s succeeded (HTTP %d, Request-ID %s) but its answer does not decode into %T: %w",
+			pkg, method, req.URL.Path, resp.StatusCode, resp.Header.Get(wire.HeaderRequestID), out, err)
+	}
+	if decrypt {
+		err := errNoTransport
+		if fields.Key != nil {
+			err = decryptInPlace(reflect.ValueOf(out), "", fields.Key)
+		}
+		if err != nil {
+			return fmt.Errorf("wechatpay/%s: %s %s succeeded (HTTP %d, Request-ID %s), but %w",
+				pkg, method, req.URL.Path, resp.StatusCode, resp.Header.Get(wire.HeaderRequestID), err)
+		}
 	}
 	return nil
+}
+
+// hasMarked reports whether v holds a non-empty string field tagged tag.
+func hasMarked(v reflect.Value, tag string) bool {
+	if !marked(v.Type(), tag) {
+		return false
+	}
+	found := false
+	rewritten(v, tag, "", func(_, s string) (string, error) { found = true; return s, nil })
+	return found
+}
+
+// builder returns the Build of a request whose in has fields to encrypt:
+// in, with those fields encrypted, as the JSON body, or for a GET as the
+// query string added to rawURL's own.
+func builder(in reflect.Value, inQuery bool, rawURL string) func(func(string) (string, error)) ([]byte, string, error) {
+	return func(encrypt func(string) (string, error)) ([]byte, string, error) {
+		v, err := rewritten(in, tagEncrypt, "", func(path, s string) (string, error) {
+			c, err := encrypt(s)
+			if err != nil {
+				return "", fmt.Errorf("field %s: %w", path, err)
+			}
+			return c, nil
+		})
+		if err != nil {
+			return nil, "", err
+		}
+		if inQuery {
+			u, err := withQuery(rawURL, v)
+			if err != nil {
+				return nil, "", err
+			}
+			_, q, _ := strings.Cut(u, "?")
+			return nil, q, nil
+		}
+		b, err := json.Marshal(v.Interface())
+		return b, "", err
+	}
+}
+
+// withQuery adds the query parameters of the struct v to rawURL.
+func withQuery(rawURL string, v reflect.Value) (string, error) {
+	q, err := encodeQuery(v)
+	if err != nil || len(q) == 0 {
+		return rawURL, err
+	}
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "", err
+	}
+	all := u.Query()
+	for k, vs := range q {
+		all[k] = vs
+	}
+	u.RawQuery = all.Encode()
+	return u.String(), nil
 }
 
 func pathOf(rawURL string) string {
@@ -132,4 +220,16 @@ func Base(base string) string {
 		return wechatpay.DefaultBaseURL
 	}
 	return strings.TrimRight(base, "/")
+}
+
+// Outcome names, in the *wechatpay.OutcomeUnknownError err may hold, the
+// business number to query by (name is the field, such as out_bill_no),
+// and returns err. A product package calls it on the error of every
+// money-moving call.
+func Outcome(err error, name, number string) error {
+	var unknown *wechatpay.OutcomeUnknownError
+	if errors.As(err, &unknown) && unknown.Number == "" {
+		unknown.NumberName, unknown.Number = name, number
+	}
+	return err
 }
