@@ -27,7 +27,6 @@ package complaints
 
 import (
 	"context"
-	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -73,10 +72,6 @@ type Client struct {
 	// BaseURL is where WeChat Pay is. Empty means
 	// wechatpay.DefaultBaseURL.
 	BaseURL string
-	// Key decrypts payer_phone for GetWithPhone and ListRequest.WithPhone:
-	// the merchant's API private key. Nil means the Signer key of the
-	// HTTP client's *wechatpay.Transport, if it can decrypt.
-	Key crypto.Decrypter
 	// MaxImageSize bounds an image DownloadImage accepts. Zero means
 	// DefaultMaxImageSize.
 	MaxImageSize int64
@@ -120,20 +115,29 @@ func (c *Client) List(ctx context.Context, req ListRequest) (*Page, error) {
 	if req.Limit < 0 || req.Limit > 50 || req.Offset < 0 {
 		return nil, fmt.Errorf("wechatpay/complaints: List: limit %d (1 to 50) or offset %d out of range", req.Limit, req.Offset)
 	}
-	var p Page
 	q := apicall.Query("limit", itoa(req.Limit), "offset", itoa(req.Offset), "begin_date", req.BeginDate,
 		"end_date", req.EndDate, "complainted_mchid", req.ComplaintedMchID)
-	if err := c.do(ctx, http.MethodGet, "/v3/merchant-service/complaints-v2"+q, nil, &p); err != nil {
+	if !req.WithPhone {
+		var p Page
+		if err := c.do(ctx, http.MethodGet, "/v3/merchant-service/complaints-v2"+q, nil, &p); err != nil {
+			return nil, err
+		}
+		return &p, nil
+	}
+	var wp struct {
+		Data       []complaintWithPhone `json:"data"`
+		Limit      int                  `json:"limit"`
+		Offset     int                  `json:"offset"`
+		TotalCount int                  `json:"total_count"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/v3/merchant-service/complaints-v2"+q, nil, &wp); err != nil {
 		return nil, err
 	}
-	if req.WithPhone {
-		for i := range p.Data {
-			if err := c.decryptPhone(&p.Data[i]); err != nil {
-				return nil, err
-			}
-		}
+	p := &Page{Data: make([]Complaint, len(wp.Data)), Limit: wp.Limit, Offset: wp.Offset, TotalCount: wp.TotalCount}
+	for i, x := range wp.Data {
+		p.Data[i] = x.complaint()
 	}
-	return &p, nil
+	return p, nil
 }
 
 // Get returns complaint id (GET /v3/merchant-service/complaints-v2/{id}),
@@ -150,51 +154,33 @@ func (c *Client) Get(ctx context.Context, id string) (*Complaint, error) {
 	return &out, nil
 }
 
-// GetWithPhone is Get with PayerPhone decrypted with the merchant key
-// (Client.Key, or the Transport's key). A key that can only sign gets an
-// error saying so.
+// GetWithPhone is Get with PayerPhone decrypted by the call path with the
+// merchant key (the Signer key of the HTTP client's *wechatpay.Transport).
+// A key that can only sign gets an error saying so.
 func (c *Client) GetWithPhone(ctx context.Context, id string) (*Complaint, error) {
-	out, err := c.Get(ctx, id)
+	p, err := complaintPath(id, "")
 	if err != nil {
 		return nil, err
 	}
-	if err := c.decryptPhone(out); err != nil {
+	var out complaintWithPhone
+	if err := c.do(ctx, http.MethodGet, p, nil, &out); err != nil {
 		return nil, err
 	}
-	return out, nil
+	x := out.complaint()
+	return &x, nil
 }
 
-// decryptKey returns the key that decrypts fields encrypted for the
-// merchant.
-func (c *Client) decryptKey() (crypto.Decrypter, error) {
-	if c.Key != nil {
-		return c.Key, nil
-	}
-	t, ok := c.HTTP.Transport.(*wechatpay.Transport)
-	if !ok || t.Signer == nil || t.Signer.Key == nil {
-		return nil, errors.New("wechatpay/complaints: decrypting payer_phone needs the merchant key: set Client.Key, or use a *wechatpay.Transport as the HTTP client's Transport")
-	}
-	d, ok := t.Signer.Key.(crypto.Decrypter)
-	if !ok {
-		return nil, fmt.Errorf("wechatpay/complaints: the merchant key (%T) can sign but not decrypt: set Client.Key to a crypto.Decrypter for the same key", t.Signer.Key)
-	}
-	return d, nil
+// complaintWithPhone is a Complaint whose payer_phone the call path
+// decrypts (the field shadows the embedded one when decoding).
+type complaintWithPhone struct {
+	Complaint
+	PayerPhone string `json:"payer_phone,omitempty" wechatpay:"decrypt"`
 }
 
-func (c *Client) decryptPhone(x *Complaint) error {
-	if x.PayerPhone == "" {
-		return nil
-	}
-	key, err := c.decryptKey()
-	if err != nil {
-		return err
-	}
-	pt, err := wechatpay.DecryptOAEP(key, x.PayerPhone)
-	if err != nil {
-		return fmt.Errorf("wechatpay/complaints: complaint %s: decrypting payer_phone: %w", x.ComplaintID, err)
-	}
-	x.PayerPhone = string(pt)
-	return nil
+func (x complaintWithPhone) complaint() Complaint {
+	c := x.Complaint
+	c.PayerPhone = x.PayerPhone
+	return c
 }
 
 // History returns a page of the negotiation history of complaint id (GET

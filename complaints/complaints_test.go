@@ -253,7 +253,7 @@ func TestSignOnlyKeyCannotDecryptPhone(t *testing.T) {
 		t.Fatalf("Get with a sign-only key: %v", err)
 	}
 	_, err = c.GetWithPhone(context.Background(), id)
-	if err == nil || !strings.Contains(err.Error(), "can sign but not decrypt") {
+	if err == nil || !strings.Contains(err.Error(), "cannot decrypt: it signs only") {
 		t.Fatalf("GetWithPhone with a sign-only key: %v; want an error saying it cannot decrypt", err)
 	}
 }

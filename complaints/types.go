@@ -54,8 +54,8 @@ type Notice struct {
 //
 // PayerPhone is the payer's phone number encrypted for the merchant (RSA
 // OAEP with the merchant API certificate's key) unless the complaint was
-// fetched with Client.GetWithPhone or ListRequest.WithPhone, which decrypt
-// it. A Complaint prints without it: String, GoString and LogValue say
+// fetched with Client.GetWithPhone or ListRequest.WithPhone, which have
+// the call path decrypt it (the wechatpay:"decrypt" step). A Complaint prints without it: String, GoString and LogValue say
 // only whether it is set.
 type Complaint struct {
 	ComplaintID          string      `json:"complaint_id"`

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"slices"
@@ -182,6 +183,24 @@ type EncryptedBillDownload struct {
 	Parallel int
 	// Raw leaves a gzip bill compressed.
 	Raw bool
+}
+
+// String describes d without its key.
+func (d EncryptedBillDownload) String() string {
+	key := "the Transport's"
+	if d.Key != nil {
+		key = "set"
+	}
+	return fmt.Sprintf("payments.EncryptedBillDownload{Key: %s, TempDir: %q, MaxPartSize: %d, Parallel: %d, Raw: %t}",
+		key, d.TempDir, d.MaxPartSize, d.Parallel, d.Raw)
+}
+
+// GoString is String, so that %#v does not print the key either.
+func (d EncryptedBillDownload) GoString() string { return d.String() }
+
+// LogValue describes d to log/slog without its key.
+func (d EncryptedBillDownload) LogValue() slog.Value {
+	return slog.GroupValue(slog.Bool("key", d.Key != nil), slog.String("temp_dir", d.TempDir), slog.Bool("raw", d.Raw))
 }
 
 // Run downloads bill b and writes its plaintext to w. Errors: a part

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -193,4 +194,20 @@ type signOnlyKey struct{ k crypto.Signer }
 func (s signOnlyKey) Public() crypto.PublicKey { return s.k.Public() }
 func (s signOnlyKey) Sign(r io.Reader, d []byte, o crypto.SignerOpts) ([]byte, error) {
 	return s.k.Sign(r, d, o)
+}
+
+// TestEncryptedBillDownloadPrintsNoKey prints a download holding the
+// merchant key every way a log might.
+func TestEncryptedBillDownloadPrintsNoKey(t *testing.T) {
+	srv, c := simClient(t)
+	key := srv.Merchant().PrivateKey
+	d := payments.EncryptedBillDownload{HTTP: c.HTTP, Key: key}
+	secret := key.D.String()[:20]
+	var logged bytes.Buffer
+	slog.New(slog.NewTextHandler(&logged, nil)).Info("d", "download", d)
+	for _, s := range []string{fmt.Sprint(d), fmt.Sprintf("%v %+v %#v %s", d, d, &d, d), logged.String()} {
+		if strings.Contains(s, secret) || !strings.Contains(s, "key") && !strings.Contains(s, "Key") {
+			t.Fatalf("printed: %s", s)
+		}
+	}
 }
