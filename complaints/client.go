@@ -213,7 +213,7 @@ func (c *Client) Respond(ctx context.Context, id string, r Response) error {
 	if err != nil {
 		return err
 	}
-	return c.do(ctx, http.MethodPost, p, r, nil)
+	return apicall.Outcome(c.do(ctx, http.MethodPost, p, r, nil), "complaint_id", id)
 }
 
 // Complete tells WeChat Pay the complaint is dealt with (POST
@@ -227,7 +227,7 @@ func (c *Client) Complete(ctx context.Context, id, complaintedMchID string) erro
 	if err != nil {
 		return err
 	}
-	return c.do(ctx, http.MethodPost, p, map[string]string{"complainted_mchid": complaintedMchID}, nil)
+	return apicall.Outcome(c.do(ctx, http.MethodPost, p, map[string]string{"complainted_mchid": complaintedMchID}, nil), "complaint_id", id)
 }
 
 // UpdateRefundProgress approves or rejects the refund the payer asked for
@@ -247,7 +247,7 @@ func (c *Client) UpdateRefundProgress(ctx context.Context, id string, r RefundPr
 	if err != nil {
 		return err
 	}
-	return c.do(ctx, http.MethodPost, p, r, nil)
+	return apicall.Outcome(c.do(ctx, http.MethodPost, p, r, nil), "complaint_id", id)
 }
 
 const notificationsPath = "/v3/merchant-service/complaint-notifications"

@@ -381,3 +381,29 @@ func TestConcurrentComplaints(t *testing.T) {
 		}
 	}
 }
+
+// TestRespondOutcomeUnknown plays an answer spoiled on the way back: the
+// response reached WeChat Pay, the client cannot know, and says to read
+// the complaint before sending it again.
+func TestRespondOutcomeUnknown(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.paidOrder(t, "CMP100004")
+	id, err := f.srv.FileComplaint("CMP100004")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.c.Get(ctx, id); err != nil { // certificates cached
+		t.Fatal(err)
+	}
+	f.srv.SetFault(wechatpaytest.FaultTamperTimestamp)
+	err = f.c.Respond(ctx, id, complaints.Response{ComplaintedMchID: f.mchid, ResponseContent: "ok"})
+	f.srv.SetFault(wechatpaytest.FaultNone)
+	var unknown *wechatpay.OutcomeUnknownError
+	if !errors.As(err, &unknown) || unknown.NumberName != "complaint_id" || unknown.Number != id {
+		t.Fatalf("Respond with a spoiled answer: %v; want an OutcomeUnknownError naming complaint_id %s", err, id)
+	}
+	if got, _ := f.c.Get(ctx, id); got.ComplaintState != complaints.StateProcessing {
+		t.Fatalf("state %s; the response did reach the simulator", got.ComplaintState)
+	}
+}
