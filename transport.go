@@ -141,6 +141,7 @@ func signedBody(ctx context.Context, body []byte) ([]byte, error) {
 // the error for an unmarked request to one of them say what to do.
 var knownUnsigned = []string{
 	"/v3/billdownload/file",
+	"/v3/bill/downloadurl",
 	"/v3/merchant-service/images/",
 	"/v3/statements",
 	"/v3/global/statements",
