@@ -253,7 +253,7 @@ func (d *EncryptedBillDownload) Run(ctx context.Context, b *EncryptedBill, w io.
 		}
 	}()
 	g, gctx := errgroup.WithContext(dctx)
-	g.SetLimit(cmp.Or(d.Parallel, 4))
+	g.SetLimit(positiveOr(d.Parallel, 4))
 	for i := range parts {
 		f, err := os.CreateTemp(d.TempDir, "wechatpay-bill-*")
 		if err != nil {
@@ -320,11 +320,19 @@ func (d *EncryptedBillDownload) decrypter() (crypto.Decrypter, error) {
 	return dec, nil
 }
 
+// maxBillParts bounds the parts of one bill, each a temporary file held
+// open until the end: WeChat Pay splits at about 16 GB, so 100 parts are
+// well over a terabyte.
+const maxBillParts = 100
+
 // orderedParts checks the part list and sorts it by bill_sequence.
 func orderedParts(b *EncryptedBill) ([]EncryptedBillPart, error) {
 	parts := slices.Clone(b.DownloadBillList)
 	if len(parts) == 0 {
 		return nil, errors.New("wechatpay/payments: encrypted bill has no parts")
+	}
+	if len(parts) > maxBillParts {
+		return nil, fmt.Errorf("wechatpay/payments: encrypted bill lists %d parts, more than the %d this package opens at once", len(parts), maxBillParts)
 	}
 	if b.DownloadBillCount != 0 && b.DownloadBillCount != len(parts) {
 		return nil, fmt.Errorf("wechatpay/payments: encrypted bill announces %d parts and lists %d", b.DownloadBillCount, len(parts))
@@ -339,6 +347,13 @@ func orderedParts(b *EncryptedBill) ([]EncryptedBillPart, error) {
 		}
 	}
 	return parts, nil
+}
+
+func positiveOr[T int | int64](v, def T) T {
+	if v > 0 {
+		return v
+	}
+	return def
 }
 
 func seqs(parts []EncryptedBillPart) []int {
@@ -390,7 +405,7 @@ func (d *EncryptedBillDownload) fetch(ctx context.Context, p EncryptedBillPart, 
 	if err := wechatpay.CheckResponse(resp); err != nil {
 		return fmt.Errorf("wechatpay/payments: bill part %d: %w", p.BillSequence, err)
 	}
-	limit := cmp.Or(d.MaxPartSize, 32<<30)
+	limit := positiveOr(d.MaxPartSize, 32<<30)
 	if resp.ContentLength > limit {
 		return fmt.Errorf("wechatpay/payments: bill part %d announces %d bytes, more than the %d allowed", p.BillSequence, resp.ContentLength, limit)
 	}
