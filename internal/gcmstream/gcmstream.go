@@ -7,9 +7,12 @@
 // once and checks the tag, and only then does NewReader hand out
 // plaintext. Nothing unauthenticated is ever released.
 //
-// The code follows the specification's algorithms (GHASH with Shoup's
-// 4-bit tables, GCTR with inc32) and is checked against crypto/cipher's
-// GCM on random messages.
+// The heavy work is crypto/cipher's (its GCM computes GHASH over each
+// chunk, its CTR mode the keystream), so both passes run at the standard
+// library's speed, with hardware AES and GHASH where the CPU has them;
+// this package adds the specification's glue (GHASH chunks combined by
+// field products, J0 for any nonce length, inc32 at the 64 GiB wrap) and
+// is checked against crypto/cipher's GCM on random messages.
 package gcmstream
 
 import (
@@ -160,6 +163,15 @@ func checkArgs(block cipher.Block, nonce []byte) error {
 // Verify reads a whole message (ciphertext then the 16-byte tag) of size
 // bytes from r and returns nil if its tag is right for block, nonce and
 // empty additional data; ErrAuth if not. It releases nothing.
+//
+// GHASH over the ciphertext is computed chunk by chunk with the standard
+// library's GCM, which has hardware GHASH where the CPU offers it: sealing
+// an empty message with a chunk C as additional data under a fixed
+// 12-byte nonce n gives E(J0(n)) ⊕ (G(C) ⊕ L)·H, where G(C) is GHASH's
+// running value after C and L the length block. GHASH is Horner's rule,
+// so chunks combine as Z' = Z·H^m ⊕ T ⊕ L·H with Z = Y·H, m the chunk's
+// blocks and T the sealed tag without E(J0(n)): a few field products per
+// chunk in software, the rest at the speed of crypto/cipher.
 func Verify(block cipher.Block, nonce []byte, r io.Reader, size int64) error {
 	if err := checkArgs(block, nonce); err != nil {
 		return err
@@ -167,38 +179,97 @@ func Verify(block cipher.Block, nonce []byte, r io.Reader, size int64) error {
 	if size < TagSize {
 		return ErrAuth
 	}
-	var h [16]byte
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return err
+	}
+	var h, ej, zero12 [16]byte
 	block.Encrypt(h[:], h[:])
-	g := newGHASH(h)
+	hv := load(h[:])
+	j := [16]byte{15: 1} // J0 of the all-zero 12-byte nonce
+	block.Encrypt(ej[:], j[:])
+	ejv := load(ej[:])
+
+	const chunk = 64 << 10 // a multiple of 16: only the last chunk pads
+	hFull := pow(hv, chunk/16)
+	lh := func(n int) elem { return mul(elem{uint64(n) * 8, 0}, hv) }
+	lhFull := lh(chunk)
+
 	ctLen := size - TagSize
-	buf := make([]byte, 64<<10) // a multiple of 16: only the last block pads
+	buf := make([]byte, chunk)
+	tagBuf := make([]byte, 0, 16)
+	var z elem // Y·H
 	for left := ctLen; left > 0; {
-		n := int64(len(buf))
+		n := int64(chunk)
 		if left < n {
 			n = left
 		}
 		if _, err := io.ReadFull(r, buf[:n]); err != nil {
 			return err
 		}
-		g.update(buf[:n])
+		t := load(aead.Seal(tagBuf[:0], zero12[:12], nil, buf[:n]))
+		t = xor(t, ejv)
+		hm, l := hFull, lhFull
+		if n != chunk {
+			hm, l = pow(hv, int((n+15)/16)), lh(int(n))
+		}
+		z = xor(xor(mul(z, hm), t), l)
 		left -= n
 	}
 	var tag [TagSize]byte
 	if _, err := io.ReadFull(r, tag[:]); err != nil {
 		return err
 	}
-	var lens [16]byte // len(A) = 0, len(C) in bits
-	binary.BigEndian.PutUint64(lens[8:], uint64(ctLen)*8)
-	g.block(lens[:])
-	s := g.sum()
-	j := j0(block, nonce)
-	var ej [16]byte
-	block.Encrypt(ej[:], j[:])
-	subtle.XORBytes(s[:], s[:], ej[:])
-	if subtle.ConstantTimeCompare(s[:], tag[:]) != 1 {
+	// S = (Y ⊕ L(C))·H = Z ⊕ L(C)·H; the tag is E(J0) ⊕ S.
+	s := xor(z, mul(elem{0, uint64(ctLen) * 8}, hv))
+	j0v := j0(block, nonce)
+	var e [16]byte
+	block.Encrypt(e[:], j0v[:])
+	s = xor(s, load(e[:]))
+	var want [16]byte
+	binary.BigEndian.PutUint64(want[:8], s.hi)
+	binary.BigEndian.PutUint64(want[8:], s.lo)
+	if subtle.ConstantTimeCompare(want[:], tag[:]) != 1 {
 		return ErrAuth
 	}
 	return nil
+}
+
+func load(b []byte) elem {
+	return elem{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:16])}
+}
+
+func xor(a, b elem) elem { return elem{a.hi ^ b.hi, a.lo ^ b.lo} }
+
+// mul is the product in GF(2^128) (SP 800-38D Algorithm 1).
+func mul(a, b elem) elem {
+	var z elem
+	v := b
+	for i := 0; i < 128; i++ {
+		var bit uint64
+		if i < 64 {
+			bit = a.hi >> (63 - i) & 1
+		} else {
+			bit = a.lo >> (127 - i) & 1
+		}
+		if bit == 1 {
+			z = xor(z, v)
+		}
+		v = mulX(v)
+	}
+	return z
+}
+
+// pow returns h^m, m ≥ 0.
+func pow(h elem, m int) elem {
+	r := elem{1 << 63, 0} // the field's 1: the coefficient of x^0
+	for ; m > 0; m >>= 1 {
+		if m&1 == 1 {
+			r = mul(r, h)
+		}
+		h = mul(h, h)
+	}
+	return r
 }
 
 // NewReader returns a reader of the plaintext of the ciphertext r yields
@@ -208,23 +279,25 @@ func NewReader(block cipher.Block, nonce []byte, r io.Reader) (io.Reader, error)
 	if err := checkArgs(block, nonce); err != nil {
 		return nil, err
 	}
-	c := &ctrReader{block: block, r: r, used: 16}
-	c.ctr = j0(block, nonce)
-	c.inc()
-	return c, nil
+	start := j0(block, nonce)
+	binary.BigEndian.PutUint32(start[12:], binary.BigEndian.Uint32(start[12:])+1) // inc32
+	return newCTR(block, r, start), nil
 }
 
-// ctrReader is GCTR from inc32(J0): the counter's low 32 bits wrap alone.
+// ctrReader is GCTR from inc32(J0): the counter's low 32 bits wrap
+// alone. cipher.NewCTR increments all 128 bits, which is the same until
+// the low 32 bits wrap; the reader starts a new stream at each wrap (every
+// 64 GiB), so it runs at crypto/cipher's speed.
 type ctrReader struct {
-	block cipher.Block
-	r     io.Reader
-	ctr   [16]byte
-	ks    [16]byte
-	used  int // bytes of ks consumed
+	block   cipher.Block
+	r       io.Reader
+	next    [16]byte // the counter the next stream starts at
+	stream  cipher.Stream
+	segLeft uint64 // bytes of keystream left before the low 32 bits wrap
 }
 
-func (c *ctrReader) inc() {
-	binary.BigEndian.PutUint32(c.ctr[12:], binary.BigEndian.Uint32(c.ctr[12:])+1)
+func newCTR(block cipher.Block, r io.Reader, start [16]byte) *ctrReader {
+	return &ctrReader{block: block, r: r, next: start}
 }
 
 func (c *ctrReader) Read(p []byte) (int, error) {
@@ -233,18 +306,21 @@ func (c *ctrReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// xor applies the keystream to b, carrying a partial block over.
+// xor applies the keystream to b.
 func (c *ctrReader) xor(b []byte) {
-	if c.used > 0 && c.used < 16 {
-		k := subtle.XORBytes(b, b, c.ks[c.used:])
-		c.used += k
-		b = b[k:]
-	}
 	for len(b) > 0 {
-		c.block.Encrypt(c.ks[:], c.ctr[:])
-		c.inc()
-		k := subtle.XORBytes(b, b, c.ks[:])
-		c.used = k
+		if c.segLeft == 0 {
+			low := binary.BigEndian.Uint32(c.next[12:])
+			c.stream = cipher.NewCTR(c.block, c.next[:])
+			c.segLeft = (1<<32 - uint64(low)) * 16
+			binary.BigEndian.PutUint32(c.next[12:], 0)
+		}
+		k := uint64(len(b))
+		if k > c.segLeft {
+			k = c.segLeft
+		}
+		c.stream.XORKeyStream(b[:k], b[:k])
+		c.segLeft -= k
 		b = b[k:]
 	}
 }
