@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,12 +38,13 @@ func buildWechatpay(t *testing.T, dir string) string {
 	return bin
 }
 
-// startSandbox runs "wechatpay sandbox" and returns the directory it wrote
-// merchant.json into. The process is stopped when the test ends.
-func startSandbox(t *testing.T, bin string) string {
+// startSandbox runs "wechatpay sandbox" with the extra flags and returns
+// the directory it wrote merchant.json into. The process is stopped when
+// the test ends.
+func startSandbox(t *testing.T, bin string, extra ...string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "sandbox")
-	cmd := exec.Command(bin, "sandbox", "-addr", "127.0.0.1:0", "-dir", dir)
+	cmd := exec.Command(bin, append([]string{"sandbox", "-addr", "127.0.0.1:0", "-dir", dir}, extra...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -95,17 +97,21 @@ func startSandbox(t *testing.T, bin string) string {
 }
 
 // TestCashierInChromium starts "wechatpay sandbox", places a Native order
-// through wechatpay.Transport, opens its code_url in headless Chromium,
-// clicks Pay, and sees the TRANSACTION.SUCCESS callback reach a merchant
-// server running middleware.Notifications. It saves a screenshot of the
-// cashier page into $BROWSERTEST_ARTIFACTS, or the test's temporary
-// directory, and logs its path.
+// through wechatpay.Transport, opens its code_url in headless Chromium
+// emulating a 375 px wide phone, clicks Pay, sees the payer's result, and
+// sees the TRANSACTION.SUCCESS callback reach a merchant server running
+// middleware.Notifications (after a first attempt it answers 500, which
+// the sandbox retries). The page must lay out at the phone's width (its
+// viewport tag) and nothing, the delivery table included, may be wider
+// than the screen. It saves a screenshot of the cashier page into
+// $BROWSERTEST_ARTIFACTS, or the test's temporary directory, and logs its
+// path.
 func TestCashierInChromium(t *testing.T) {
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Fatalf("this test needs Chromium at %s (Debian: apt-get install chromium): %v", chromiumPath, err)
 	}
 	bin := buildWechatpay(t, t.TempDir())
-	dir := startSandbox(t, bin)
+	dir := startSandbox(t, bin, "-retry-scale", "1000") // the first retry after 15 ms
 
 	// The merchant's side, from merchant.json as any client would.
 	data, err := os.ReadFile(filepath.Join(dir, "merchant.json"))
@@ -132,11 +138,19 @@ func TestCashierInChromium(t *testing.T) {
 	}
 	client := &http.Client{Transport: tr}
 	got := make(chan *middleware.Notification, 4)
-	merchant := httptest.NewServer(middleware.Notifications(middleware.Config{Keys: store, MerchantID: mj["mchid"], APIv3Key: mj["apiv3_key"]})(
+	accept := middleware.Notifications(middleware.Config{Keys: store, MerchantID: mj["mchid"], APIv3Key: mj["apiv3_key"]})(
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			n, _ := middleware.NotificationFrom(r.Context())
 			got <- n
-		})))
+		}))
+	var calls atomic.Int32
+	merchant := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			http.Error(w, `{"code":"FAIL","message":"busy"}`, http.StatusInternalServerError)
+			return
+		}
+		accept.ServeHTTP(w, r)
+	}))
 	defer merchant.Close()
 
 	const outTradeNo = "BROWSER20240101"
@@ -172,7 +186,7 @@ func TestCashierInChromium(t *testing.T) {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(480, 900),
+		chromedp.WindowSize(375, 812),
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer cancelAlloc()
@@ -180,7 +194,12 @@ func TestCashierInChromium(t *testing.T) {
 	defer cancelCtx()
 	// The first call starts the browser and must not carry a timeout,
 	// which would stop the browser with it; later calls are bounded.
-	if err := chromedp.Do(ctx, chromedp.Navigate(placed.CodeURL)); err != nil {
+	// A phone: 375 CSS px wide, mobile layout (a page without a viewport
+	// tag is laid out 980 px wide and shrunk).
+	if err := chromedp.Do(ctx,
+		chromedp.EmulateViewport(375, 812, chromedp.EmulateMobile, chromedp.EmulatePortrait, chromedp.EmulateScale(2)),
+		chromedp.Navigate(placed.CodeURL),
+	); err != nil {
 		t.Fatalf("open the cashier at its code_url: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
@@ -192,6 +211,18 @@ func TestCashierInChromium(t *testing.T) {
 			t.Fatalf("text of %s: %v", sel, err)
 		}
 		return strings.TrimSpace(s)
+	}
+	eval := func(js string) float64 {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[float64](js))
+		if err != nil {
+			t.Fatalf("evaluate %s: %v", js, err)
+		}
+		return v
+	}
+	viewport, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.querySelector('meta[name="viewport"]') || {content: ""}).content`))
+	if err != nil || !strings.Contains(viewport, "width=device-width") {
+		t.Errorf("viewport meta tag %q (%v); want width=device-width", viewport, err)
 	}
 	amount, description, state := text("#amount"), text("#description"), text("#state")
 	if amount != "¥12.34" || description != "Sandbox tea, browser test" || state != "NOTPAY" {
@@ -205,6 +236,9 @@ func TestCashierInChromium(t *testing.T) {
 	}
 	if state := text("#state"); state != "SUCCESS" {
 		t.Fatalf("after Pay the cashier shows %q", state)
+	}
+	if result := text("#result"); !strings.Contains(result, "支付成功") || !strings.Contains(result, "Payment successful") {
+		t.Errorf("after Pay the payer is told %q; want 支付成功 and Payment successful", result)
 	}
 
 	var n *middleware.Notification
@@ -222,12 +256,22 @@ func TestCashierInChromium(t *testing.T) {
 	}
 
 	// The page refreshes itself until the delivery is recorded; then it
-	// lists the attempt and the merchant's 204.
+	// lists the failed attempt and the merchant's answer to the retry.
 	if err := chromedp.Do(ctx, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#deliveries"))); err != nil {
 		t.Fatalf("delivery log on the cashier: %v", err)
 	}
-	if deliveries := text("#deliveries"); !strings.Contains(deliveries, "TRANSACTION.SUCCESS") || !strings.Contains(deliveries, "204") {
+	if deliveries := text("#deliveries"); !strings.Contains(deliveries, "500 Internal Server Error") || !strings.Contains(deliveries, "Next retry") || !strings.Contains(deliveries, "✓") {
 		t.Errorf("cashier delivery log: %q", deliveries)
+	}
+	// Laid out at the phone's width, and nothing wider than it.
+	if w := eval(`window.innerWidth`); w != 375 {
+		t.Errorf("layout viewport %v px wide; want 375 (the viewport tag)", w)
+	}
+	if w := eval(`document.documentElement.scrollWidth`); w > 375 {
+		t.Errorf("page %v px wide; want at most 375", w)
+	}
+	if right := eval(`document.getElementById("deliveries").getBoundingClientRect().right`); right > 375 {
+		t.Errorf("delivery table ends at %v px; want within 375", right)
 	}
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {

@@ -81,6 +81,22 @@ func (f *fixture) paidOrder(t *testing.T, no string) {
 	}
 }
 
+// complaintImage files a complaint with an image and returns the image's
+// URL as the detail query gives it.
+func (f *fixture) complaintImage(t *testing.T, no string, data []byte, contentType string) string {
+	t.Helper()
+	f.paidOrder(t, no)
+	id, err := f.srv.FileComplaint(no, wechatpaytest.ComplaintImage(data, contentType))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.c.Get(context.Background(), id)
+	if err != nil || len(c.ComplaintMediaList) != 1 || len(c.ComplaintMediaList[0].MediaURL) != 1 || c.ComplaintMediaList[0].MediaType != "USER_COMPLAINT_IMAGE" {
+		t.Fatalf("complaint with an image: %+v, %v", c, err)
+	}
+	return c.ComplaintMediaList[0].MediaURL[0]
+}
+
 func (f *fixture) wantNotice(t *testing.T, id, action string) {
 	t.Helper()
 	select {
@@ -275,17 +291,17 @@ func TestDownloadImageLimits(t *testing.T) {
 	ctx := context.Background()
 	c := *f.c
 	c.MaxImageSize = 1000
-	big := f.srv.AddComplaintImage(f.mchid, bytes.Repeat([]byte{1}, 1001), "image/jpeg")
+	big := f.complaintImage(t, "CMPIMG0001", bytes.Repeat([]byte{1}, 1001), "image/jpeg")
 	if b, err := c.DownloadImage(ctx, big); !errors.Is(err, complaints.ErrImageTooLarge) || b != nil {
 		t.Fatalf("an image of 1001 bytes with a cap of 1000: %d bytes, %v; want ErrImageTooLarge and nothing", len(b), err)
 	}
-	exact := f.srv.AddComplaintImage(f.mchid, bytes.Repeat([]byte{2}, 1000), "image/jpeg")
+	exact := f.complaintImage(t, "CMPIMG0002", bytes.Repeat([]byte{2}, 1000), "image/jpeg")
 	if b, err := c.DownloadImage(ctx, exact); err != nil || len(b) != 1000 {
 		t.Fatalf("an image at the cap: %d bytes, %v", len(b), err)
 	}
 	// A Content-Type that claims JSON changes nothing: the bytes come back.
 	jsonish := []byte(`{"code":"SYSTEM_ERROR","message":"x"}`)
-	u := f.srv.AddComplaintImage(f.mchid, jsonish, "application/json")
+	u := f.complaintImage(t, "CMPIMG0003", jsonish, "application/json")
 	if b, err := c.DownloadImage(ctx, u); err != nil || !bytes.Equal(b, jsonish) {
 		t.Fatalf("image served as application/json: %q, %v; want the bytes", b, err)
 	}
@@ -319,7 +335,7 @@ func TestDownloadImageLimits(t *testing.T) {
 // with a hint, never passed on.
 func TestImageNeedsTheMark(t *testing.T) {
 	f := newFixture(t)
-	u := f.srv.AddComplaintImage(f.mchid, []byte("\xff\xd8\xffjpeg"), "image/jpeg")
+	u := f.complaintImage(t, "CMPIMG0004", []byte("\xff\xd8\xffjpeg"), "image/jpeg")
 	req, err := http.NewRequest(http.MethodGet, u, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -17,7 +17,7 @@ import (
 func ExampleEncryptedBillDownload() {
 	srv := wechatpaytest.NewServer()
 	defer srv.Close()
-	srv.SetEncryptedBillParts(400) // WeChat Pay splits large bills; so does the simulator, here small ones
+	srv.SetEncryptedBills(wechatpaytest.EncryptedBills{PartSize: 400}) // WeChat Pay splits large bills; so does the simulator, here small ones
 	t, err := wechatpay.NewTransport(srv.Config())
 	if err != nil {
 		panic(err)

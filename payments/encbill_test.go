@@ -40,7 +40,7 @@ func subBill(t *testing.T, c *payments.Client, gz bool) *payments.EncryptedBill 
 func TestEncryptedBillOnePart(t *testing.T) {
 	srv, c := simClient(t)
 	text := billText(5000)
-	srv.SetEncryptedBillContent(text)
+	srv.SetEncryptedBills(wechatpaytest.EncryptedBills{Content: text})
 	b := subBill(t, c, false)
 	if b.DownloadBillCount != 1 || len(b.DownloadBillList) != 1 || len(b.DownloadBillList[0].Nonce) != 16 {
 		t.Fatalf("bill = %+v; want one part with a 16-character nonce", b)
@@ -53,7 +53,7 @@ func TestEncryptedBillOnePart(t *testing.T) {
 		t.Fatalf("plaintext: %d bytes, want the %d of the bill", out.Len(), len(text))
 	}
 	// The generated bill of the platform endpoint decrypts too.
-	srv.SetEncryptedBillContent(nil)
+	srv.SetEncryptedBills(wechatpaytest.EncryptedBills{})
 	eb, err := c.EcommerceFundFlowBill(context.Background(), payments.EcommerceFundFlowBillRequest{BillDate: "2026-12-01", Gzip: true})
 	if err != nil {
 		t.Fatal(err)
@@ -69,8 +69,7 @@ func TestEncryptedBillOnePart(t *testing.T) {
 func TestEncryptedBillMultiPart(t *testing.T) {
 	srv, c := simClient(t)
 	text := billText(300000)
-	srv.SetEncryptedBillContent(text)
-	srv.SetEncryptedBillParts(7001)
+	srv.SetEncryptedBills(wechatpaytest.EncryptedBills{Content: text, PartSize: 7001})
 	b := subBill(t, c, true)
 	if len(b.DownloadBillList) < 3 {
 		t.Fatalf("%d parts; want several", len(b.DownloadBillList))
@@ -109,9 +108,7 @@ func TestEncryptedBillTampered(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, c := simClient(t)
-			srv.SetEncryptedBillContent(billText(50000))
-			srv.SetEncryptedBillParts(10000)
-			srv.TamperEncryptedBill(3, tc.rehash)
+			srv.SetEncryptedBills(wechatpaytest.EncryptedBills{Content: billText(50000), PartSize: 10000, TamperPart: 3, Rehash: tc.rehash})
 			b := subBill(t, c, false)
 			var out countingWriter
 			err := b.Download(context.Background(), c.HTTP, &out)
@@ -131,8 +128,7 @@ func (w *countingWriter) Write(p []byte) (int, error) { w.n += len(p); return le
 
 func TestEncryptedBillRefusals(t *testing.T) {
 	srv, c := simClient(t)
-	srv.SetEncryptedBillParts(3000)
-	srv.SetEncryptedBillContent(billText(9000))
+	srv.SetEncryptedBills(wechatpaytest.EncryptedBills{Content: billText(9000), PartSize: 3000})
 	ctx := context.Background()
 
 	// A sign-only key says so.

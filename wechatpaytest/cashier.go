@@ -1,206 +1,52 @@
 package wechatpaytest
 
 import (
-	"context"
 	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 )
 
-// A PayResult is how a simulated payment ends.
-type PayResult int
-
-const (
-	// PaySuccess pays the order: it becomes SUCCESS with a
-	// transaction_id, success_time and payer, and the server delivers a
-	// TRANSACTION.SUCCESS notification to its notify_url.
-	PaySuccess PayResult = iota
-	// PayFail makes the payment fail: the order becomes PAYERROR and no
-	// notification is sent. The payer may try again.
-	PayFail
-	// PayUserPaying leaves the payment pending: the order stays
-	// USERPAYING (query answers it, close answers 202 USERPAYING) until
-	// a later Pay ends it.
-	PayUserPaying
-)
-
-var payResults = map[string]PayResult{"SUCCESS": PaySuccess, "PAYERROR": PayFail, "USERPAYING": PayUserPaying}
-
-// Pay pays the order outTradeNo of merchant mchid as the payer would on
-// WeChat Pay's cashier; mchid is the order's mchid, or its sub_mchid for a
-// service provider's order. It has the same effect as the buttons of the
-// cashier page and the command "wechatpay pay". The error, if any, is
-// WeChat Pay's answer: ORDER_NOT_EXIST, ORDERPAID or ORDER_CLOSED.
-func (s *Server) Pay(mchid, outTradeNo string, result PayResult) error {
-	if _, err := s.pay(orderKey(mchid, outTradeNo), "", result); err != nil {
-		return err
-	}
-	return nil
-}
-
-// pay ends a payment of the order with key k; a non-empty caller must be
-// the merchant that placed it.
-func (s *Server) pay(k, caller string, result PayResult) (map[string]any, *simError) {
-	x := &s.sim
-	x.mu.Lock()
-	o := x.orders[k]
-	if o == nil || (caller != "" && o.Merchant != caller) {
-		x.mu.Unlock()
-		return nil, errOrderNotExist
-	}
-	switch o.State {
-	case stateSuccess, stateRefund:
-		x.mu.Unlock()
-		return nil, errOrderPaid
-	case stateClosed:
-		x.mu.Unlock()
-		return nil, errOrderClosed
-	}
-	switch result {
-	case PaySuccess:
-		o.State = stateSuccess
-		o.TransactionID = "4200" + randomDigits(24)
-		o.SuccessTime = s.now()
-		if o.OpenID == "" && o.SubOpenID == "" {
-			o.OpenID = "oSandbox" + randomText(20)
-		}
-		x.byTx[o.TransactionID] = k
-	case PayFail:
-		o.State = statePayError
-	default:
-		o.State = stateUserPaying
-	}
-	tx := o.transactionJSON()
-	n := notice{eventType: "TRANSACTION.SUCCESS", merchant: o.Merchant, outTradeNo: o.OutTradeNo, url: o.NotifyURL, resource: tx}
-	s.saveLocked()
-	x.mu.Unlock()
-	if result == PaySuccess {
-		s.notify(n)
-	}
-	return tx, nil
-}
-
-// PayPath is the sandbox's control endpoint that pays an order, for
-// clients in any language ("wechatpay pay" uses it). The request is
-// authenticated like any APIv3 request; its JSON body is
-//
-//	{"out_trade_no":"...","sub_mchid":"...","result":"SUCCESS"}
-//
-// where sub_mchid is for a service provider's order only and result is
-// SUCCESS (the default), PAYERROR or USERPAYING. The answer is the order
-// as the query routes show it, or WeChat Pay's error JSON.
-const PayPath = "/sandbox/pay"
-
-// FaultsPath is the sandbox's control endpoint for faults on demand. The
-// request is authenticated; its JSON body is
-//
-//	{"route":"POST /v3/refund/domestic/refunds","fault":"SYSTEM_ERROR","count":1}
-//
-// with fault SYSTEM_ERROR, TIMEOUT or FREQUENCY_LIMITED (see FailRoute),
-// and/or {"refund_outcome":"ABNORMAL"} (see SetRefundOutcome). It answers
-// 204.
-const FaultsPath = "/sandbox/faults"
-
-func (s *Server) servePayControl(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		OutTradeNo string `json:"out_trade_no"`
-		SubMchID   string `json:"sub_mchid"`
-		Result     string `json:"result"`
-	}
-	if serr := decodeObject(bodyOf(r), &req); serr != nil {
-		writeSimError(w, serr)
-		return
-	}
-	if req.OutTradeNo == "" {
-		writeSimError(w, paramError("/out_trade_no", "缺少必填参数out_trade_no", nil))
-		return
-	}
-	result, ok := PaySuccess, true
-	if req.Result != "" {
-		result, ok = payResults[req.Result]
-	}
-	if !ok {
-		writeSimError(w, paramError("/result", "result应为SUCCESS、PAYERROR或USERPAYING", req.Result))
-		return
-	}
-	caller := MerchantIDFrom(r.Context())
-	owner := caller
-	if req.SubMchID != "" {
-		owner = req.SubMchID
-	}
-	tx, serr := s.pay(orderKey(owner, req.OutTradeNo), caller, result)
-	if serr != nil {
-		writeSimError(w, serr)
-		return
-	}
-	writeJSON(w, tx)
-}
-
-var routeFaults = map[string]RouteFault{"SYSTEM_ERROR": RouteSystemError, "TIMEOUT": RouteTimeout, "FREQUENCY_LIMITED": RouteFrequencyLimited}
-
-func (s *Server) serveFaultsControl(w http.ResponseWriter, r *http.Request) {
-	var req struct {
-		Route         string `json:"route"`
-		Fault         string `json:"fault"`
-		Count         int    `json:"count"`
-		RefundOutcome string `json:"refund_outcome"`
-	}
-	if serr := decodeObject(bodyOf(r), &req); serr != nil {
-		writeSimError(w, serr)
-		return
-	}
-	if req.Route != "" {
-		f, ok := routeFaults[req.Fault]
-		switch {
-		case !s.isSimRoute(req.Route):
-			writeSimError(w, paramError("/route", "不是沙箱的内置路由", req.Route))
-			return
-		case !ok:
-			writeSimError(w, paramError("/fault", "fault应为SYSTEM_ERROR、TIMEOUT或FREQUENCY_LIMITED", req.Fault))
-			return
-		case req.Count < 1 || req.Count > 1000:
-			writeSimError(w, paramError("/count", "count应在1至1000之间", req.Count))
-			return
-		}
-		s.FailRoute(req.Route, f, req.Count)
-	}
-	if req.RefundOutcome != "" {
-		if !validOutcome(req.RefundOutcome) {
-			writeSimError(w, paramError("/refund_outcome", "refund_outcome应为SUCCESS、ABNORMAL、CLOSED或PROCESSING", req.RefundOutcome))
-			return
-		}
-		s.SetRefundOutcome(req.RefundOutcome)
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
 // CashierPath is the sandbox's web cashier, where a payer pays an order:
 // GET CashierPath?prepay_id=... shows the order (merchant, description,
-// amount in yuan, state, and the callback deliveries made for it) with a
-// Pay and a "Payment fails" button. Orders' code_url and h5_url lead to
-// it. It needs no Authorization, as the payer has none.
+// amount in yuan, state) with a Pay and a "Payment fails" button, then
+// the payer's result (支付成功 Payment successful, 支付失败 Payment
+// failed) and the callback deliveries made for the order: when, which
+// attempt, the merchant's answer in short and when the next retry comes.
+// It fits a phone's screen. Orders' code_url and h5_url lead to it. It
+// needs no Authorization, as the payer has none.
 const CashierPath = "/sandbox/cashier"
 
-var cashierPage = template.Must(template.New("cashier").Funcs(template.FuncMap{
-	"ms": func(d time.Duration) time.Duration { return d.Round(time.Millisecond) },
-}).Parse(`<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
+var cashierPage = template.Must(template.New("cashier").Parse(`<!DOCTYPE html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 {{if .Refresh}}<meta http-equiv="refresh" content="1">{{end}}
 <title>WeChat Pay sandbox cashier</title>
 <style>
-body{font-family:sans-serif;background:#ededed;margin:0}
-.card{max-width:420px;margin:40px auto;background:#fff;border-radius:8px;padding:24px;box-shadow:0 1px 4px #0002}
-h1{font-size:16px;color:#07c160;margin:0 0 16px}
-.amount{font-size:40px;font-weight:bold;text-align:center;margin:16px 0}
-dl{display:grid;grid-template-columns:auto 1fr;gap:6px 12px;font-size:14px}dt{color:#888}dd{margin:0;word-break:break-all}
+*{box-sizing:border-box}
+body{font-family:-apple-system,"PingFang SC","Noto Sans CJK SC","WenQuanYi Zen Hei",sans-serif;background:#ededed;margin:0;color:#111}
+.card{max-width:420px;margin:24px auto;background:#fff;border-radius:8px;padding:20px;box-shadow:0 1px 4px #0002}
+@media (max-width:460px){.card{margin:0;border-radius:0;box-shadow:none;min-height:100vh;padding:16px}}
+h1{font-size:16px;color:#07c160;margin:0 0 12px}
+.result{text-align:center;margin:8px 0 4px;font-size:20px;font-weight:bold}
+.result small{display:block;font-size:14px;font-weight:normal;color:#888}
+.ok{color:#07c160}.failed{color:#fa5151}.pending{color:#576b95}
+.amount{font-size:40px;font-weight:bold;text-align:center;margin:12px 0}
+dl{display:grid;grid-template-columns:auto minmax(0,1fr);gap:6px 12px;font-size:14px}dt{color:#888}dd{margin:0;overflow-wrap:anywhere}
 button{width:100%;padding:12px;margin-top:10px;border:0;border-radius:6px;font-size:16px;cursor:pointer}
 #pay{background:#07c160;color:#fff}#fail{background:#fafafa;color:#fa5151;border:1px solid #ddd}
-.state{font-weight:bold}table{width:100%;font-size:12px;border-collapse:collapse;margin-top:16px}td,th{border-top:1px solid #eee;padding:4px;text-align:left}
-.note{font-size:12px;color:#888;margin-top:16px}
+.state{font-weight:bold}
+h2{font-size:13px;color:#888;margin:20px 0 4px;font-weight:normal}
+table{width:100%;table-layout:fixed;font-size:12px;border-collapse:collapse}
+td,th{border-top:1px solid #eee;padding:4px 3px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+th{color:#888;font-weight:normal}
+col.time{width:19%}col.attempt{width:11%}col.answer{width:37%}col.next{width:33%}
+.note{font-size:12px;color:#888;margin-top:16px;overflow-wrap:anywhere}
 </style></head><body><div class="card">
-<h1>WeChat Pay sandbox cashier</h1>
+<h1>WeChat Pay sandbox · 微信支付沙箱</h1>
+{{with .Result}}<div class="result {{.Class}}" id="result">{{.Chinese}}<small>{{.English}}</small></div>{{end}}
 {{with .Order}}
 <div class="amount" id="amount">¥{{$.Yuan}}</div>
 <dl>
@@ -214,22 +60,111 @@ button{width:100%;padding:12px;margin-top:10px;border:0;border-radius:6px;font-s
 {{if $.Payable}}
 <form method="post" action="{{$.Action}}">
 <input type="hidden" name="prepay_id" value="{{.PrepayID}}">
-<button id="pay" name="result" value="SUCCESS" type="submit">Pay ¥{{$.Yuan}}</button>
-<button id="fail" name="result" value="PAYERROR" type="submit">Payment fails</button>
+<button id="pay" name="result" value="SUCCESS" type="submit">Pay 支付 ¥{{$.Yuan}}</button>
+<button id="fail" name="result" value="PAYERROR" type="submit">Payment fails 支付失败</button>
 </form>
 {{end}}
 {{end}}
-{{if .Deliveries}}
-<table id="deliveries"><tr><th>Callback</th><th>Attempt</th><th>Answer</th><th>Time</th></tr>
-{{range .Deliveries}}<tr><td>{{.EventType}}</td><td>{{.Attempt}}{{if .Duplicate}} (dup){{end}}</td><td>{{if .Status}}{{.Status}}{{else}}{{.Err}}{{end}}{{if .OK}} ✓{{end}}</td><td>{{ms .Duration}}</td></tr>
+{{if .Rows}}
+<h2>Callbacks to the merchant 支付通知</h2>
+<table id="deliveries"><colgroup><col class="time"><col class="attempt"><col class="answer"><col class="next"></colgroup>
+<tr><th>Time</th><th>Try</th><th>Answer</th><th>Next retry</th></tr>
+{{range .Rows}}<tr><td>{{.Time}}</td><td>{{.Attempt}}</td><td>{{.Answer}}</td><td>{{.Next}}</td></tr>
 {{end}}</table>
 {{end}}
 <p class="note">Sandbox: no money moves. Notifications go to {{with .Order}}{{.NotifyURL}}{{end}}.</p>
 </div></body></html>
 `))
 
-// serveCashier serves the cashier page and its form.
-func (s *Server) serveCashier(w http.ResponseWriter, r *http.Request) {
+// cashierResult is what the payer is told of the payment.
+type cashierResult struct {
+	Class, Chinese, English string
+}
+
+// payerResult returns the result the payer sees for an order state, or
+// nil before any attempt to pay.
+func payerResult(state string) *cashierResult {
+	switch state {
+	case stateSuccess, stateRefund:
+		return &cashierResult{"ok", "支付成功", "Payment successful"}
+	case statePayError:
+		return &cashierResult{"failed", "支付失败", "Payment failed"}
+	case stateUserPaying:
+		return &cashierResult{"pending", "支付中", "Payment in progress"}
+	case stateClosed:
+		return &cashierResult{"failed", "订单已关闭", "Order closed"}
+	}
+	return nil
+}
+
+// deliveryRow is a callback delivery as the cashier's table shows it.
+type deliveryRow struct {
+	Time, Attempt, Answer, Next string
+}
+
+// deliveryRows describes ds, the deliveries of one order in the order they
+// ended: the time, the attempt, a short answer, and for the last failed
+// attempt of a notification when the next retry comes (or that none
+// will).
+func deliveryRows(ds []Delivery, retries []time.Duration) []deliveryRow {
+	last := make(map[string]int) // notification id → index of its last attempt
+	for i, d := range ds {
+		last[d.ID] = i
+	}
+	rows := make([]deliveryRow, len(ds))
+	for i, d := range ds {
+		r := deliveryRow{Time: d.Start.Format("15:04:05"), Attempt: fmt.Sprint(d.Attempt), Answer: shortAnswer(d), Next: "—"}
+		if d.Duplicate {
+			r.Attempt += " (dup)"
+		}
+		if !d.OK && last[d.ID] == i && !d.Duplicate {
+			if d.Attempt <= len(retries) {
+				r.Next = d.Start.Add(d.Duration).Add(retries[d.Attempt-1]).Format("15:04:05")
+			} else {
+				r.Next = "none: gave up"
+			}
+		}
+		rows[i] = r
+	}
+	return rows
+}
+
+// shortAnswer is the merchant's answer in a few words: the status, or
+// why there was none, without the dial error's addresses.
+func shortAnswer(d Delivery) string {
+	if d.Status != 0 {
+		s := fmt.Sprintf("%d %s", d.Status, http.StatusText(d.Status))
+		if d.OK {
+			s += " ✓"
+		}
+		return s
+	}
+	switch e := d.Err; {
+	case strings.HasPrefix(e, "no answer within"):
+		return e
+	case strings.Contains(e, "connection refused"):
+		return "connection refused"
+	case strings.Contains(e, "no such host"):
+		return "unknown host"
+	case strings.Contains(e, "timeout"), strings.Contains(e, "deadline exceeded"):
+		return "timed out"
+	case strings.Contains(e, "connection reset"), strings.Contains(e, "EOF"):
+		return "connection closed"
+	case strings.Contains(e, "certificate"), strings.Contains(e, "tls"):
+		return "TLS error"
+	}
+	return "no answer"
+}
+
+// cashier is the payer's page. It holds no state of its own.
+type cashier struct {
+	orders   *orders
+	delivery *delivery
+	url      string // the server's base URL: the only Origin that may pay
+}
+
+// ServeHTTP serves the cashier page and its form.
+func (c *cashier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Frame-Options", "DENY")
@@ -241,62 +176,49 @@ func (s *Server) serveCashier(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 	case http.MethodPost:
-		s.serveCashierPost(w, r)
+		c.pay(w, r)
 		return
 	default:
 		h.Set("Allow", "GET, HEAD, POST")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	prepayID := r.URL.Query().Get("prepay_id")
-	x := &s.sim
-	x.mu.Lock()
-	var o *order
-	if k, ok := x.byPay[prepayID]; ok {
-		c := *x.orders[k]
-		o = &c
-	}
-	var ds []Delivery
-	if o != nil {
-		for _, d := range x.log {
-			if d.MerchantID == o.Merchant && d.OutTradeNo == o.OutTradeNo {
-				ds = append(ds, d)
-			}
-		}
-	}
-	x.mu.Unlock()
-	if o == nil {
+	o, ok := c.orders.lookupPrepay(r.URL.Query().Get("prepay_id"))
+	if !ok {
 		http.Error(w, "WeChat Pay sandbox: no order with this prepay_id", http.StatusNotFound)
 		return
 	}
+	ds := c.delivery.deliveries(func(d *Delivery) bool { return d.MerchantID == o.Merchant && d.OutTradeNo == o.OutTradeNo })
 	delivered := false
 	for _, d := range ds {
 		delivered = delivered || d.OK
 	}
 	data := struct {
-		Order      *order
-		Yuan       string
-		Payable    bool
-		Refresh    bool
-		Action     string
-		Deliveries []Delivery
+		Order   *order
+		Result  *cashierResult
+		Yuan    string
+		Payable bool
+		Refresh bool
+		Action  string
+		Rows    []deliveryRow
 	}{
-		Order:      o,
-		Yuan:       yuan(o.Total),
-		Payable:    o.State == stateNotPay || o.State == statePayError || o.State == stateUserPaying,
-		Refresh:    o.State == stateSuccess && !delivered && len(ds) < 3,
-		Action:     CashierPath,
-		Deliveries: ds,
+		Order:   &o,
+		Result:  payerResult(o.State),
+		Yuan:    yuan(o.Total),
+		Payable: o.State == stateNotPay || o.State == statePayError || o.State == stateUserPaying,
+		Refresh: o.State == stateSuccess && !delivered && len(ds) < 3,
+		Action:  CashierPath,
+		Rows:    deliveryRows(ds, c.delivery.retries),
 	}
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	cashierPage.Execute(w, data)
 }
 
-// serveCashierPost pays from the cashier form, then shows the page again.
-func (s *Server) serveCashierPost(w http.ResponseWriter, r *http.Request) {
+// pay pays from the cashier form, then shows the page again.
+func (c *cashier) pay(w http.ResponseWriter, r *http.Request) {
 	// A page on another site must not pay orders through the payer's
 	// browser: a cross-origin form post carries an Origin header.
-	if origin := r.Header.Get("Origin"); origin != "" && origin != s.URL {
+	if origin := r.Header.Get("Origin"); origin != "" && origin != c.url {
 		http.Error(w, "WeChat Pay sandbox: cross-origin payment refused", http.StatusForbidden)
 		return
 	}
@@ -311,14 +233,12 @@ func (s *Server) serveCashierPost(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "WeChat Pay sandbox: result must be SUCCESS or PAYERROR", http.StatusBadRequest)
 		return
 	}
-	s.sim.mu.Lock()
-	k, found := s.sim.byPay[prepayID]
-	s.sim.mu.Unlock()
+	o, found := c.orders.lookupPrepay(prepayID)
 	if !found {
 		http.Error(w, "WeChat Pay sandbox: no order with this prepay_id", http.StatusNotFound)
 		return
 	}
-	if _, serr := s.pay(k, "", result); serr != nil {
+	if _, serr := c.orders.pay(orderKey(o.Owner, o.OutTradeNo), "", result); serr != nil {
 		http.Error(w, fmt.Sprintf("WeChat Pay sandbox: %s (%s)", serr.message, serr.code), serr.status)
 		return
 	}
@@ -333,10 +253,4 @@ func yuan(fen int64) string {
 		sign, fen = "-", -fen
 	}
 	return fmt.Sprintf("%s%d.%02d", sign, fen/100, fen%100)
-}
-
-// hang holds a request that the route fault RouteTimeout answers with
-// nothing, until the client gives up or the server closes.
-func (s *Server) hang(ctx context.Context) {
-	s.wait(ctx, -1)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -78,17 +79,40 @@ type simImage struct {
 	contentType string
 }
 
-// complaintDesk is the complaints part. Its zero value is ready to use.
+// complaintDesk is the complaints part: the services it reaches, fixed
+// by NewServer, then its state under its lock.
 type complaintDesk struct {
-	mu         sync.Mutex
+	url      string // the server's base URL, for media URLs
+	clock    *simClock
+	trades   *orders
+	delivery *delivery
+	fields   *sensitiveFields
+	core     *core
+
+	mu         sync.Mutex               // guards the fields below
 	complaints map[string]*simComplaint // by complaint_id
 	order      []string                 // complaint_ids in filing order
 	notifyURL  map[string]string        // merchant → notification URL
 	images     map[string]simImage      // media_id → image
-	seq        int
+}
 
-	once sync.Once
-	mux  *http.ServeMux
+// routes are the complaint endpoints and the sandbox's control endpoint.
+func (d *complaintDesk) routes() []route {
+	return []route{
+		{"GET " + complaintsPath, signed, d.serveList},
+		{"GET " + complaintsPath + "/{id}", signed, d.serveDetail},
+		{"GET " + complaintsPath + "/{id}/negotiation-historys", signed, d.serveHistory},
+		{"POST " + complaintsPath + "/{id}/response", signed, d.serveStep("response")},
+		{"POST " + complaintsPath + "/{id}/complete", signed, d.serveStep("complete")},
+		{"POST " + complaintsPath + "/{id}/update-refund-progress", signed, d.serveStep("refund")},
+		{"POST " + complaintNotifyPath, signed, d.serveNotifyURL},
+		{"GET " + complaintNotifyPath, signed, d.serveNotifyURL},
+		{"PUT " + complaintNotifyPath, signed, d.serveNotifyURL},
+		{"DELETE " + complaintNotifyPath, signed, d.serveNotifyURL},
+		{"POST " + complaintUploadPath, multipartBody, d.serveUpload},
+		{"GET " + complaintImagesPath + "{id}", raw, d.serveImage},
+		{"POST " + ComplaintPath, signed, d.serveControl},
+	}
 }
 
 // A ComplaintOption changes a complaint filed by FileComplaint.
@@ -96,7 +120,7 @@ type ComplaintOption func(*complaintFiling)
 
 type complaintFiling struct {
 	merchant, detail, phone string
-	images                  [][]byte
+	images                  []simImage
 	refund                  int64
 }
 
@@ -117,14 +141,22 @@ func ComplaintPhone(phone string) ComplaintOption {
 	return func(f *complaintFiling) { f.phone = phone }
 }
 
-// ComplaintImage attaches an image of the payer; the complaint's
+// ComplaintImage attaches an image of the payer, of any size, served with
+// the given Content-Type (empty: sniffed from data); the complaint's
 // complaint_media_list gives its URL, served unsigned as WeChat Pay does.
-func ComplaintImage(data []byte) ComplaintOption {
-	return func(f *complaintFiling) { f.images = append(f.images, bytes.Clone(data)) }
+func ComplaintImage(data []byte, contentType string) ComplaintOption {
+	if contentType == "" {
+		contentType = http.DetectContentType(data)
+	}
+	return func(f *complaintFiling) {
+		f.images = append(f.images, simImage{data: bytes.Clone(data), contentType: contentType})
+	}
 }
 
 // ComplaintRefund makes the payer ask for a refund of fen.
-func ComplaintRefund(fen int64) ComplaintOption { return func(f *complaintFiling) { f.refund = fen } }
+func ComplaintRefund(fen int64) ComplaintOption {
+	return func(f *complaintFiling) { f.refund = fen }
+}
 
 // FileComplaint files a complaint, as a payer would in WeChat, against
 // the paid order outTradeNo of the default merchant (or of
@@ -133,42 +165,40 @@ func ComplaintRefund(fen int64) ComplaintOption { return func(f *complaintFiling
 // COMPLAINT.CREATE notification is delivered to it on WeChat Pay's
 // schedule. An unknown or unpaid order is an error.
 func (s *Server) FileComplaint(outTradeNo string, opts ...ComplaintOption) (string, error) {
-	f := complaintFiling{merchant: s.defaultID, detail: "商品与描述不符", phone: "13800138000"}
+	f := complaintFiling{merchant: s.merchants.defaultID}
 	for _, o := range opts {
 		o(&f)
 	}
-	c, serr := s.fileComplaint(f.merchant, outTradeNo, f)
+	id, serr := s.complaints.file(f.merchant, outTradeNo, f)
 	if serr != nil {
 		return "", errors.New(serr.Error())
 	}
-	return c, nil
+	return id, nil
 }
 
-func (s *Server) fileComplaint(owner, outTradeNo string, f complaintFiling) (string, *simError) {
-	s.sim.mu.Lock()
-	o := s.sim.orders[orderKey(owner, outTradeNo)]
-	var snapshot order
-	if o != nil {
-		snapshot = *o
-	}
-	s.sim.mu.Unlock()
-	if o == nil {
+func (d *complaintDesk) file(owner, outTradeNo string, f complaintFiling) (string, *simError) {
+	o, ok := d.trades.lookup(owner, outTradeNo)
+	if !ok {
 		return "", errOrderNotExist
 	}
-	if snapshot.State != stateSuccess && snapshot.State != stateRefund {
+	if o.State != stateSuccess && o.State != stateRefund {
 		return "", &simError{http.StatusBadRequest, "INVALID_REQUEST", "订单未支付，不能投诉", nil}
 	}
-	now := s.now()
-	d := &s.cmp
+	if f.detail == "" {
+		f.detail = "商品与描述不符"
+	}
+	if f.phone == "" {
+		f.phone = "13800138000"
+	}
+	now := d.clock.now()
 	d.mu.Lock()
-	d.seq++
-	id := "2002" + now.Format("20060102") + randomDigits(15)
+	id := "2002" + now.In(beijing).Format("20060102") + randomDigits(15)
 	c := &simComplaint{
-		ID: id, Merchant: owner, Caller: snapshot.Merchant, Detail: f.detail, Phone: f.phone,
-		OpenID: snapshot.OpenID, State: complaintPending, Created: now, Order: snapshot, RefundAsk: f.refund,
+		ID: id, Merchant: owner, Caller: o.Merchant, Detail: f.detail, Phone: f.phone,
+		OpenID: o.OpenID, State: complaintPending, Created: now, Order: o, RefundAsk: f.refund,
 	}
 	for _, img := range f.images {
-		c.Images = append(c.Images, d.addImageLocked(snapshot.Merchant, img, http.DetectContentType(img)))
+		c.Images = append(c.Images, d.addImageLocked(o.Merchant, img.data, img.contentType))
 	}
 	c.log(now, "USER", "USER_CREATE_COMPLAINT", f.detail)
 	if d.complaints == nil {
@@ -177,8 +207,9 @@ func (s *Server) fileComplaint(owner, outTradeNo string, f complaintFiling) (str
 	d.complaints[id] = c
 	d.order = append(d.order, id)
 	url := d.notifyURL[c.Caller]
+	snap := *c
 	d.mu.Unlock()
-	s.complaintNotice(url, c, "COMPLAINT.CREATE", "CREATE_COMPLAINT")
+	d.notice(url, &snap, "COMPLAINT.CREATE", "CREATE_COMPLAINT")
 	return id, nil
 }
 
@@ -189,6 +220,7 @@ func (c *simComplaint) log(t time.Time, operator, kind, details string, images .
 	})
 }
 
+// addImageLocked stores an image and returns its media_id; d.mu is held.
 func (d *complaintDesk) addImageLocked(owner string, data []byte, ct string) string {
 	if d.images == nil {
 		d.images = make(map[string]simImage)
@@ -198,12 +230,12 @@ func (d *complaintDesk) addImageLocked(owner string, data []byte, ct string) str
 	return id
 }
 
-// complaintNotice delivers a complaint notification to url, if set.
-func (s *Server) complaintNotice(url string, c *simComplaint, event, action string) {
+// notice delivers a complaint notification to url, if set.
+func (d *complaintDesk) notice(url string, c *simComplaint, event, action string) {
 	if url == "" {
 		return
 	}
-	s.notify(notice{
+	d.delivery.send(notice{
 		eventType: event, merchant: c.Caller, outTradeNo: c.Order.OutTradeNo, url: url,
 		resource: map[string]any{"complaint_id": c.ID, "action_type": action},
 	})
@@ -211,22 +243,22 @@ func (s *Server) complaintNotice(url string, c *simComplaint, event, action stri
 
 // view is a complaint as the detail query answers it; payer_phone is
 // encrypted for the merchant that asks.
-func (s *Server) complaintView(c *simComplaint, caller string) (map[string]any, error) {
-	phone, err := s.EncryptField(caller, c.Phone)
+func (d *complaintDesk) view(c *simComplaint, caller string) (map[string]any, error) {
+	phone, err := d.fields.encrypt(caller, c.Phone)
 	if err != nil {
 		return nil, err
 	}
 	media := []map[string]any{}
 	if len(c.Images) > 0 {
-		urls := make([]string, len(c.Images))
-		for i, id := range c.Images {
-			urls[i] = s.URL + complaintImagesPath + id
-		}
-		media = append(media, map[string]any{"media_type": "USER_COMPLAINT_IMAGE", "media_url": urls})
+		media = append(media, map[string]any{"media_type": "USER_COMPLAINT_IMAGE", "media_url": d.imageURLs(c.Images)})
+	}
+	problem := "OTHERS"
+	if c.RefundAsk > 0 {
+		problem = "REFUND"
 	}
 	return map[string]any{
 		"complaint_id":            c.ID,
-		"complaint_time":          c.Created.Format(time.RFC3339),
+		"complaint_time":          c.Created.In(beijing).Format(time.RFC3339),
 		"complaint_detail":        c.Detail,
 		"complaint_state":         c.State,
 		"complainted_mchid":       c.Merchant,
@@ -238,48 +270,28 @@ func (s *Server) complaintView(c *simComplaint, caller string) (map[string]any, 
 		"incoming_user_response":  false,
 		"user_complaint_times":    1,
 		"problem_description":     c.Detail,
-		"problem_type":            map[bool]string{true: "REFUND", false: "OTHERS"}[c.RefundAsk > 0],
+		"problem_type":            problem,
 		"apply_refund_amount":     c.RefundAsk,
 	}, nil
 }
 
-// serveComplaints serves the complaint routes for an authenticated
-// request of m and reports whether the path was one of them.
-func (s *Server) serveComplaints(w http.ResponseWriter, r *http.Request, m *merchant, body []byte) bool {
-	p := r.URL.Path
-	if !strings.HasPrefix(p, complaintsPath) && p != complaintNotifyPath && !strings.HasPrefix(p, complaintImagesPath) {
-		return false
+func (d *complaintDesk) imageURLs(ids []string) []string {
+	urls := make([]string, len(ids))
+	for i, id := range ids {
+		urls[i] = d.url + complaintImagesPath + id
 	}
-	d := &s.cmp
-	d.once.Do(func() {
-		d.mux = http.NewServeMux()
-		d.mux.HandleFunc("GET "+complaintsPath, s.serveComplaintList)
-		d.mux.HandleFunc("GET "+complaintsPath+"/{id}", s.serveComplaintDetail)
-		d.mux.HandleFunc("GET "+complaintsPath+"/{id}/negotiation-historys", s.serveComplaintHistory)
-		d.mux.HandleFunc("POST "+complaintsPath+"/{id}/response", s.serveComplaintStep("response"))
-		d.mux.HandleFunc("POST "+complaintsPath+"/{id}/complete", s.serveComplaintStep("complete"))
-		d.mux.HandleFunc("POST "+complaintsPath+"/{id}/update-refund-progress", s.serveComplaintStep("refund"))
-		d.mux.HandleFunc(complaintNotifyPath, s.serveComplaintNotifyURL)
-		d.mux.HandleFunc("POST "+complaintUploadPath, s.serveComplaintUpload)
-	})
-	if r.Method == http.MethodGet && strings.HasPrefix(p, complaintImagesPath) && p != complaintUploadPath {
-		s.serveComplaintImage(w, r, m) // unsigned, as WeChat Pay serves it
-		return true
-	}
-	s.serveSigned(w, r, m, body, d.mux.ServeHTTP)
-	return true
+	return urls
 }
 
-// serveComplaintImage writes an image as WeChat Pay does: no signature
-// headers, the bytes as they are.
-func (s *Server) serveComplaintImage(w http.ResponseWriter, r *http.Request, m *merchant) {
-	id := strings.TrimPrefix(r.URL.Path, complaintImagesPath)
-	d := &s.cmp
+// serveImage writes an image as WeChat Pay does: no signature headers,
+// the bytes as they are.
+func (d *complaintDesk) serveImage(w http.ResponseWriter, r *http.Request) {
+	m := d.core.merchantOf(r)
 	d.mu.Lock()
-	img, ok := d.images[id]
+	img, ok := d.images[r.PathValue("id")]
 	d.mu.Unlock()
 	if !ok || img.owner != m.info.ID {
-		s.writeError(w, r, m, http.StatusNotFound, "RESOURCE_NOT_EXISTS", "图片不存在", nil)
+		d.core.writeError(w, r, m, http.StatusNotFound, "RESOURCE_NOT_EXISTS", "图片不存在", nil)
 		return
 	}
 	w.Header().Set("Content-Type", img.contentType)
@@ -287,21 +299,8 @@ func (s *Server) serveComplaintImage(w http.ResponseWriter, r *http.Request, m *
 	w.Write(img.data)
 }
 
-// AddComplaintImage stores data as a complaint image of merchant id, as
-// if a payer had attached it, and returns its URL; the image is served
-// unsigned with the given Content-Type. Tests use it for images of any
-// size or type.
-func (s *Server) AddComplaintImage(merchantID string, data []byte, contentType string) string {
-	s.merchant(merchantID)
-	d := &s.cmp
-	d.mu.Lock()
-	id := d.addImageLocked(merchantID, bytes.Clone(data), contentType)
-	d.mu.Unlock()
-	return s.URL + complaintImagesPath + id
-}
-
-// complaintOf returns the complaint of the request's {id} if the caller
-// may see it.
+// complaintOfLocked returns the complaint of the request's {id} if the
+// caller may see it; d.mu is held.
 func (d *complaintDesk) complaintOfLocked(r *http.Request) (*simComplaint, *simError) {
 	c := d.complaints[r.PathValue("id")]
 	if c == nil || c.Caller != MerchantIDFrom(r.Context()) {
@@ -310,8 +309,7 @@ func (d *complaintDesk) complaintOfLocked(r *http.Request) (*simComplaint, *simE
 	return c, nil
 }
 
-func (s *Server) serveComplaintDetail(w http.ResponseWriter, r *http.Request) {
-	d := &s.cmp
+func (d *complaintDesk) serveDetail(w http.ResponseWriter, r *http.Request) {
 	d.mu.Lock()
 	c, serr := d.complaintOfLocked(r)
 	var snap simComplaint
@@ -323,7 +321,7 @@ func (s *Server) serveComplaintDetail(w http.ResponseWriter, r *http.Request) {
 		writeSimError(w, serr)
 		return
 	}
-	v, err := s.complaintView(&snap, MerchantIDFrom(r.Context()))
+	v, err := d.view(&snap, MerchantIDFrom(r.Context()))
 	if err != nil {
 		writeSimError(w, errSystem)
 		return
@@ -331,7 +329,7 @@ func (s *Server) serveComplaintDetail(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, v)
 }
 
-// pageArgs reads limit and offset, within [1, max].
+// pageArgs reads limit and offset, limit within [1, max].
 func pageArgs(r *http.Request, max int) (limit, offset int, serr *simError) {
 	limit, offset = 10, 0
 	if v := r.URL.Query().Get("limit"); v != "" {
@@ -351,7 +349,7 @@ func pageArgs(r *http.Request, max int) (limit, offset int, serr *simError) {
 	return limit, offset, nil
 }
 
-func (s *Server) serveComplaintList(w http.ResponseWriter, r *http.Request) {
+func (d *complaintDesk) serveList(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	begin, err1 := time.ParseInLocation(time.DateOnly, q.Get("begin_date"), beijing)
 	end, err2 := time.ParseInLocation(time.DateOnly, q.Get("end_date"), beijing)
@@ -370,7 +368,6 @@ func (s *Server) serveComplaintList(w http.ResponseWriter, r *http.Request) {
 	}
 	caller := MerchantIDFrom(r.Context())
 	sub := q.Get("complainted_mchid")
-	d := &s.cmp
 	d.mu.Lock()
 	var match []simComplaint
 	for _, id := range d.order {
@@ -384,7 +381,7 @@ func (s *Server) serveComplaintList(w http.ResponseWriter, r *http.Request) {
 	d.mu.Unlock()
 	data := []map[string]any{}
 	for i := offset; i < len(match) && i < offset+limit; i++ {
-		v, err := s.complaintView(&match[i], caller)
+		v, err := d.view(&match[i], caller)
 		if err != nil {
 			writeSimError(w, errSystem)
 			return
@@ -398,13 +395,12 @@ func (s *Server) serveComplaintList(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, answer)
 }
 
-func (s *Server) serveComplaintHistory(w http.ResponseWriter, r *http.Request) {
+func (d *complaintDesk) serveHistory(w http.ResponseWriter, r *http.Request) {
 	limit, offset, serr := pageArgs(r, 300)
 	if serr != nil {
 		writeSimError(w, serr)
 		return
 	}
-	d := &s.cmp
 	d.mu.Lock()
 	c, serr := d.complaintOfLocked(r)
 	var logs []complaintLog
@@ -422,11 +418,7 @@ func (s *Server) serveComplaintHistory(w http.ResponseWriter, r *http.Request) {
 		entry := map[string]any{"log_id": l.LogID, "operator": l.Operator, "operate_time": l.OperateTime,
 			"operate_type": l.OperateType, "operate_details": l.Details}
 		if len(l.Images) > 0 {
-			urls := make([]string, len(l.Images))
-			for j, id := range l.Images {
-				urls[j] = s.URL + complaintImagesPath + id
-			}
-			entry["complaint_media_list"] = []map[string]any{{"media_type": "OPERATION_IMAGE", "media_url": urls}}
+			entry["complaint_media_list"] = []map[string]any{{"media_type": "OPERATION_IMAGE", "media_url": d.imageURLs(l.Images)}}
 		}
 		data = append(data, entry)
 	}
@@ -437,61 +429,60 @@ func (s *Server) serveComplaintHistory(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, answer)
 }
 
-// serveComplaintStep serves the merchant's steps: response, complete and
-// refund progress. Each answers 204 and moves the state: a first
-// response PENDING → PROCESSING; complete → PROCESSED; a rejected refund
-// → PROCESSED, an approved one → PROCESSING (the refund itself completes
-// it at WeChat Pay; the sandbox leaves it PROCESSING).
-func (s *Server) serveComplaintStep(step string) http.HandlerFunc {
+// stepRequest is the body of the merchant's steps.
+type stepRequest struct {
+	ComplaintedMchID string   `json:"complainted_mchid"`
+	ResponseContent  string   `json:"response_content"`
+	ResponseImages   []string `json:"response_images"`
+	Action           string   `json:"action"`
+	RejectReason     string   `json:"reject_reason"`
+	RejectMediaList  []string `json:"reject_media_list"`
+	LaunchRefundDay  *int     `json:"launch_refund_day"`
+}
+
+// serveStep serves the merchant's steps: response, complete and refund
+// progress. Each answers 204 and moves the state: a first response
+// PENDING → PROCESSING; complete → PROCESSED; a rejected refund →
+// PROCESSED, an approved one → PROCESSING (the refund itself completes it
+// at WeChat Pay; the sandbox leaves it PROCESSING).
+func (d *complaintDesk) serveStep(step string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			ComplaintedMchID string   `json:"complainted_mchid"`
-			ResponseContent  string   `json:"response_content"`
-			ResponseImages   []string `json:"response_images"`
-			Action           string   `json:"action"`
-			RejectReason     string   `json:"reject_reason"`
-			RejectMediaList  []string `json:"reject_media_list"`
-			LaunchRefundDay  *int     `json:"launch_refund_day"`
-		}
+		var req stepRequest
 		if serr := decodeObject(bodyOf(r), &req); serr != nil {
 			writeSimError(w, serr)
 			return
 		}
-		d := &s.cmp
 		d.mu.Lock()
 		c, serr := d.complaintOfLocked(r)
+		var action string
 		if serr == nil {
-			serr = s.complaintStepLocked(c, step, req.ComplaintedMchID, req.ResponseContent, req.ResponseImages, req.Action, req.RejectReason, req.RejectMediaList)
+			action, serr = d.stepLocked(c, step, req)
 		}
-		var url, action string
+		var url string
 		var snap simComplaint
 		if serr == nil {
 			url, snap = d.notifyURL[c.Caller], *c
-			action = map[string]string{"response": "MERCHANT_RESPONSE", "complete": "MERCHANT_CONFIRM_COMPLETE"}[step]
-			if step == "refund" {
-				action = map[string]string{"APPROVE": "MERCHANT_APPROVE_REFUND", "REJECT": "MERCHANT_REJECT_REFUND"}[req.Action]
-			}
 		}
 		d.mu.Unlock()
 		if serr != nil {
 			writeSimError(w, serr)
 			return
 		}
-		s.complaintNotice(url, &snap, "COMPLAINT.STATE_CHANGE", action)
+		d.notice(url, &snap, "COMPLAINT.STATE_CHANGE", action)
 		w.WriteHeader(http.StatusNoContent)
 	}
 }
 
-// complaintStepLocked checks and applies one merchant step; d.mu is held.
-func (s *Server) complaintStepLocked(c *simComplaint, step, mchid, content string, images []string, action, reason string, rejectImages []string) *simError {
-	if mchid != "" && mchid != c.Merchant {
-		return paramError("/complainted_mchid", "被诉商户号与投诉单不一致", mchid)
+// stepLocked checks and applies one merchant step and returns the action
+// type of its notification; d.mu is held.
+func (d *complaintDesk) stepLocked(c *simComplaint, step string, req stepRequest) (string, *simError) {
+	if req.ComplaintedMchID != "" && req.ComplaintedMchID != c.Merchant {
+		return "", paramError("/complainted_mchid", "被诉商户号与投诉单不一致", req.ComplaintedMchID)
 	}
 	if c.State == complaintProcessed {
-		return &simError{http.StatusBadRequest, "INVALID_REQUEST", "投诉单已处理完成", nil}
+		return "", &simError{http.StatusBadRequest, "INVALID_REQUEST", "投诉单已处理完成", nil}
 	}
-	now := s.now()
-	d := &s.cmp
+	now := d.clock.now()
 	checkImages := func(field string, ids []string) *simError {
 		for _, id := range ids {
 			if img, ok := d.images[id]; !ok || img.owner != c.Caller {
@@ -502,44 +493,44 @@ func (s *Server) complaintStepLocked(c *simComplaint, step, mchid, content strin
 	}
 	switch step {
 	case "response":
-		if mchid == "" || content == "" {
-			return paramError("/response_content", "缺少必填参数complainted_mchid或response_content", nil)
+		if req.ComplaintedMchID == "" || req.ResponseContent == "" {
+			return "", paramError("/response_content", "缺少必填参数complainted_mchid或response_content", nil)
 		}
-		if serr := checkImages("/response_images", images); serr != nil {
-			return serr
+		if serr := checkImages("/response_images", req.ResponseImages); serr != nil {
+			return "", serr
 		}
-		c.log(now, "MERCHANT", "MERCHANT_RESPONSE", content, images...)
+		c.log(now, "MERCHANT", "MERCHANT_RESPONSE", req.ResponseContent, req.ResponseImages...)
 		c.State = complaintProcessing
+		return "MERCHANT_RESPONSE", nil
 	case "complete":
-		if mchid == "" {
-			return paramError("/complainted_mchid", "缺少必填参数complainted_mchid", nil)
+		if req.ComplaintedMchID == "" {
+			return "", paramError("/complainted_mchid", "缺少必填参数complainted_mchid", nil)
 		}
 		c.log(now, "MERCHANT", "MERCHANT_CONFIRM_COMPLETE", "")
 		c.State = complaintProcessed
-	case "refund":
-		switch action {
-		case "APPROVE":
-			c.log(now, "MERCHANT", "MERCHANT_APPROVE_REFUND", "")
-			c.State = complaintProcessing
-		case "REJECT":
-			if len(rejectImages) > 4 {
-				return paramError("/reject_media_list", "最多上传4张图片", len(rejectImages))
-			}
-			if serr := checkImages("/reject_media_list", rejectImages); serr != nil {
-				return serr
-			}
-			c.log(now, "MERCHANT", "MERCHANT_REJECT_REFUND", reason, rejectImages...)
-			c.State = complaintProcessed
-		default:
-			return paramError("/action", "action应为APPROVE或REJECT", action)
-		}
+		return "MERCHANT_CONFIRM_COMPLETE", nil
 	}
-	return nil
+	switch req.Action {
+	case "APPROVE":
+		c.log(now, "MERCHANT", "MERCHANT_APPROVE_REFUND", "")
+		c.State = complaintProcessing
+		return "MERCHANT_APPROVE_REFUND", nil
+	case "REJECT":
+		if len(req.RejectMediaList) > 4 {
+			return "", paramError("/reject_media_list", "最多上传4张图片", len(req.RejectMediaList))
+		}
+		if serr := checkImages("/reject_media_list", req.RejectMediaList); serr != nil {
+			return "", serr
+		}
+		c.log(now, "MERCHANT", "MERCHANT_REJECT_REFUND", req.RejectReason, req.RejectMediaList...)
+		c.State = complaintProcessed
+		return "MERCHANT_REJECT_REFUND", nil
+	}
+	return "", paramError("/action", "action应为APPROVE或REJECT", req.Action)
 }
 
-func (s *Server) serveComplaintNotifyURL(w http.ResponseWriter, r *http.Request) {
+func (d *complaintDesk) serveNotifyURL(w http.ResponseWriter, r *http.Request) {
 	caller := MerchantIDFrom(r.Context())
-	d := &s.cmp
 	switch r.Method {
 	case http.MethodPost, http.MethodPut:
 		var req struct {
@@ -555,21 +546,23 @@ func (s *Server) serveComplaintNotifyURL(w http.ResponseWriter, r *http.Request)
 		}
 		d.mu.Lock()
 		_, exists := d.notifyURL[caller]
-		if r.Method == http.MethodPost && exists {
-			d.mu.Unlock()
-			writeSimError(w, &simError{http.StatusBadRequest, "PARAM_ERROR", "通知地址已存在，请使用更新接口", nil})
-			return
+		var serr *simError
+		switch {
+		case r.Method == http.MethodPost && exists:
+			serr = &simError{http.StatusBadRequest, "PARAM_ERROR", "通知地址已存在，请使用更新接口", nil}
+		case r.Method == http.MethodPut && !exists:
+			serr = &simError{http.StatusNotFound, "RESOURCE_NOT_EXISTS", "通知地址不存在", nil}
+		default:
+			if d.notifyURL == nil {
+				d.notifyURL = make(map[string]string)
+			}
+			d.notifyURL[caller] = req.URL
 		}
-		if r.Method == http.MethodPut && !exists {
-			d.mu.Unlock()
-			writeSimError(w, &simError{http.StatusNotFound, "RESOURCE_NOT_EXISTS", "通知地址不存在", nil})
-			return
-		}
-		if d.notifyURL == nil {
-			d.notifyURL = make(map[string]string)
-		}
-		d.notifyURL[caller] = req.URL
 		d.mu.Unlock()
+		if serr != nil {
+			writeSimError(w, serr)
+			return
+		}
 		writeJSON(w, map[string]string{"mchid": caller, "url": req.URL})
 	case http.MethodGet:
 		d.mu.Lock()
@@ -585,15 +578,13 @@ func (s *Server) serveComplaintNotifyURL(w http.ResponseWriter, r *http.Request)
 		delete(d.notifyURL, caller)
 		d.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
-	default:
-		writeSimError(w, &simError{http.StatusMethodNotAllowed, "INVALID_REQUEST", "不支持该HTTP方法", nil})
 	}
 }
 
-// serveComplaintUpload takes an image (the signature over its meta JSON
-// was checked already): the meta's sha256 must match the file, the name
-// end in .jpg, .bmp or .png, the file be at most 2 MB.
-func (s *Server) serveComplaintUpload(w http.ResponseWriter, r *http.Request) {
+// serveUpload takes an image (the signature over its meta JSON was
+// checked already): the meta's sha256 must match the file, the name end
+// in .jpg, .bmp or .png, the file be at most 2 MB.
+func (d *complaintDesk) serveUpload(w http.ResponseWriter, r *http.Request) {
 	u, err := parseUpload(r, bodyOf(r))
 	if err != nil {
 		WriteError(w, http.StatusBadRequest, "PARAM_ERROR", err.Error())
@@ -611,7 +602,7 @@ func (s *Server) serveComplaintUpload(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusBadRequest, "PARAM_ERROR", "文件的sha256与meta中的sha256不一致")
 		return
 	}
-	if !slices.Contains([]string{".jpg", ".jpeg", ".bmp", ".png"}, strings.ToLower(extOf(meta.Filename))) {
+	if !slices.Contains(imageExts, strings.ToLower(path.Ext(meta.Filename))) {
 		WriteError(w, http.StatusBadRequest, "PARAM_ERROR", "图片只支持JPG、BMP、PNG格式")
 		return
 	}
@@ -619,15 +610,14 @@ func (s *Server) serveComplaintUpload(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusBadRequest, "PARAM_ERROR", "文件大小不能超过2M")
 		return
 	}
-	d := &s.cmp
 	d.mu.Lock()
 	id := d.addImageLocked(MerchantIDFrom(r.Context()), u.file, http.DetectContentType(u.file))
 	d.mu.Unlock()
 	writeJSON(w, map[string]string{"media_id": id})
 }
 
-// serveComplaintControl serves ComplaintPath.
-func (s *Server) serveComplaintControl(w http.ResponseWriter, r *http.Request) {
+// serveControl serves ComplaintPath.
+func (d *complaintDesk) serveControl(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		OutTradeNo string `json:"out_trade_no"`
 		SubMchID   string `json:"sub_mchid"`
@@ -648,23 +638,15 @@ func (s *Server) serveComplaintControl(w http.ResponseWriter, r *http.Request) {
 	if req.SubMchID != "" {
 		owner = req.SubMchID
 	}
-	f := complaintFiling{detail: req.Detail, phone: req.Phone, refund: req.Refund}
-	if f.detail == "" {
-		f.detail = "商品与描述不符"
-	}
-	if f.phone == "" {
-		f.phone = "13800138000"
-	}
-	id, serr := s.fileComplaint(owner, req.OutTradeNo, f)
+	id, serr := d.file(owner, req.OutTradeNo, complaintFiling{detail: req.Detail, phone: req.Phone, refund: req.Refund})
 	if serr != nil {
 		writeSimError(w, serr)
 		return
 	}
-	d := &s.cmp
 	d.mu.Lock()
 	snap := *d.complaints[id]
 	d.mu.Unlock()
-	v, err := s.complaintView(&snap, caller)
+	v, err := d.view(&snap, caller)
 	if err != nil {
 		writeSimError(w, errSystem)
 		return

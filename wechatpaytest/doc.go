@@ -12,6 +12,18 @@
 // business routes with [Server.Handle]; the sandbox buffers and signs
 // whatever the handler writes.
 //
+// Three kinds of merchant can be played: by default one with platform
+// certificates (and, with [WithPublicKey], a WeChat Pay public key that
+// answers use when the request names it); with [PublicKeyOnly] the
+// merchant most new merchants are, with no platform certificate, so that
+// /v3/certificates answers 404 RESOURCE_NOT_EXISTS and every answer and
+// callback is signed with the public key (Wechatpay-Serial: PUB_KEY_ID_…);
+// with [Migrating] one in the middle of the switch, whose callbacks come
+// signed with either key. Each merchant also has a merchant API
+// certificate ([Merchant].Certificate, apiclient_cert.pem) whose serial
+// is its CertificateSerial; serials are 40 upper-case hex digits and
+// never start with "0", like WeChat Pay's.
+//
 // A test can rotate platform certificates ([Server.AddCertificate],
 // [Server.UseCertificate], [Server.ExpireCertificate]), make the
 // certificate endpoint fail or stall ([Server.SetCertFault],
@@ -114,7 +126,7 @@
 // Encrypted bills and uploads with other meta:
 //
 //	GET  /v3/bill/sub-merchant-fundflowbill, /v3/ecommerce/bill/fundflowbill
-//	                                  AES-256-GCM parts (SetEncryptedBillParts, TamperEncryptedBill)
+//	                                  AES-256-GCM parts, split and tampered on demand (SetEncryptedBills)
 //	GET  /v3/bill/downloadurl         the parts, unsigned
 //	POST /v3/new-tax-control-fapiao/fapiao-applications/upload-fapiao-file   meta with an SM3 digest
 //
@@ -125,6 +137,24 @@
 //	POST /sandbox/notify           send a notification to any URL (NotifyPath)
 //	POST /sandbox/faults           queue faults (FaultsPath)
 //	POST /sandbox/complaint        file a complaint against a paid order (ComplaintPath)
+//
+// # What differs from production
+//
+// The sandbox is strict where WeChat Pay is: a JSON route called with a
+// body whose Content-Type is not application/json gets 400
+// INVALID_REQUEST, as WeChat Pay's APIv3 rules require that header on
+// every request but uploads. It differs on purpose in a few places:
+//
+//   - it listens on plain http on loopback; WeChat Pay is https only;
+//   - a Native order's code_url (and an H5 order's h5_url) is the
+//     sandbox's cashier page, http://…/sandbox/cashier?prepay_id=…, where
+//     production's code_url is weixin://wxpay/bizpayurl?pr=… for the WeChat
+//     app to scan: a client must not parse it;
+//   - it accepts http notify_urls, for a merchant server on the
+//     developer's machine; WeChat Pay requires https, so each delivery to
+//     an http URL carries a [Delivery].Warning;
+//   - /sandbox/… are its own endpoints, and the callback retry schedule,
+//     refund delay and clock can be compressed or skewed.
 //
 // # Keys are for tests only
 //

@@ -32,11 +32,17 @@ const (
 	encryptedBillLife       = 5 * time.Minute
 )
 
-// encryptedBills is the part's state. Its zero value is ready to use.
+// encryptedBills is the part: the services it reaches, fixed by
+// NewServer, then its state under its lock.
 type encryptedBills struct {
-	mu       sync.Mutex
-	partSize int    // bytes of (gzipped) bill per part; 0 means one part
-	content  []byte // the bill text; nil means a generated one
+	url    string // the server's base URL, for download URLs
+	clock  *simClock
+	core   *core
+	fields *sensitiveFields
+
+	mu       sync.Mutex // guards the fields below
+	partSize int        // bytes of (gzipped) bill per part; 0 means one part
+	content  []byte     // the bill text; nil means a generated one
 	tamper   map[int]bool
 	files    map[string]encryptedFile // token → part
 }
@@ -48,54 +54,47 @@ type encryptedFile struct {
 	expires time.Time
 }
 
-// SetEncryptedBillParts makes later encrypted bills come in parts of at
-// most size bytes of (compressed) bill each, as WeChat Pay splits bills
-// above about 16 GB; 0 means one part.
-func (s *Server) SetEncryptedBillParts(size int) {
-	s.ebill.mu.Lock()
-	defer s.ebill.mu.Unlock()
-	s.ebill.partSize = max(size, 0)
+// EncryptedBills sets how the sandbox serves later encrypted bills
+// (SetEncryptedBills).
+type EncryptedBills struct {
+	// PartSize cuts a bill into parts of at most this many bytes of
+	// (compressed) bill each, as WeChat Pay splits bills above about
+	// 16 GB; 0 means one part.
+	PartSize int
+	// Content is the bill text; nil means a generated fund-flow bill.
+	Content []byte
+	// TamperPart, if not 0, serves part TamperPart (1, 2, ...) with one
+	// byte of its ciphertext flipped. With Rehash the part's listed hash
+	// is that of the flipped bytes, as if whoever changed the file could
+	// also change the signed answer: only the GCM tag then tells.
+	TamperPart int
+	Rehash     bool
 }
 
-// SetEncryptedBillContent makes later encrypted bills hold text instead
-// of a generated bill.
-func (s *Server) SetEncryptedBillContent(text []byte) {
-	s.ebill.mu.Lock()
-	defer s.ebill.mu.Unlock()
-	s.ebill.content = bytes.Clone(text)
-}
+// SetEncryptedBills sets how later encrypted bills are served.
+func (s *Server) SetEncryptedBills(o EncryptedBills) { s.ebills.set(o) }
 
-// TamperEncryptedBill makes later encrypted bills serve part seq (1, 2,
-// ...) with one byte of its ciphertext flipped. With rehash the part's
-// listed hash is that of the flipped bytes, as if whoever changed the
-// file could also change the signed answer: only the GCM tag then tells.
-func (s *Server) TamperEncryptedBill(seq int, rehash bool) {
-	s.ebill.mu.Lock()
-	defer s.ebill.mu.Unlock()
-	if s.ebill.tamper == nil {
-		s.ebill.tamper = make(map[int]bool)
+func (d *encryptedBills) set(o EncryptedBills) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.partSize = max(o.PartSize, 0)
+	d.content = bytes.Clone(o.Content)
+	d.tamper = nil
+	if o.TamperPart > 0 {
+		d.tamper = map[int]bool{o.TamperPart: o.Rehash}
 	}
-	s.ebill.tamper[seq] = rehash
 }
 
-// serveEncryptedBills serves the part's routes and reports whether the
-// path was one of them.
-func (s *Server) serveEncryptedBills(w http.ResponseWriter, r *http.Request, m *merchant, body []byte) bool {
-	if r.Method != http.MethodGet {
-		return false
+// routes are the two bill requests and the parts' download.
+func (d *encryptedBills) routes() []route {
+	return []route{
+		{"GET " + subMerchantFundFlowPath, signed, d.serveRequest},
+		{"GET " + ecommerceFundFlowPath, signed, d.serveRequest},
+		{"GET " + encryptedBillFilePath, raw, d.serveFile},
 	}
-	switch r.URL.Path {
-	case subMerchantFundFlowPath, ecommerceFundFlowPath:
-		s.serveSigned(w, r, m, body, s.serveEncryptedBillRequest)
-	case encryptedBillFilePath:
-		s.serveEncryptedBillFile(w, r, m)
-	default:
-		return false
-	}
-	return true
 }
 
-func (s *Server) serveEncryptedBillRequest(w http.ResponseWriter, r *http.Request) {
+func (d *encryptedBills) serveRequest(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	date := q.Get("bill_date")
 	if _, err := time.Parse(time.DateOnly, date); err != nil {
@@ -128,7 +127,6 @@ func (s *Server) serveEncryptedBillRequest(w http.ResponseWriter, r *http.Reques
 		return
 	}
 	caller := MerchantIDFrom(r.Context())
-	d := &s.ebill
 	d.mu.Lock()
 	text, size := d.content, d.partSize
 	tamper := make(map[int]bool, len(d.tamper))
@@ -153,7 +151,7 @@ func (s *Server) serveEncryptedBillRequest(w http.ResponseWriter, r *http.Reques
 	chunks = append(chunks, text)
 
 	list := make([]map[string]any, 0, len(chunks))
-	expires := s.now().Add(encryptedBillLife)
+	expires := d.clock.now().Add(encryptedBillLife)
 	for i, chunk := range chunks {
 		seq := i + 1
 		key, nonce := randomText(32), randomText(16)
@@ -167,7 +165,7 @@ func (s *Server) serveEncryptedBillRequest(w http.ResponseWriter, r *http.Reques
 				sum = sha1.Sum(ct)
 			}
 		}
-		encKey, err := s.EncryptField(caller, key)
+		encKey, err := d.fields.encrypt(caller, key)
 		if err != nil {
 			writeSimError(w, errSystem)
 			return
@@ -178,7 +176,7 @@ func (s *Server) serveEncryptedBillRequest(w http.ResponseWriter, r *http.Reques
 			d.files = make(map[string]encryptedFile)
 		}
 		for t, f := range d.files { // forget expired parts
-			if s.now().After(f.expires) {
+			if d.clock.now().After(f.expires) {
 				delete(d.files, t)
 			}
 		}
@@ -186,7 +184,7 @@ func (s *Server) serveEncryptedBillRequest(w http.ResponseWriter, r *http.Reques
 		d.mu.Unlock()
 		list = append(list, map[string]any{
 			"bill_sequence": seq,
-			"download_url":  s.URL + encryptedBillFilePath + "?token=" + token,
+			"download_url":  d.url + encryptedBillFilePath + "?token=" + token,
 			"encrypt_key":   encKey,
 			"nonce":         nonce,
 			"hash_type":     "SHA1",
@@ -197,17 +195,17 @@ func (s *Server) serveEncryptedBillRequest(w http.ResponseWriter, r *http.Reques
 }
 
 // serveEncryptedBillFile serves a part unsigned, as WeChat Pay does.
-func (s *Server) serveEncryptedBillFile(w http.ResponseWriter, r *http.Request, m *merchant) {
-	d := &s.ebill
+func (d *encryptedBills) serveFile(w http.ResponseWriter, r *http.Request) {
+	m := d.core.merchantOf(r)
 	d.mu.Lock()
 	f, ok := d.files[r.URL.Query().Get("token")]
 	d.mu.Unlock()
 	if !ok || f.owner != m.info.ID {
-		s.writeError(w, r, m, http.StatusNotFound, "RESOURCE_NOT_EXISTS", "账单文件不存在", nil)
+		d.core.writeError(w, r, m, http.StatusNotFound, "RESOURCE_NOT_EXISTS", "账单文件不存在", nil)
 		return
 	}
-	if s.now().After(f.expires) {
-		s.writeError(w, r, m, http.StatusBadRequest, "INVALID_REQUEST", "下载地址已过期", nil)
+	if d.clock.now().After(f.expires) {
+		d.core.writeError(w, r, m, http.StatusBadRequest, "INVALID_REQUEST", "下载地址已过期", nil)
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")

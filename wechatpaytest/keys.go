@@ -63,15 +63,15 @@ func generateKey() *rsa.PrivateKey {
 }
 
 // newSerial returns a random positive 160-bit certificate serial whose
-// first byte is non-zero, so that its WeChat Pay notation (upper-case hex
-// of the big-endian bytes) is always 40 characters long.
+// first byte is 0x10 to 0x7F, so that its WeChat Pay notation
+// (upper-case hex of the big-endian bytes) is always 40 characters long
+// and never starts with "0", like WeChat Pay's serials: a client that
+// formats the serial number itself, with or without leading zeros,
+// names the same serial.
 func newSerial() *big.Int {
 	var b [20]byte
 	rand.Read(b[:])
-	b[0] &= 0x7f
-	if b[0] == 0 {
-		b[0] = 1
-	}
+	b[0] = 0x10 + b[0]%0x70
 	return new(big.Int).SetBytes(b[:])
 }
 

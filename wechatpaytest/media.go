@@ -13,6 +13,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // UploadedMedia describes a file the sandbox accepted on a media upload
@@ -25,13 +26,34 @@ type UploadedMedia struct {
 	Path       string // the endpoint
 }
 
-// UploadedMedia returns the file accepted under id, the media_id (or, for
-// /v3/marketing/favor/media/image-upload, the media_url) the sandbox
-// answered.
-func (s *Server) UploadedMedia(id string) (UploadedMedia, bool) {
-	s.x.mediaMu.Lock()
-	defer s.x.mediaMu.Unlock()
-	u, ok := s.x.media[id]
+// mediaStore serves the media upload endpoints and keeps what they
+// accepted.
+type mediaStore struct {
+	mu       sync.Mutex
+	uploaded map[string]UploadedMedia // guarded by mu; by media_id or media_url
+}
+
+// Paths of the media upload endpoints.
+const (
+	mediaUploadPath    = "/v3/merchant/media/upload"
+	videoUploadPath    = "/v3/merchant/media/video_upload"
+	marketingImagePath = "/v3/marketing/favor/media/image-upload"
+)
+
+// routes are the upload endpoints.
+func (ms *mediaStore) routes() []route {
+	return []route{
+		{"POST " + mediaUploadPath, multipartBody, ms.serveUpload},
+		{"POST " + videoUploadPath, multipartBody, ms.serveUpload},
+		{"POST " + marketingImagePath, multipartBody, ms.serveUpload},
+	}
+}
+
+// lookup returns the file accepted under id.
+func (ms *mediaStore) lookup(id string) (UploadedMedia, bool) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	u, ok := ms.uploaded[id]
 	return u, ok
 }
 
@@ -117,7 +139,7 @@ func signedPart(r *http.Request, body []byte) []byte {
 // which must match the file part, and the format and size fit the
 // endpoint. It answers {"media_id":...} ({"media_url":...} for marketing
 // images).
-func (s *Server) serveMediaUpload(w http.ResponseWriter, r *http.Request) {
+func (ms *mediaStore) serveUpload(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	u, err := parseUpload(r, body)
 	if err != nil {
@@ -155,11 +177,16 @@ func (s *Server) serveMediaUpload(w http.ResponseWriter, r *http.Request) {
 		key = "https://wxpaylogo.qpic.cn/wxpaylogo/sandbox/" + strings.ToLower(id)
 		answer = map[string]string{"media_url": key}
 	}
-	s.x.mediaMu.Lock()
-	if s.x.media == nil {
-		s.x.media = make(map[string]UploadedMedia)
+	ms.mu.Lock()
+	if ms.uploaded == nil {
+		ms.uploaded = make(map[string]UploadedMedia)
 	}
-	s.x.media[key] = UploadedMedia{MerchantID: MerchantIDFrom(r.Context()), Filename: meta.Filename, SHA256: meta.SHA256, Size: len(u.file), Path: r.URL.Path}
-	s.x.mediaMu.Unlock()
+	ms.uploaded[key] = UploadedMedia{MerchantID: MerchantIDFrom(r.Context()), Filename: meta.Filename, SHA256: meta.SHA256, Size: len(u.file), Path: r.URL.Path}
+	ms.mu.Unlock()
 	writeJSON(w, answer)
 }
+
+// UploadedMedia returns the file accepted under id, the media_id (or, for
+// /v3/marketing/favor/media/image-upload, the media_url) the sandbox
+// answered.
+func (s *Server) UploadedMedia(id string) (UploadedMedia, bool) { return s.media.lookup(id) }

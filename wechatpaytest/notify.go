@@ -8,11 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/wxpaykit/wechatpay/internal/wire"
@@ -114,39 +113,15 @@ type notificationResource struct {
 	Nonce          string `json:"nonce"`
 }
 
-// Notify sends a callback notification to url as WeChat Pay does and
-// returns the merchant's answer; the caller closes its body. eventType
-// defaults to "TRANSACTION.SUCCESS". resource is the payload before
-// encryption: it is marshalled to JSON, except a []byte or a
-// json.RawMessage, which is the JSON itself; nil means a sample payload
-// for the merchant, RefundResource for REFUND.* events and PaymentResource
-// otherwise. See NotificationRequest for how the notification is built.
-// The error is that of building the request or of the HTTP client.
-func (s *Server) Notify(ctx context.Context, url, eventType string, resource any, opts ...NotifyOption) (*http.Response, error) {
-	o := notifyOpts(opts)
-	req, err := s.notificationRequest(ctx, url, eventType, resource, o)
-	if err != nil {
-		return nil, err
-	}
-	c := o.client
-	if c == nil {
-		c = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	}
-	return c.Do(req)
-}
+// notifier builds signed, encrypted notifications for the server's
+// merchants.
+type notifier struct {
+	clock     *simClock
+	merchants *merchants
+	ca        *authority
+	mixed     bool // Migrating: notifications alternate between the two keys
 
-// NotificationRequest builds, without sending, the request Notify sends:
-// a POST of the notification JSON (a UUID-like id, create_time in +08:00,
-// resource_type "encrypt-resource", a summary) whose resource is encrypted
-// with AEAD_AES_256_GCM under the merchant's APIv3 key, a random
-// 12-character nonce and associated_data naming the resource type, signed
-// with the merchant's current platform certificate (or public key) and the
-// sandbox clock, with the Wechatpay-Timestamp, -Nonce, -Signature, -Serial
-// and -Signature-Type headers. Use it to drive a handler directly, for
-// example with an httptest.ResponseRecorder. It panics if the merchant of
-// NotifyMerchant does not exist.
-func (s *Server) NotificationRequest(ctx context.Context, url, eventType string, resource any, opts ...NotifyOption) (*http.Request, error) {
-	return s.notificationRequest(ctx, url, eventType, resource, notifyOpts(opts))
+	signed atomic.Uint64 // notifications signed so far, for mixed
 }
 
 func notifyOpts(opts []NotifyOption) *notifyOptions {
@@ -157,30 +132,35 @@ func notifyOpts(opts []NotifyOption) *notifyOptions {
 	return o
 }
 
-func (s *Server) notificationRequest(ctx context.Context, url, eventType string, resource any, o *notifyOptions) (*http.Request, error) {
+// request builds the request of a notification; see
+// Server.NotificationRequest.
+func (nt *notifier) request(ctx context.Context, url, eventType string, resource any, o *notifyOptions) (*http.Request, error) {
 	id := o.merchant
 	if id == "" {
-		id = s.defaultID
+		id = nt.merchants.defaultID
 	}
-	m := s.merchant(id)
-	now := s.now().Add(o.tsOffset)
+	m := nt.merchants.get(id)
+	now := nt.clock.now().Add(o.tsOffset)
 
 	body := o.body
 	if body == nil {
 		var err error
-		if body, err = s.notificationBody(m, now, eventType, resource, o); err != nil {
+		if body, err = notificationBody(m, now, eventType, resource, o); err != nil {
 			return nil, err
 		}
 	}
 
 	reqSerial := ""
-	if o.publicKey {
+	switch {
+	case o.publicKey:
 		if m.publicKey == nil {
 			return nil, errors.New("wechatpaytest: NotifyWithPublicKey: the server has no public keys (create it with WithPublicKey)")
 		}
 		reqSerial = m.info.PublicKeyID
+	case nt.mixed && nt.signed.Add(1)%2 == 1:
+		reqSerial = m.info.PublicKeyID
 	}
-	serial, key := s.responseKey(m, reqSerial)
+	serial, key := nt.ca.responseKey(m, reqSerial)
 	ts := strconv.FormatInt(now.Unix(), 10)
 	nonce := wire.NewNonce()
 	sig, err := wire.Sign(key, wire.ResponseMessage(ts, nonce, body))
@@ -188,20 +168,13 @@ func (s *Server) notificationRequest(ctx context.Context, url, eventType string,
 		return nil, err
 	}
 	if o.probe {
-		var junk [256]byte
-		rand.Read(junk[:])
-		sig = wire.ProbePrefix + base64.StdEncoding.EncodeToString(junk[:])
+		sig = probeSignature()
 	}
 	if o.serial != "" {
 		serial = o.serial
 	}
 	if o.tamperBody {
-		body = bytes.Clone(body)
-		if len(body) == 0 {
-			body = []byte{' '}
-		} else {
-			body[len(body)/2] ^= 0x01
-		}
+		body = tamper(body)
 	}
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
@@ -211,17 +184,13 @@ func (s *Server) notificationRequest(ctx context.Context, url, eventType string,
 	h := req.Header
 	h.Set("Content-Type", "application/json")
 	h.Set("User-Agent", "Mozilla/4.0 (wechatpaytest notification)")
-	h.Set(wire.HeaderTimestamp, ts)
-	h.Set(wire.HeaderNonce, nonce)
-	h.Set(wire.HeaderSignature, sig)
-	h.Set(wire.HeaderSerial, serial)
-	h.Set(wire.HeaderSignatureType, wire.SchemeRSA)
+	setSignature(h, ts, nonce, sig, serial)
 	return req, nil
 }
 
 // notificationBody encrypts resource for m and wraps it in the
 // notification JSON.
-func (s *Server) notificationBody(m *merchant, now time.Time, eventType string, resource any, o *notifyOptions) ([]byte, error) {
+func notificationBody(m *merchant, now time.Time, eventType string, resource any, o *notifyOptions) ([]byte, error) {
 	if eventType == "" {
 		eventType = "TRANSACTION.SUCCESS"
 	}
@@ -369,76 +338,37 @@ func RefundResource(m Merchant) map[string]any {
 	}
 }
 
-// NotifyPath is the sandbox's control endpoint that sends a notification
-// on behalf of the calling merchant; see Server.Notify. The request is
-// authenticated like any APIv3 request and the notification is for the
-// merchant of its Authorization. Its JSON body is
-//
-//	{"url":"http://...","event_type":"TRANSACTION.SUCCESS","resource":{...}}
-//
-// where event_type defaults to TRANSACTION.SUCCESS and resource (an object)
-// to a sample payment, or a sample refund for REFUND.* events. The answer,
-// signed like every sandbox response, is 200 with
-// {"status":<the merchant's HTTP status>,"body":"<the first 1 KiB of its
-// answer>"}, or 502 {"code":"NOTIFY_FAILED","message":...} if the URL
-// could not be reached, or 400 PARAM_ERROR for a bad request.
-const NotifyPath = "/sandbox/notify"
-
-// maxNotifyAnswer is how much of the merchant's answer the control
-// endpoint reports.
-const maxNotifyAnswer = 1 << 10
-
-// notifyTimeout bounds a notification sent through the control endpoint;
-// WeChat Pay waits 5 seconds for an answer (docs/protocol.md §6), the sandbox a
-// little longer for debugging.
-const notifyTimeout = 10 * time.Second
-
-type notifyCommand struct {
-	URL       string          `json:"url"`
-	EventType string          `json:"event_type"`
-	Resource  json.RawMessage `json:"resource"`
+// Notify sends a callback notification to url as WeChat Pay does and
+// returns the merchant's answer; the caller closes its body. eventType
+// defaults to "TRANSACTION.SUCCESS". resource is the payload before
+// encryption: it is marshalled to JSON, except a []byte or a
+// json.RawMessage, which is the JSON itself; nil means a sample payload
+// for the merchant, RefundResource for REFUND.* events and PaymentResource
+// otherwise. See NotificationRequest for how the notification is built.
+// The error is that of building the request or of the HTTP client.
+func (s *Server) Notify(ctx context.Context, url, eventType string, resource any, opts ...NotifyOption) (*http.Response, error) {
+	o := notifyOpts(opts)
+	req, err := s.notes.request(ctx, url, eventType, resource, o)
+	if err != nil {
+		return nil, err
+	}
+	c := o.client
+	if c == nil {
+		c = noRedirects
+	}
+	return c.Do(req)
 }
 
-type notifyResult struct {
-	Status int    `json:"status"`
-	Body   string `json:"body"`
-}
-
-// serveNotifyPost answers the control endpoint NotifyPath for the
-// authenticated merchant m.
-func (s *Server) serveNotifyPost(w http.ResponseWriter, r *http.Request, m *merchant, body []byte) {
-	var cmd notifyCommand
-	if err := json.Unmarshal(body, &cmd); err != nil {
-		s.writeError(w, r, m, http.StatusBadRequest, "PARAM_ERROR", "请求体不是合法的JSON: "+err.Error(), nil)
-		return
-	}
-	u, err := url.Parse(cmd.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		s.writeError(w, r, m, http.StatusBadRequest, "PARAM_ERROR", "url必须是http或https的绝对地址", nil)
-		return
-	}
-	var resource any
-	if raw := bytes.TrimSpace(cmd.Resource); len(raw) > 0 && !bytes.Equal(raw, []byte("null")) {
-		if raw[0] != '{' {
-			s.writeError(w, r, m, http.StatusBadRequest, "PARAM_ERROR", "resource必须是JSON对象", nil)
-			return
-		}
-		resource = json.RawMessage(raw)
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), notifyTimeout)
-	defer cancel()
-	resp, err := s.Notify(ctx, cmd.URL, cmd.EventType, resource, NotifyMerchant(m.info.ID))
-	if err != nil {
-		s.writeError(w, r, m, http.StatusBadGateway, "NOTIFY_FAILED", "通知发送失败: "+err.Error(), nil)
-		return
-	}
-	answer, _ := io.ReadAll(io.LimitReader(resp.Body, maxNotifyAnswer))
-	resp.Body.Close()
-	// json.Marshal turns invalid UTF-8, such as a character cut in two
-	// by the limit, into U+FFFD.
-	out, err := json.Marshal(notifyResult{Status: resp.StatusCode, Body: string(answer)})
-	if err != nil {
-		panic(err) // plain types always marshal
-	}
-	s.writeSigned(w, r, m, http.StatusOK, jsonHeader, out, FaultNone)
+// NotificationRequest builds, without sending, the request Notify sends:
+// a POST of the notification JSON (a UUID-like id, create_time in +08:00,
+// resource_type "encrypt-resource", a summary) whose resource is encrypted
+// with AEAD_AES_256_GCM under the merchant's APIv3 key, a random
+// 12-character nonce and associated_data naming the resource type, signed
+// with the merchant's current platform certificate (or public key) and the
+// sandbox clock, with the Wechatpay-Timestamp, -Nonce, -Signature, -Serial
+// and -Signature-Type headers. Use it to drive a handler directly, for
+// example with an httptest.ResponseRecorder. It panics if the merchant of
+// NotifyMerchant does not exist.
+func (s *Server) NotificationRequest(ctx context.Context, url, eventType string, resource any, opts ...NotifyOption) (*http.Request, error) {
+	return s.notes.request(ctx, url, eventType, resource, notifyOpts(opts))
 }

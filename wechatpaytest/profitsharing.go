@@ -15,6 +15,11 @@ import (
 // once; the create answer says PROCESSING, as WeChat Pay's does, and a
 // query says FINISHED.
 type profitSharing struct {
+	merchants *merchants       // receivers that are merchants of the server
+	trades    *orders          // the paid orders shared
+	delivery  *delivery        // PROFITSHARING.* notifications
+	fields    *sensitiveFields // receiver names
+
 	mu        sync.Mutex             // guards the maps below
 	receivers map[string]*psReceiver // owner/type/account
 	orders    map[string]*psOrder    // owner/out_order_no
@@ -22,6 +27,20 @@ type profitSharing struct {
 	returns   map[string]*psReturn   // owner/out_return_no
 	notifyURL map[string]string      // receiver merchant → where its PROFITSHARING.* go
 	seq       int64                  // numbers order_id, detail_id, return_id
+}
+
+// routes are the profit-sharing routes.
+func (p *profitSharing) routes() []route {
+	return []route{
+		{"POST /v3/profitsharing/receivers/add", failable, p.serveReceiverAdd},
+		{"POST /v3/profitsharing/receivers/delete", failable, p.serveReceiverDelete},
+		{"POST /v3/profitsharing/orders", failable, p.serveShare},
+		{"GET /v3/profitsharing/orders/{no}", failable, p.serveShareQuery},
+		{"POST /v3/profitsharing/orders/unfreeze", failable, p.serveUnfreeze},
+		{"GET /v3/profitsharing/transactions/{id}/amounts", failable, p.serveUnsplit},
+		{"POST /v3/profitsharing/return-orders", failable, p.serveReturn},
+		{"GET /v3/profitsharing/return-orders/{no}", failable, p.serveReturnQuery},
+	}
 }
 
 // maxShareRatio is the sandbox's maximum share of an order, in percent:
@@ -90,8 +109,8 @@ var (
 // receiver sets on its merchant platform. The notifications are signed
 // and encrypted for that merchant and follow the retry schedule.
 func (s *Server) SetProfitSharingNotifyURL(merchantID, url string) {
-	s.merchant(merchantID) // panics on an unknown merchant, as other setters do
-	p := &s.profit
+	s.merchants.get(merchantID) // panics on an unknown merchant, as other setters do
+	p := s.profit
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.notifyURL == nil {
@@ -111,37 +130,28 @@ func psOwner(r *http.Request, subMchID string) string {
 
 // paidOrder finds owner's order with transactionID: its amount, whether
 // it is paid, and whether its prepay asked for profit sharing.
-func (s *Server) paidOrder(owner, transactionID string) (total int64, paid, sharing, found bool) {
-	x := &s.sim
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	for _, o := range x.orders {
-		if o.Owner == owner && o.TransactionID == transactionID && transactionID != "" {
-			return o.Total, o.State == stateSuccess || o.State == stateRefund, o.ProfitSharing, true
-		}
+func (p *profitSharing) paidOrder(owner, transactionID string) (total int64, paid, sharing, found bool) {
+	o, ok := p.trades.lookupTransaction(transactionID)
+	if !ok || o.Owner != owner || transactionID == "" {
+		return 0, false, false, false
 	}
-	return 0, false, false, false
+	return o.Total, o.State == stateSuccess || o.State == stateRefund, o.ProfitSharing, true
 }
 
 // ownerOf returns the owner of the order with transactionID that caller
 // may see: its own, or a sub-merchant's it placed as a service provider.
 // The amounts route names no sub_mchid: a transaction_id is unique.
-func (s *Server) ownerOf(caller, transactionID string) string {
-	x := &s.sim
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	for _, o := range x.orders {
-		if o.TransactionID == transactionID && (o.Owner == caller || o.Merchant == caller) {
-			return o.Owner
-		}
+func (p *profitSharing) ownerOf(caller, transactionID string) string {
+	if o, ok := p.trades.lookupTransaction(transactionID); ok && (o.Owner == caller || o.Merchant == caller) {
+		return o.Owner
 	}
 	return caller
 }
 
 // psTxLocked returns the sharing state of a paid, marked order, or the error to
 // answer. p.mu is held.
-func (s *Server) psTxLocked(owner, transactionID string) (*psTx, *simError) {
-	total, paid, sharing, found := s.paidOrder(owner, transactionID)
+func (p *profitSharing) psTxLocked(owner, transactionID string) (*psTx, *simError) {
+	total, paid, sharing, found := p.paidOrder(owner, transactionID)
 	switch {
 	case !found:
 		return nil, errPSNotFound
@@ -150,7 +160,6 @@ func (s *Server) psTxLocked(owner, transactionID string) (*psTx, *simError) {
 	case !sharing:
 		return nil, errNotShareOrder
 	}
-	p := &s.profit
 	k := owner + "/" + transactionID
 	t := p.txs[k]
 	if t == nil {
@@ -177,7 +186,7 @@ func itoa(n int64) string {
 // is decrypted with the key the request's Wechatpay-Serial names (a name
 // sent in clear, or with another key, is 400 PARAM_ERROR), and comes back
 // encrypted for the merchant.
-func (s *Server) serveReceiverAdd(w http.ResponseWriter, r *http.Request) {
+func (p *profitSharing) serveReceiverAdd(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		SubMchID       string `json:"sub_mchid"`
 		AppID          string `json:"appid"`
@@ -211,13 +220,12 @@ func (s *Server) serveReceiverAdd(w http.ResponseWriter, r *http.Request) {
 	name := ""
 	if req.Name != "" {
 		var err error
-		if name, err = s.DecryptField(r, req.Name); err != nil {
+		if name, err = p.fields.decrypt(r, req.Name); err != nil {
 			writeSimError(w, &simError{http.StatusBadRequest, "PARAM_ERROR", msgRequestSerial, nil})
 			return
 		}
 	}
 	owner := psOwner(r, req.SubMchID)
-	p := &s.profit
 	p.mu.Lock()
 	if p.receivers == nil {
 		p.receivers = make(map[string]*psReceiver)
@@ -233,7 +241,7 @@ func (s *Server) serveReceiverAdd(w http.ResponseWriter, r *http.Request) {
 		answer["custom_relation"] = req.CustomRelation
 	}
 	if name != "" {
-		enc, err := s.EncryptField(MerchantIDFrom(r.Context()), name)
+		enc, err := p.fields.encrypt(MerchantIDFrom(r.Context()), name)
 		if err != nil {
 			writeSimError(w, errSystem)
 			return
@@ -244,7 +252,7 @@ func (s *Server) serveReceiverAdd(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveReceiverDelete serves POST /v3/profitsharing/receivers/delete.
-func (s *Server) serveReceiverDelete(w http.ResponseWriter, r *http.Request) {
+func (p *profitSharing) serveReceiverDelete(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		SubMchID string `json:"sub_mchid"`
 		Type     string `json:"type"`
@@ -258,7 +266,6 @@ func (s *Server) serveReceiverDelete(w http.ResponseWriter, r *http.Request) {
 		writeSimError(w, paramError("/type", "type或account不合法", req.Type))
 		return
 	}
-	p := &s.profit
 	p.mu.Lock()
 	delete(p.receivers, psOwner(r, req.SubMchID)+"/"+req.Type+"/"+req.Account)
 	p.mu.Unlock()
@@ -285,7 +292,7 @@ type psOrderRequest struct {
 
 // check validates the fields of a sharing request, and decrypts the
 // receivers' names in place.
-func (s *Server) checkOrderRequest(r *http.Request, req *psOrderRequest) *simError {
+func (p *profitSharing) checkOrderRequest(r *http.Request, req *psOrderRequest) *simError {
 	switch {
 	case req.TransactionID == "":
 		return paramError("/transaction_id", "不能为空", nil)
@@ -307,7 +314,7 @@ func (s *Server) checkOrderRequest(r *http.Request, req *psOrderRequest) *simErr
 			return paramError("/receivers/description", "不能为空", nil)
 		}
 		if rc.Name != "" {
-			name, err := s.DecryptField(r, rc.Name)
+			name, err := p.fields.decrypt(r, rc.Name)
 			if err != nil {
 				return &simError{http.StatusBadRequest, "PARAM_ERROR", msgRequestSerial, nil}
 			}
@@ -318,20 +325,19 @@ func (s *Server) checkOrderRequest(r *http.Request, req *psOrderRequest) *simErr
 }
 
 // serveShare serves POST /v3/profitsharing/orders.
-func (s *Server) serveShare(w http.ResponseWriter, r *http.Request) {
+func (p *profitSharing) serveShare(w http.ResponseWriter, r *http.Request) {
 	body := bodyOf(r)
 	var req psOrderRequest
 	if e := decodeObject(body, &req); e != nil {
 		writeSimError(w, e)
 		return
 	}
-	if e := s.checkOrderRequest(r, &req); e != nil {
+	if e := p.checkOrderRequest(r, &req); e != nil {
 		writeSimError(w, e)
 		return
 	}
 	owner := psOwner(r, req.SubMchID)
 	fp := fingerprint("profitsharing", mustJSON(req))
-	p := &s.profit
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	k := owner + "/" + req.OutOrderNo
@@ -343,7 +349,7 @@ func (s *Server) serveShare(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, old.json(true))
 		return
 	}
-	t, e := s.psTxLocked(owner, req.TransactionID)
+	t, e := p.psTxLocked(owner, req.TransactionID)
 	if e == nil {
 		e = p.checkShare(owner, t, &req)
 	}
@@ -367,7 +373,7 @@ func (s *Server) serveShare(w http.ResponseWriter, r *http.Request) {
 	p.orders[k] = o
 	writeJSON(w, o.json(true))
 	for _, sh := range o.receivers {
-		s.notifyReceiverLocked("PROFITSHARING.SUCCESS", r, o, sh.Type, sh.Account, sh.Amount, sh.Description)
+		p.notifyReceiverLocked("PROFITSHARING.SUCCESS", r, o, sh.Type, sh.Account, sh.Amount, sh.Description)
 	}
 }
 
@@ -418,9 +424,9 @@ func (o *psOrder) json(fresh bool) map[string]any {
 // notifyReceiverLocked sends a PROFITSHARING.* notification to a merchant
 // receiver that is a merchant of this server with a notify URL set.
 // p.mu is held.
-func (s *Server) notifyReceiverLocked(event string, r *http.Request, o *psOrder, typ, account string, amount int64, desc string) {
-	url := s.profit.notifyURL[account]
-	if typ != "MERCHANT_ID" || url == "" || s.lookup(account) == nil {
+func (p *profitSharing) notifyReceiverLocked(event string, r *http.Request, o *psOrder, typ, account string, amount int64, desc string) {
+	url := p.notifyURL[account]
+	if typ != "MERCHANT_ID" || url == "" || p.merchants.lookup(account) == nil {
 		return
 	}
 	res := map[string]any{
@@ -432,17 +438,16 @@ func (s *Server) notifyReceiverLocked(event string, r *http.Request, o *psOrder,
 		res["sp_mchid"], res["sub_mchid"] = res["mchid"], o.subMchID
 		delete(res, "mchid")
 	}
-	s.notify(notice{eventType: event, merchant: account, outTradeNo: o.outOrderNo, url: url, resource: res})
+	p.delivery.send(notice{eventType: event, merchant: account, outTradeNo: o.outOrderNo, url: url, resource: res})
 }
 
 // serveShareQuery serves GET /v3/profitsharing/orders/{out_order_no}.
-func (s *Server) serveShareQuery(w http.ResponseWriter, r *http.Request) {
+func (p *profitSharing) serveShareQuery(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if q.Get("transaction_id") == "" {
 		writeSimError(w, paramError("transaction_id", "不能为空", nil))
 		return
 	}
-	p := &s.profit
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	o := p.orders[psOwner(r, q.Get("sub_mchid"))+"/"+r.PathValue("no")]
@@ -455,7 +460,7 @@ func (s *Server) serveShareQuery(w http.ResponseWriter, r *http.Request) {
 
 // serveUnfreeze serves POST /v3/profitsharing/orders/unfreeze: what is
 // left unshared goes back to the merchant.
-func (s *Server) serveUnfreeze(w http.ResponseWriter, r *http.Request) {
+func (p *profitSharing) serveUnfreeze(w http.ResponseWriter, r *http.Request) {
 	body := bodyOf(r)
 	var req struct {
 		SubMchID      string `json:"sub_mchid"`
@@ -480,7 +485,6 @@ func (s *Server) serveUnfreeze(w http.ResponseWriter, r *http.Request) {
 	}
 	owner := psOwner(r, req.SubMchID)
 	fp := fingerprint("unfreeze", mustJSON(req))
-	p := &s.profit
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	k := owner + "/" + req.OutOrderNo
@@ -492,7 +496,7 @@ func (s *Server) serveUnfreeze(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, old.json(true))
 		return
 	}
-	t, e := s.psTxLocked(owner, req.TransactionID)
+	t, e := p.psTxLocked(owner, req.TransactionID)
 	if e == nil && t.unfrozen {
 		e = errNotEnough
 	}
@@ -513,13 +517,12 @@ func (s *Server) serveUnfreeze(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveUnsplit serves GET /v3/profitsharing/transactions/{id}/amounts.
-func (s *Server) serveUnsplit(w http.ResponseWriter, r *http.Request) {
+func (p *profitSharing) serveUnsplit(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	p := &s.profit
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var left int64
-	t, e := s.psTxLocked(s.ownerOf(MerchantIDFrom(r.Context()), id), id)
+	t, e := p.psTxLocked(p.ownerOf(MerchantIDFrom(r.Context()), id), id)
 	switch {
 	case e == errNotShareOrder:
 		left = 0
@@ -534,7 +537,7 @@ func (s *Server) serveUnsplit(w http.ResponseWriter, r *http.Request) {
 
 // serveReturn serves POST /v3/profitsharing/return-orders: money shared to
 // a merchant receiver comes back, at once.
-func (s *Server) serveReturn(w http.ResponseWriter, r *http.Request) {
+func (p *profitSharing) serveReturn(w http.ResponseWriter, r *http.Request) {
 	body := bodyOf(r)
 	var req struct {
 		SubMchID    string `json:"sub_mchid"`
@@ -565,7 +568,6 @@ func (s *Server) serveReturn(w http.ResponseWriter, r *http.Request) {
 	}
 	owner := psOwner(r, req.SubMchID)
 	fp := fingerprint("return", mustJSON(req))
-	p := &s.profit
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	rk := owner + "/" + req.OutReturnNo
@@ -606,7 +608,7 @@ func (s *Server) serveReturn(w http.ResponseWriter, r *http.Request) {
 	}
 	p.returns[rk] = &psReturn{fingerprint: fp, body: ret}
 	writeJSON(w, ret)
-	s.notifyReceiverLocked("PROFITSHARING.RETURN", r, o, "MERCHANT_ID", req.ReturnMchID, *req.Amount, req.Description)
+	p.notifyReceiverLocked("PROFITSHARING.RETURN", r, o, "MERCHANT_ID", req.ReturnMchID, *req.Amount, req.Description)
 }
 
 func (p *profitSharing) findOrder(owner, orderID, outOrderNo string) *psOrder {
@@ -622,9 +624,8 @@ func (p *profitSharing) findOrder(owner, orderID, outOrderNo string) *psOrder {
 }
 
 // serveReturnQuery serves GET /v3/profitsharing/return-orders/{no}.
-func (s *Server) serveReturnQuery(w http.ResponseWriter, r *http.Request) {
+func (p *profitSharing) serveReturnQuery(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	p := &s.profit
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	ret := p.returns[psOwner(r, q.Get("sub_mchid"))+"/"+r.PathValue("no")]

@@ -35,15 +35,6 @@ func placeNative(t *testing.T, srv *Server, m Merchant, no, notifyURL string, to
 	return out.CodeURL
 }
 
-// compressed divides WeChat Pay's retry schedule by f.
-func compressed(f time.Duration) []time.Duration {
-	s := RetrySchedule()
-	for i := range s {
-		s[i] /= f
-	}
-	return s
-}
-
 // attemptsTo returns the delivery attempts to url, in order.
 func attemptsTo(srv *Server, url string) []Delivery {
 	var out []Delivery
@@ -55,9 +46,9 @@ func attemptsTo(srv *Server, url string) []Delivery {
 	return out
 }
 
-// checkSchedule checks that each attempt started no earlier than the
-// previous one ended plus its interval, and not much later.
-func checkSchedule(t *testing.T, ds []Delivery, retries []time.Duration, slack time.Duration) {
+// checkSchedule checks that each attempt started exactly its interval
+// after the previous one ended, on the fake clock.
+func checkSchedule(t *testing.T, ds []Delivery, retries []time.Duration) {
 	t.Helper()
 	for i, d := range ds {
 		if d.Attempt != i+1 {
@@ -67,19 +58,19 @@ func checkSchedule(t *testing.T, ds []Delivery, retries []time.Duration, slack t
 			continue
 		}
 		prev := ds[i-1]
-		earliest := prev.Start.Add(prev.Duration).Add(retries[i-1])
-		if d.Start.Before(earliest) {
-			t.Errorf("attempt %d at +%s after attempt %d ended; want ≥ %s", d.Attempt, d.Start.Sub(prev.Start.Add(prev.Duration)), prev.Attempt, retries[i-1])
-		}
-		if d.Start.After(earliest.Add(slack)) {
-			t.Errorf("attempt %d late by %s", d.Attempt, d.Start.Sub(earliest))
+		if want := prev.Start.Add(prev.Duration).Add(retries[i-1]); !d.Start.Equal(want) {
+			t.Errorf("attempt %d at +%s after attempt %d ended; want %s", d.Attempt, d.Start.Sub(prev.Start.Add(prev.Duration)), prev.Attempt, retries[i-1])
 		}
 	}
 }
 
+// TestRetryFailsTwiceThenSucceeds runs WeChat Pay's real schedule on a
+// fake clock: a 500, a 201 (not a success either), then a 204 ends the
+// deliveries, 15 s and 15 s apart, under one notification id.
 func TestRetryFailsTwiceThenSucceeds(t *testing.T) {
-	retries := compressed(100) // 150ms, 150ms, 300ms, 1.8s, ...
-	srv := NewServer(WithCallbackSchedule(time.Second, retries...))
+	fc := newFakeClock()
+	retries := RetrySchedule()
+	srv := NewServer(withClock(fc))
 	defer srv.Close()
 	var calls atomic.Int32
 	merchant := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -99,16 +90,16 @@ func TestRetryFailsTwiceThenSucceeds(t *testing.T) {
 	if err := srv.Pay(m.ID, "RETRY001", PaySuccess); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for len(attemptsTo(srv, merchant.URL)) < 3 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	for i := range 2 { // after each failure, the retry is set for its interval
+		fc.waitTimer(t, retries[i])
+		fc.advance(retries[i])
 	}
-	time.Sleep(retries[2] + 200*time.Millisecond) // past when a 4th would come
+	srv.life.idle() // the delivery ended on its own
 	ds := attemptsTo(srv, merchant.URL)
-	if len(ds) != 3 || calls.Load() != 3 {
-		t.Fatalf("%d deliveries, %d requests; want exactly 3: %v", len(ds), calls.Load(), ds)
+	if len(ds) != 3 || calls.Load() != 3 || fc.pending() != 0 {
+		t.Fatalf("%d deliveries, %d requests, %d timers left; want exactly 3 and none: %v", len(ds), calls.Load(), fc.pending(), ds)
 	}
-	checkSchedule(t, ds, retries, 250*time.Millisecond)
+	checkSchedule(t, ds, retries)
 	if ds[0].Status != 500 || ds[0].OK || !strings.Contains(ds[0].Body, "FAIL") || ds[1].Status != 201 || ds[1].OK || ds[2].Status != 204 || !ds[2].OK {
 		t.Errorf("answers: %v", ds)
 	}
@@ -117,14 +108,18 @@ func TestRetryFailsTwiceThenSucceeds(t *testing.T) {
 	}
 }
 
+// TestRetryNeverAnswered runs the whole 24 h 4 m schedule on a fake clock
+// against a merchant that never answers: 16 attempts, each given up after
+// the answer timeout, each retry exactly on schedule, then no more.
 func TestRetryNeverAnswered(t *testing.T) {
-	retries := compressed(100000) // 24 h 4 m becomes 0.87 s
-	const timeout = 20 * time.Millisecond
-	srv := NewServer(WithCallbackSchedule(timeout, retries...))
+	fc := newFakeClock()
+	retries := RetrySchedule()
+	const timeout = 5 * time.Second
+	srv := NewServer(withClock(fc), WithCallbackSchedule(timeout, retries...))
 	defer srv.Close()
-	var calls atomic.Int32
+	arrived := make(chan struct{}, len(retries)+2)
 	merchant := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
+		arrived <- struct{}{}
 		io.Copy(io.Discard, r.Body) // so that the server notices the client leave
 		<-r.Context().Done()        // never answers
 	}))
@@ -135,23 +130,35 @@ func TestRetryNeverAnswered(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := len(retries) + 1
-	deadline := time.Now().Add(10 * time.Second)
-	for len(attemptsTo(srv, merchant.URL)) < want && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	for i := range want {
+		<-arrived // the request reached the merchant: let its answer time run out
+		fc.waitTimer(t, timeout)
+		fc.advance(timeout)
+		if i < len(retries) {
+			fc.waitTimer(t, retries[i])
+			fc.advance(retries[i])
+		}
 	}
-	time.Sleep(300 * time.Millisecond) // would see a 17th
+	srv.life.idle() // the delivery gave up on its own
 	ds := attemptsTo(srv, merchant.URL)
-	if len(ds) != want || int(calls.Load()) != want {
-		t.Fatalf("%d deliveries, %d requests; want %d", len(ds), calls.Load(), want)
+	if len(ds) != want || len(arrived) != 0 || fc.pending() != 0 {
+		t.Fatalf("%d deliveries, %d requests unaccounted for, %d timers left; want %d, none, none", len(ds), len(arrived), fc.pending(), want)
 	}
-	checkSchedule(t, ds, retries, 250*time.Millisecond)
+	checkSchedule(t, ds, retries)
+	var total time.Duration
 	for _, d := range ds {
-		if d.OK || d.Status != 0 || !strings.Contains(d.Err, "no answer within 20ms") || d.Duration < timeout {
+		if d.OK || d.Status != 0 || d.Err != "no answer within 5s" || d.Duration != timeout {
 			t.Errorf("attempt %d: %+v", d.Attempt, d)
 		}
+		total += d.Duration
+	}
+	if span := ds[len(ds)-1].Start.Add(ds[len(ds)-1].Duration).Sub(ds[0].Start) - total; span != 24*time.Hour+4*time.Minute {
+		t.Errorf("retries span %s; want WeChat Pay's 24h4m", span)
 	}
 }
 
+// TestDuplicateDelivery checks WithDuplicateCallbacks: the first delivery
+// is sent twice at once, with one notification id.
 func TestDuplicateDelivery(t *testing.T) {
 	var mu sync.Mutex
 	ids := map[string]int{}
@@ -164,15 +171,12 @@ func TestDuplicateDelivery(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	}))
 	defer merchant.Close()
-	srv := NewServer(WithDuplicateCallbacks())
+	srv := NewServer(WithDuplicateCallbacks(), withClock(newFakeClock()))
 	defer srv.Close()
 	m := srv.Merchant()
 	placeNative(t, srv, m, "DUPL0001", merchant.URL, 1)
 	srv.Pay(m.ID, "DUPL0001", PaySuccess)
-	deadline := time.Now().Add(5 * time.Second)
-	for len(attemptsTo(srv, merchant.URL)) < 2 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	srv.life.idle() // both copies answered; nothing to retry
 	ds := attemptsTo(srv, merchant.URL)
 	if len(ds) != 2 || ds[0].Attempt != 1 || ds[1].Attempt != 1 || ds[0].Duplicate == ds[1].Duplicate || ds[0].ID != ds[1].ID {
 		t.Fatalf("deliveries %v", ds)
@@ -193,20 +197,19 @@ func TestCloseStopsDeliveries(t *testing.T) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}))
 	defer merchant.Close()
-	srv := NewServer() // the real schedule: the first retry is 15 s away
+	fc := newFakeClock()
+	srv := NewServer(withClock(fc)) // the real schedule: the first retry is 15 s away
 	m := srv.Merchant()
 	placeNative(t, srv, m, "CLOSE001", merchant.URL, 1)
 	srv.Pay(m.ID, "CLOSE001", PaySuccess)
-	for calls.Load() == 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
-	start := time.Now()
-	srv.Close()
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("Close took %s", d)
-	}
+	fc.waitTimer(t, 15*time.Second) // the first attempt failed; the retry is set
+	srv.Close()                     // returns: the waiting delivery is abandoned
+	fc.advance(time.Hour)           // a leaked delivery would now retry
 	if n := calls.Load(); n != 1 {
 		t.Errorf("%d deliveries; want 1", n)
+	}
+	if n := len(srv.Deliveries()); n != 1 {
+		t.Errorf("%d deliveries recorded; want 1", n)
 	}
 }
 
@@ -488,13 +491,8 @@ func TestRefundOutcomes(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("refund: %s", body)
 		}
-		select {
-		case e := <-got:
-			if e != "REFUND."+outcome {
-				t.Errorf("event %s; want REFUND.%s", e, outcome)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("no refund notification")
+		if e := <-got; e != "REFUND."+outcome { // waits for the event, however busy the machine
+			t.Errorf("event %s; want REFUND.%s", e, outcome)
 		}
 		_, body = do(t, srv, m, "GET", "/v3/refund/domestic/refunds/"+no, nil)
 		if !bytes.Contains(body, []byte(`"status":"`+outcome+`"`)) {
@@ -589,7 +587,8 @@ func TestCashierPage(t *testing.T) {
 		return string(page)
 	}
 	page := get()
-	for _, want := range []string{"¥123.45", m.ID, "&lt;script&gt;alert(1)&lt;/script&gt; tea", "NOTPAY", `id="pay"`, `id="fail"`} {
+	for _, want := range []string{"¥123.45", m.ID, "&lt;script&gt;alert(1)&lt;/script&gt; tea", "NOTPAY", `id="pay"`, `id="fail"`,
+		`<meta name="viewport" content="width=device-width, initial-scale=1">`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("cashier page lacks %q", want)
 		}
@@ -619,8 +618,8 @@ func TestCashierPage(t *testing.T) {
 	if code := post(srv.URL, "PAYERROR"); code != http.StatusSeeOther {
 		t.Errorf("failed payment: %d", code)
 	}
-	if page := get(); !strings.Contains(page, "PAYERROR") || !strings.Contains(page, `id="pay"`) {
-		t.Errorf("after a failed payment the page shows no PAYERROR or no Pay button")
+	if page := get(); !strings.Contains(page, "PAYERROR") || !strings.Contains(page, `id="pay"`) || !strings.Contains(page, "支付失败<small>Payment failed</small>") {
+		t.Errorf("after a failed payment the page shows no PAYERROR, no result or no Pay button:\n%s", page)
 	}
 	if code := post(srv.URL, "SUCCESS"); code != http.StatusSeeOther {
 		t.Errorf("payment: %d", code)
@@ -629,8 +628,12 @@ func TestCashierPage(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	page = get()
-	if !strings.Contains(page, ">SUCCESS<") || strings.Contains(page, `id="pay"`) || !strings.Contains(page, "TRANSACTION.SUCCESS") {
+	if !strings.Contains(page, ">SUCCESS<") || strings.Contains(page, `id="pay"`) || !strings.Contains(page, "支付成功<small>Payment successful</small>") {
 		t.Errorf("after paying:\n%s", page)
+	}
+	// The delivery to the closed port: a short answer, and the next retry.
+	if !strings.Contains(page, "<td>connection refused</td>") || strings.Contains(page, "dial tcp") || strings.Contains(page, "none: gave up") {
+		t.Errorf("delivery table:\n%s", page)
 	}
 	if code := post(srv.URL, "SUCCESS"); code != http.StatusForbidden {
 		t.Errorf("paying twice: %d; want 403 (ORDERPAID)", code)
@@ -688,18 +691,17 @@ func FuzzOrderRoutes(f *testing.F) {
 	f.Fuzz(func(t *testing.T, route uint8, body string) {
 		p := paths[int(route)%len(paths)]
 		req := httptest.NewRequest(p.method, p.path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
 		req = req.WithContext(context.WithValue(req.Context(), merchantIDKey{}, m.ID))
 		rec := httptest.NewRecorder()
-		srv.sim.mu.Lock()
-		clear(srv.sim.faults) // a fuzzed RouteTimeout would hang the next call
-		srv.sim.mu.Unlock()
+		srv.faults.clearRoutes() // a fuzzed RouteTimeout would hang the next call
 		switch p.path {
 		case PayPath:
-			srv.servePayControl(rec, req)
+			srv.control.servePay(rec, req)
 		case FaultsPath:
-			srv.serveFaultsControl(rec, req)
+			srv.control.serveFaults(rec, req)
 		default:
-			srv.sims.ServeHTTP(rec, req)
+			srv.core.builtin.ServeHTTP(rec, req)
 		}
 		if rec.Code >= 300 && rec.Code != 202 {
 			var e errorBody
@@ -746,7 +748,7 @@ func TestPartnerOrders(t *testing.T) {
 	if err := json.Unmarshal(<-got, &n); err != nil || n.EventType != "TRANSACTION.SUCCESS" {
 		t.Fatalf("notification %+v: %v", n, err)
 	}
-	m := srv.merchant(sp.ID)
+	m := srv.merchants.get(sp.ID)
 	plain, err := m.aead.Open(nil, []byte(n.Resource.Nonce), mustBase64(t, n.Resource.Ciphertext), []byte(n.Resource.AssociatedData))
 	if err != nil {
 		t.Fatalf("the provider's APIv3 key does not open the resource: %v", err)
@@ -773,4 +775,75 @@ func mustBase64(t *testing.T, s string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestContentTypeMissing checks that a JSON body sent without any
+// Content-Type is refused like a wrong one, and a body-less close is not.
+func TestContentTypeMissing(t *testing.T) {
+	srv := NewServer()
+	defer srv.Close()
+	m := srv.Merchant()
+	req := newRequest(t, srv, m, "POST", "/v3/refund/domestic/refunds", []byte(`{"out_trade_no":"NOPE0001"}`))
+	req.Header.Del("Content-Type")
+	resp, body := send(t, req)
+	if e := wantError(t, resp, body, 400, "INVALID_REQUEST"); !strings.Contains(e.Message, "application/json") {
+		t.Errorf("message %q does not name application/json", e.Message)
+	}
+	mustVerify(t, srv, m, resp, body, resp.Header.Get("Wechatpay-Serial"))
+	req = newRequest(t, srv, m, "POST", "/v3/pay/transactions/out-trade-no/NOPE0001/close", nil)
+	resp, body = send(t, req)
+	wantError(t, resp, body, 400, "PARAM_ERROR") // the empty body, not the Content-Type
+}
+
+// TestSerialsLookLikeWeChatPays checks that certificate serials are 40
+// upper-case hex digits without a leading zero, so that a client
+// formatting the serial number itself names the same serial.
+func TestSerialsLookLikeWeChatPays(t *testing.T) {
+	for range 5000 {
+		s := newSerialHex()
+		if len(s) != 40 || s[0] == '0' || strings.ToUpper(s) != s {
+			t.Fatalf("serial %q", s)
+		}
+	}
+	srv := NewServer()
+	defer srv.Close()
+	m := srv.Merchant()
+	for range 20 {
+		srv.AddCertificate(m.ID)
+	}
+	for _, c := range srv.Certificates(m.ID) {
+		if got := strings.ToUpper(c.SerialNumber.Text(16)); len(got) != 40 {
+			t.Errorf("platform certificate serial %s", got)
+		}
+	}
+	if got := strings.ToUpper(m.Certificate.SerialNumber.Text(16)); got != m.CertificateSerial {
+		t.Errorf("merchant certificate serial %s; CertificateSerial %s", got, m.CertificateSerial)
+	}
+}
+
+// TestDeliveryRows checks the cashier's delivery table: short answers,
+// and the next retry on the last failed attempt of each notification only.
+func TestDeliveryRows(t *testing.T) {
+	start := time.Date(2026, 1, 2, 10, 0, 0, 0, time.Local)
+	retries := []time.Duration{15 * time.Second, 15 * time.Second}
+	ds := []Delivery{
+		{ID: "a", Attempt: 1, Start: start, Duration: time.Second, Err: "Post \"http://127.0.0.1:1/n\": dial tcp 127.0.0.1:1: connect: connection refused"},
+		{ID: "a", Attempt: 2, Start: start.Add(16 * time.Second), Duration: time.Second, Status: 500},
+		{ID: "b", Attempt: 1, Start: start, Duration: 5 * time.Second, Err: "no answer within 5s"},
+		{ID: "b", Attempt: 1, Duplicate: true, Start: start, Duration: time.Second, Status: 204, OK: true},
+		{ID: "c", Attempt: 3, Start: start, Duration: time.Second, Err: "read: connection reset by peer"},
+	}
+	rows := deliveryRows(ds, retries)
+	want := []deliveryRow{
+		{"10:00:00", "1", "connection refused", "—"},
+		{"10:00:16", "2", "500 Internal Server Error", "10:00:32"},
+		{"10:00:00", "1", "no answer within 5s", "—"},
+		{"10:00:00", "1 (dup)", "204 No Content ✓", "—"},
+		{"10:00:00", "3", "connection closed", "none: gave up"},
+	}
+	for i := range want {
+		if rows[i] != want[i] {
+			t.Errorf("row %d = %+v; want %+v", i, rows[i], want[i])
+		}
+	}
 }

@@ -42,10 +42,11 @@ type savedMerchant struct {
 
 const stateVersion = 1
 
-// loadState reads the state file, if there is one. It returns the saved
-// merchant, or nil for a new file.
-func (s *Server) loadState() (*savedMerchant, error) {
-	data, err := os.ReadFile(s.opts.statePath)
+// load reads the state file, if there is one, into od. It returns the
+// saved merchant, or nil for a new file. NewServer calls it before the
+// server serves.
+func (od *orders) load() (*savedMerchant, error) {
+	data, err := os.ReadFile(od.statePath)
 	if os.IsNotExist(err) {
 		return nil, nil
 	}
@@ -54,22 +55,23 @@ func (s *Server) loadState() (*savedMerchant, error) {
 	}
 	var st savedState
 	if err := json.Unmarshal(data, &st); err != nil {
-		return nil, fmt.Errorf("state file %s: %v", s.opts.statePath, err)
+		return nil, fmt.Errorf("state file %s: %v", od.statePath, err)
 	}
 	if st.Version != stateVersion || st.Merchant == nil {
-		return nil, fmt.Errorf("state file %s: not a sandbox state file of version %d", s.opts.statePath, stateVersion)
+		return nil, fmt.Errorf("state file %s: not a sandbox state file of version %d", od.statePath, stateVersion)
 	}
-	x := &s.sim
+	od.mu.Lock()
+	defer od.mu.Unlock()
 	for _, o := range st.Orders {
 		k := orderKey(o.Owner, o.OutTradeNo)
-		x.orders[k] = o
-		x.byPay[o.PrepayID] = k
+		od.byKey[k] = o
+		od.byPay[o.PrepayID] = k
 		if o.TransactionID != "" {
-			x.byTx[o.TransactionID] = k
+			od.byTx[o.TransactionID] = k
 		}
 	}
 	for _, rf := range st.Refunds {
-		x.refunds[refundKey(rf.Owner, rf.OutRefundNo)] = rf
+		od.refunds[refundKey(rf.Owner, rf.OutRefundNo)] = rf
 	}
 	return st.Merchant, nil
 }
@@ -87,32 +89,45 @@ func parseSavedKey(der []byte) (*rsa.PrivateKey, error) {
 	return rk, nil
 }
 
-// saveLocked writes the state file, if any; s.sim.mu is held. A failure
-// is kept for StateError.
-func (s *Server) saveLocked() {
-	if s.opts.statePath == "" {
+// start records the default merchant and writes the state file a first
+// time, if there is one.
+func (od *orders) start(def *savedMerchant) error {
+	od.mu.Lock()
+	defer od.mu.Unlock()
+	od.savedDefault = def
+	od.saveLocked()
+	return od.saveErr
+}
+
+// saveLocked writes the state file, if any; od.mu is held. A failure is
+// kept for StateError.
+func (od *orders) saveLocked() {
+	if od.statePath == "" {
 		return
 	}
-	st := savedState{Version: stateVersion, Merchant: s.savedDefault}
-	for _, o := range s.sim.orders {
+	st := savedState{Version: stateVersion, Merchant: od.savedDefault}
+	for _, o := range od.byKey {
 		st.Orders = append(st.Orders, o)
 	}
-	for _, rf := range s.sim.refunds {
+	for _, rf := range od.refunds {
 		st.Refunds = append(st.Refunds, rf)
 	}
 	sort.Slice(st.Orders, func(i, j int) bool { return st.Orders[i].CreateTime.Before(st.Orders[j].CreateTime) })
 	sort.Slice(st.Refunds, func(i, j int) bool { return st.Refunds[i].CreateTime.Before(st.Refunds[j].CreateTime) })
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err == nil {
-		err = atomicfile.WriteFile(s.opts.statePath, data, 0o600)
+		err = atomicfile.WriteFile(od.statePath, data, 0o600)
 	}
-	s.sim.saveErr = err
+	od.saveErr = err
+}
+
+// stateError returns the error of the last write of the state file.
+func (od *orders) stateError() error {
+	od.mu.Lock()
+	defer od.mu.Unlock()
+	return od.saveErr
 }
 
 // StateError returns the error of the last write of the state file
 // (WithStateFile), or nil.
-func (s *Server) StateError() error {
-	s.sim.mu.Lock()
-	defer s.sim.mu.Unlock()
-	return s.sim.saveErr
-}
+func (s *Server) StateError() error { return s.orders.stateError() }

@@ -33,9 +33,8 @@ type billRow struct {
 // tradeBill builds the trade bill of merchant caller for date (Beijing
 // time) and kind (ALL, SUCCESS, REFUND). It returns nil if the merchant
 // had no payment or refund that day.
-func (s *Server) tradeBill(caller, date, kind string) []byte {
-	x := &s.sim
-	x.mu.Lock()
+func (od *orders) tradeBill(caller, date, kind string) []byte {
+	od.mu.Lock()
 	var rows []billRow
 	var n int
 	var settled, refunded, fees, ordered, asked int64
@@ -47,7 +46,7 @@ func (s *Server) tradeBill(caller, date, kind string) []byte {
 		return o.Owner, "0"
 	}
 	if kind == "ALL" || kind == "SUCCESS" {
-		for _, o := range x.orders {
+		for _, o := range od.byKey {
 			if o.Merchant != caller || o.TransactionID == "" || !day(o.SuccessTime) {
 				continue
 			}
@@ -63,8 +62,8 @@ func (s *Server) tradeBill(caller, date, kind string) []byte {
 		}
 	}
 	if kind == "ALL" || kind == "REFUND" {
-		for _, rf := range x.refunds {
-			o := x.orders[rf.OrderKey]
+		for _, rf := range od.refunds {
+			o := od.byKey[rf.OrderKey]
 			if rf.Merchant != caller || o == nil || !day(rf.CreateTime) {
 				continue
 			}
@@ -80,7 +79,7 @@ func (s *Server) tradeBill(caller, date, kind string) []byte {
 			refunded, fees, asked = refunded+rf.Refund, fees+f, asked+rf.Refund
 		}
 	}
-	x.mu.Unlock()
+	od.mu.Unlock()
 	if len(rows) == 0 {
 		return nil
 	}
@@ -109,7 +108,7 @@ func (s *Server) tradeBill(caller, date, kind string) []byte {
 // merchant had simulated payments or refunds gets their bill; another day,
 // or any day once SetBillSize was called, gets a generated bill of the
 // configured size (for download tests).
-func (s *Server) serveTradeBill(w http.ResponseWriter, r *http.Request) {
+func (b *bills) serveTradeBill(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	date := q.Get("bill_date")
 	if _, err := time.Parse(time.DateOnly, date); err != nil {
@@ -126,24 +125,24 @@ func (s *Server) serveTradeBill(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var bill []byte
-	if s.x.billSize.Load() == 0 {
-		bill = s.tradeBill(MerchantIDFrom(r.Context()), date, kind)
+	if b.size.Load() == 0 {
+		bill = b.orders.tradeBill(MerchantIDFrom(r.Context()), date, kind)
 	}
 	if bill == nil {
-		s.serveBill(w, r)
+		b.serveBill(w, r)
 		return
 	}
 	sum := sha1.Sum(bill)
 	tok := "S" + randomText(40)
-	if s.x.realBillCount.Add(1) > maxRealBills { // bound memory: old download URLs expire
-		s.x.realBills.Clear()
-		s.x.realBillCount.Store(1)
+	if b.realCount.Add(1) > maxRealBills { // bound memory: old download URLs expire
+		b.real.Clear()
+		b.realCount.Store(1)
 	}
-	s.x.realBills.Store(tok, simBill{merchantID: MerchantIDFrom(r.Context()), data: bill})
+	b.real.Store(tok, simBill{merchantID: MerchantIDFrom(r.Context()), data: bill})
 	writeJSON(w, map[string]string{
 		"hash_type":    "SHA1",
 		"hash_value":   hex.EncodeToString(sum[:]),
-		"download_url": s.URL + billFilePath + "?token=" + tok,
+		"download_url": b.url + billFilePath + "?token=" + tok,
 	})
 }
 

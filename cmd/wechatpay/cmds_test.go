@@ -337,7 +337,7 @@ func TestSandboxCommand(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	if got := strings.Join(keys, ","); got != "apiv3_key,base_url,mchid,private_key,public_key,public_key_id,serial" {
+	if got := strings.Join(keys, ","); got != "apiv3_key,base_url,certificate,mchid,private_key,public_key,public_key_id,serial" {
 		t.Errorf("merchant.json keys: %s", got)
 	}
 	if file["base_url"] != url || file["private_key"] != "apiclient_key.pem" || file["public_key"] != "pub_key.pem" ||

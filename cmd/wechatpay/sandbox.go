@@ -19,7 +19,7 @@ import (
 )
 
 var sandboxHelp = help{
-	synopsis: "sandbox [-addr HOST:PORT] [-dir DIR] [-state FILE] [-retry-scale N]",
+	synopsis: "sandbox [-addr HOST:PORT] [-dir DIR] [-state FILE] [-retry-scale N] [-public-key-only | -migrating]",
 	text: `Runs the WeChat Pay simulator as a server until interrupted (SIGINT or
 SIGTERM). It speaks the real APIv3 protocol: it checks every Authorization,
 serves /v3/certificates, and signs every response, with a platform
@@ -39,18 +39,34 @@ control endpoints /sandbox/pay and /sandbox/faults (SYSTEM_ERROR, timeouts,
 FREQUENCY_LIMITED on demand).
 
 It writes into DIR merchant.json, with the keys mchid, serial, private_key,
-apiv3_key, base_url, public_key_id and public_key (the two key entries name
-files in DIR: apiclient_key.pem and pub_key.pem), so that any client in any
-language can use it. The credentials are generated and worthless outside the
-sandbox; merchant.json and apiclient_key.pem are readable by you alone.
+certificate, apiv3_key, base_url, public_key_id and public_key (private_key,
+certificate and public_key name files in DIR: apiclient_key.pem,
+apiclient_cert.pem, whose serial is merchant.json's serial, and pub_key.pem),
+so that any client in any language can use it. The credentials are generated
+and worthless outside the sandbox; merchant.json and apiclient_key.pem are
+readable by you alone.
+
+By default the merchant has a platform certificate and a WeChat Pay public
+key, and answers name the public key only when the request's Wechatpay-Serial
+does. -public-key-only plays the merchant most new merchants are: no platform
+certificate, /v3/certificates answers 404 RESOURCE_NOT_EXISTS, and every
+answer and callback is signed with the public key (Wechatpay-Serial:
+PUB_KEY_ID_...). -migrating plays a merchant switching to the public key:
+callbacks are signed in turn with either key.
 
 With -state FILE the merchant, its orders and refunds survive a restart
 (a JSON file, rewritten atomically on every change); otherwise they live in
 memory. -retry-scale N divides the retry schedule by N, to watch retries
-without waiting hours.`,
+without waiting hours.
+
+What differs from production: the sandbox listens on plain http; code_url and
+h5_url lead to its cashier page (http://HOST:PORT/sandbox/cashier?prepay_id=...)
+where production's code_url is weixin://wxpay/bizpayurl?pr=... for the WeChat
+app to scan; it accepts http notify_urls, which WeChat Pay refuses, and prints
+a warning with each such callback; /sandbox/... are its own endpoints.`,
 	example: `wechatpay sandbox -addr 127.0.0.1:0 -dir /tmp/sandbox &
-wechatpay post -sandbox-dir /tmp/sandbox /v3/pay/transactions/native -d '{"appid":"wxd678efh567hg6787","mchid":"MCHID","description":"tea","out_trade_no":"T1001","notify_url":"http://127.0.0.1:9000/notify","amount":{"total":100}}'
-wechatpay pay -sandbox-dir /tmp/sandbox T1001`,
+wechatpay post -sandbox-dir /tmp/sandbox /v3/pay/transactions/native -d '{"appid":"wxd678efh567hg6787","mchid":"MCHID","description":"tea","out_trade_no":"TEA0001","notify_url":"http://127.0.0.1:9000/notify","amount":{"total":100}}'
+wechatpay pay -sandbox-dir /tmp/sandbox TEA0001`,
 }
 
 func (a *app) sandbox(name string, args []string) error {
@@ -59,6 +75,8 @@ func (a *app) sandbox(name string, args []string) error {
 	dir := fs.String("dir", "", "write merchant.json and the key files into `DIR` (default a new temporary directory)")
 	state := fs.String("state", "", "keep the merchant, orders and refunds in `FILE` across restarts")
 	scale := fs.Int("retry-scale", 1, "divide WeChat Pay's callback retry schedule by `N`")
+	pubOnly := fs.Bool("public-key-only", false, "no platform certificates: everything is signed with the WeChat Pay public key")
+	migrating := fs.Bool("migrating", false, "sign callbacks in turn with the platform certificate and the public key, as during a migration")
 	pos, err := fs.parse(args)
 	if err != nil {
 		return err
@@ -68,6 +86,9 @@ func (a *app) sandbox(name string, args []string) error {
 	}
 	if *scale < 1 {
 		return usagef("-retry-scale %d: want 1 or more", *scale)
+	}
+	if *pubOnly && *migrating {
+		return usagef("-public-key-only and -migrating exclude each other: a public-key-only merchant has no platform certificate to migrate from")
 	}
 	// Listen first, so that a busy port is an error rather than a panic
 	// inside NewServer; the sandbox then takes the freed address.
@@ -99,6 +120,12 @@ func (a *app) sandbox(name string, args []string) error {
 		wechatpaytest.WithAddr(listenAddr), wechatpaytest.WithPublicKey(),
 		wechatpaytest.OnDelivery(func(d wechatpaytest.Delivery) { fmt.Fprintf(out, "callback: %s\n", d) }),
 	}
+	switch {
+	case *pubOnly:
+		opts = append(opts, wechatpaytest.PublicKeyOnly())
+	case *migrating:
+		opts = append(opts, wechatpaytest.Migrating())
+	}
 	if *scale > 1 {
 		retries := wechatpaytest.RetrySchedule()
 		for i := range retries {
@@ -119,6 +146,12 @@ func (a *app) sandbox(name string, args []string) error {
 	}
 	fmt.Fprintf(out, "sandbox listening on %s\n", srv.URL)
 	fmt.Fprintf(out, "credentials in %s\n", filepath.Join(*dir, "merchant.json"))
+	switch {
+	case *pubOnly:
+		fmt.Fprintf(out, "public-key-only merchant: no platform certificates; everything is signed with %s\n", srv.Merchant().PublicKeyID)
+	case *migrating:
+		fmt.Fprintf(out, "migrating merchant: callbacks are signed in turn with %s and the platform certificate\n", srv.Merchant().PublicKeyID)
+	}
 	if *state != "" {
 		fmt.Fprintf(out, "state kept in %s\n", *state)
 	}
@@ -156,7 +189,15 @@ func startSandbox(opts ...wechatpaytest.Option) (srv *wechatpaytest.Server, err 
 	return wechatpaytest.NewServer(opts...), nil
 }
 
-// writeSandboxDir writes merchant.json, apiclient_key.pem and pub_key.pem.
+// sandboxDirFile is merchant.json as the sandbox writes it: the keys the
+// credential flags read, and the merchant certificate's file.
+type sandboxDirFile struct {
+	sandboxFile
+	Certificate string `json:"certificate"`
+}
+
+// writeSandboxDir writes merchant.json, apiclient_key.pem,
+// apiclient_cert.pem and pub_key.pem.
 func writeSandboxDir(dir string, srv *wechatpaytest.Server) error {
 	m := srv.Merchant()
 	der, err := x509.MarshalPKCS8PrivateKey(m.PrivateKey)
@@ -166,13 +207,16 @@ func writeSandboxDir(dir string, srv *wechatpaytest.Server) error {
 	if err := atomicfile.WriteFile(filepath.Join(dir, "apiclient_key.pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		return err
 	}
-	f := sandboxFile{
+	if err := atomicfile.WriteFile(filepath.Join(dir, "apiclient_cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: m.Certificate.Raw}), 0o644); err != nil {
+		return err
+	}
+	f := sandboxDirFile{Certificate: "apiclient_cert.pem", sandboxFile: sandboxFile{
 		MchID:      m.ID,
 		Serial:     m.CertificateSerial,
 		PrivateKey: "apiclient_key.pem",
 		APIv3Key:   m.APIv3Key,
 		BaseURL:    srv.URL,
-	}
+	}}
 	if m.PublicKey != nil {
 		pub, err := x509.MarshalPKIXPublicKey(m.PublicKey)
 		if err != nil {

@@ -1,15 +1,12 @@
 package wechatpaytest
 
 import (
-	"encoding/json"
-	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strings"
-	"time"
+	"sync"
+	"sync/atomic"
 
 	"github.com/wxpaykit/wechatpay/apiv2"
 
@@ -23,27 +20,36 @@ const v2CertificatesPath = "/risk/getcertficates"
 // maxV2Body bounds the APIv2 request bodies the sandbox reads.
 const maxV2Body = 64 << 10
 
+// apiV2 serves APIv2 (XML) requests: /risk/getcertficates and the routes
+// registered with HandleV2.
+type apiV2 struct {
+	merchants *merchants
+	ca        *authority
+	stats     *stats
+
+	fault atomic.Int64 // V2Fault
+
+	mu     sync.Mutex
+	routes map[string]V2HandlerFunc // guarded by mu; by path
+}
+
 // A V2HandlerFunc serves an APIv2 route registered with HandleV2. It gets
 // the merchant ID and the fields of a request whose sign was checked, and
 // returns the business fields of the answer (such as result_code); the
 // sandbox adds return_code, mch_id, nonce_str and sign.
 type V2HandlerFunc func(merchantID string, fields map[string]string) map[string]string
 
-// HandleV2 registers h for POST requests to the APIv2 (XML) path p, such
-// as "/pay/orderquery". Requests are checked as WeChat Pay does: flat XML,
-// a known mch_id, and a sign made with the merchant's APIv2 key using the
-// request's sign_type (MD5 when absent); failures get return_code FAIL.
-// Answers are signed with the same sign type, subject to SetV2Fault.
-func (s *Server) HandleV2(p string, h V2HandlerFunc) {
-	s.x.v2Mu.Lock()
-	defer s.x.v2Mu.Unlock()
-	if s.x.v2Routes == nil {
-		s.x.v2Routes = make(map[string]V2HandlerFunc)
+// handle registers h for path p.
+func (v *apiV2) handle(p string, h V2HandlerFunc) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.routes == nil {
+		v.routes = make(map[string]V2HandlerFunc)
 	}
-	if p == v2CertificatesPath || s.x.v2Routes[p] != nil {
+	if p == v2CertificatesPath || v.routes[p] != nil {
 		panic(fmt.Sprintf("wechatpaytest: HandleV2: %s is already served", p))
 	}
-	s.x.v2Routes[p] = h
+	v.routes[p] = h
 }
 
 // V2Fault is a fault of APIv2 answers, set with SetV2Fault.
@@ -62,10 +68,6 @@ const (
 	V2EntityBomb
 )
 
-// SetV2Fault spoils every later APIv2 answer (including
-// /risk/getcertficates) as f says, until it is set back to V2OK.
-func (s *Server) SetV2Fault(f V2Fault) { s.x.v2Fault.Store(int64(f)) }
-
 // entityBomb is the classic exponential entity expansion document.
 const entityBomb = `<?xml version="1.0"?>
 <!DOCTYPE xml [
@@ -79,15 +81,15 @@ const entityBomb = `<?xml version="1.0"?>
 ]>
 <xml><return_code>SUCCESS</return_code><return_msg>&g;</return_msg></xml>`
 
-// serveV2 serves the APIv2 routes and reports whether r was one.
-func (s *Server) serveV2(w http.ResponseWriter, r *http.Request) bool {
+// serve serves the APIv2 routes and reports whether r was one.
+func (v *apiV2) serve(w http.ResponseWriter, r *http.Request) bool {
 	var h V2HandlerFunc
 	if r.URL.Path == v2CertificatesPath {
-		h = s.v2Certificates
+		h = v.certificates
 	} else {
-		s.x.v2Mu.Lock()
-		h = s.x.v2Routes[r.URL.Path]
-		s.x.v2Mu.Unlock()
+		v.mu.Lock()
+		h = v.routes[r.URL.Path]
+		v.mu.Unlock()
 	}
 	if h == nil {
 		return false
@@ -107,7 +109,7 @@ func (s *Server) serveV2(w http.ResponseWriter, r *http.Request) bool {
 	if err != nil {
 		return fail("XML格式错误")
 	}
-	m := s.lookup(req["mch_id"])
+	m := v.merchants.lookup(req["mch_id"])
 	if m == nil {
 		return fail("mch_id参数错误")
 	}
@@ -142,7 +144,7 @@ func (s *Server) serveV2(w http.ResponseWriter, r *http.Request) bool {
 	if err != nil {
 		panic(err) // the sign type was checked
 	}
-	switch V2Fault(s.x.v2Fault.Load()) {
+	switch V2Fault(v.fault.Load()) {
 	case V2BadSign:
 		answer["sign"] = strings.Repeat("0", len(sign)-1) + "1"
 	case V2NoSign:
@@ -162,50 +164,32 @@ func writeV2(w http.ResponseWriter, fields map[string]string) {
 	w.Write(apiv2.EncodeXML(fields))
 }
 
-// v2Certificates answers /risk/getcertficates: the merchant's platform
+// certificates answers /risk/getcertficates: the merchant's platform
 // certificates as a JSON string of the APIv3 shape, encrypted with the
 // APIv3 key (docs/protocol.md §5).
-func (s *Server) v2Certificates(merchantID string, req map[string]string) map[string]string {
+func (v *apiV2) certificates(merchantID string, req map[string]string) map[string]string {
 	if req["sign_type"] != apiv2.SignTypeHMACSHA256 {
 		return map[string]string{"return_code": "FAIL", "return_msg": "sign_type参数错误，仅支持HMAC-SHA256"}
 	}
-	s.certHits.Add(1)
-	m := s.merchant(merchantID)
+	v.stats.certHits.Add(1)
+	m := v.merchants.get(merchantID)
 	m.downloads.Add(1)
-	if s.opts.publicKeyOnly {
+	if v.ca.publicKeyOnly {
 		return map[string]string{"result_code": "FAIL", "err_code": "CERT_NOT_EXIST", "err_code_des": "证书不存在"}
 	}
-	list, err := s.certificateJSON(m)
-	if err != nil {
+	if certs, _ := m.keys.snapshot(); len(certs) == 0 {
 		return map[string]string{"result_code": "FAIL", "err_code": "SYSTEM_ERROR", "err_code_des": "系统错误"}
 	}
-	return map[string]string{"result_code": "SUCCESS", "certificates": string(list)}
+	return map[string]string{"result_code": "SUCCESS", "certificates": string(v.ca.certificateJSON(m, CertOK))}
 }
 
-// certificateJSON is the certificate list of m as /v3/certificates
-// serves it.
-func (s *Server) certificateJSON(m *merchant) ([]byte, error) {
-	s.mu.Lock()
-	certs := slices.Clone(m.certs)
-	s.mu.Unlock()
-	list := certificateList{Data: make([]certificateItem, 0, len(certs))}
-	for _, c := range certs {
-		nonce := randomText(12)
-		ct, err := wire.Seal(m.aead, nonce, "certificate", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.cert.Raw}))
-		if err != nil {
-			return nil, err
-		}
-		list.Data = append(list.Data, certificateItem{
-			SerialNo:      c.serial,
-			EffectiveTime: c.cert.NotBefore.In(beijing).Format(time.RFC3339),
-			ExpireTime:    c.cert.NotAfter.In(beijing).Format(time.RFC3339),
-			EncryptCertificate: encryptedResource{
-				Algorithm: "AEAD_AES_256_GCM", Nonce: nonce, AssociatedData: "certificate", Ciphertext: ct,
-			},
-		})
-	}
-	if len(list.Data) == 0 {
-		return nil, errors.New("no certificates")
-	}
-	return json.Marshal(list)
-}
+// HandleV2 registers h for POST requests to the APIv2 (XML) path p, such
+// as "/pay/orderquery". Requests are checked as WeChat Pay does: flat XML,
+// a known mch_id, and a sign made with the merchant's APIv2 key using the
+// request's sign_type (MD5 when absent); failures get return_code FAIL.
+// Answers are signed with the same sign type, subject to SetV2Fault.
+func (s *Server) HandleV2(p string, h V2HandlerFunc) { s.v2.handle(p, h) }
+
+// SetV2Fault spoils every later APIv2 answer (including
+// /risk/getcertficates) as f says, until it is set back to V2OK.
+func (s *Server) SetV2Fault(f V2Fault) { s.v2.fault.Store(int64(f)) }

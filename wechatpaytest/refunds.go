@@ -8,6 +8,27 @@ import (
 	"unicode/utf8"
 )
 
+// refund is one simulated refund.
+type refund struct {
+	Owner         string    `json:"owner"`
+	Merchant      string    `json:"merchant"`
+	OrderKey      string    `json:"order"`
+	OutRefundNo   string    `json:"out_refund_no"`
+	RefundID      string    `json:"refund_id"`
+	Reason        string    `json:"reason,omitempty"`
+	NotifyURL     string    `json:"notify_url,omitempty"`
+	Refund        int64     `json:"refund"`
+	Status        string    `json:"status"` // PROCESSING, SUCCESS, ABNORMAL, CLOSED
+	Outcome       string    `json:"outcome"`
+	CreateTime    time.Time `json:"create_time"`
+	SuccessTime   time.Time `json:"success_time,omitzero"`
+	Fingerprint   string    `json:"fingerprint"`
+	TransactionID string    `json:"transaction_id"`
+	OutTradeNo    string    `json:"out_trade_no"`
+}
+
+func refundKey(owner, outRefundNo string) string { return owner + "/" + outRefundNo }
+
 // Refund statuses (docs/protocol.md §12).
 const (
 	refundProcessing = "PROCESSING"
@@ -24,22 +45,24 @@ func validOutcome(s string) bool {
 	return false
 }
 
-// SetRefundOutcome sets the status that refunds created from now on end
-// in: "SUCCESS" (the default; also ""), "ABNORMAL" or "CLOSED", each with
-// its REFUND.* notification, or "PROCESSING", which they then never
-// leave. It panics on any other status.
-func (s *Server) SetRefundOutcome(status string) {
-	if status != "" && !validOutcome(status) {
-		panic("wechatpaytest: SetRefundOutcome: unknown status " + status)
-	}
-	s.sim.mu.Lock()
-	defer s.sim.mu.Unlock()
-	s.sim.outcome = status
-}
-
 // WithRefundDelay sets how long a refund stays PROCESSING before it ends
 // in the status set by SetRefundOutcome; the default is one second.
 func WithRefundDelay(d time.Duration) Option { return func(o *options) { o.refundDelay = d } }
+
+// setRefundOutcome sets the status new refunds end in.
+func (od *orders) setRefundOutcome(status string) {
+	od.mu.Lock()
+	defer od.mu.Unlock()
+	od.outcome = status
+}
+
+// refundRoutes are the refund routes.
+func (od *orders) refundRoutes() []route {
+	return []route{
+		{"POST /v3/refund/domestic/refunds", failable, od.serveRefund},
+		{"GET /v3/refund/domestic/refunds/{no}", failable, od.serveRefundQuery},
+	}
+}
 
 var (
 	errRefundNoOrder  = &simError{http.StatusNotFound, "RESOURCE_NOT_EXISTS", "订单不存在", nil}
@@ -67,7 +90,7 @@ type refundRequest struct {
 }
 
 // serveRefund answers POST /v3/refund/domestic/refunds.
-func (s *Server) serveRefund(w http.ResponseWriter, r *http.Request) {
+func (od *orders) serveRefund(w http.ResponseWriter, r *http.Request) {
 	caller := MerchantIDFrom(r.Context())
 	body := bodyOf(r)
 	var req refundRequest
@@ -109,7 +132,7 @@ func (s *Server) serveRefund(w http.ResponseWriter, r *http.Request) {
 	if req.SubMchID != "" {
 		owner = req.SubMchID
 	}
-	out, serr := s.createRefund(caller, owner, &req, fingerprint("refund", body))
+	out, serr := od.createRefund(caller, owner, &req, fingerprint("refund", body))
 	if serr != nil {
 		writeSimError(w, serr)
 		return
@@ -119,22 +142,21 @@ func (s *Server) serveRefund(w http.ResponseWriter, r *http.Request) {
 
 // createRefund checks the order and creates a PROCESSING refund, or
 // returns the refund already created with the same parameters.
-func (s *Server) createRefund(caller, owner string, req *refundRequest, fp string) (map[string]any, *simError) {
-	x := &s.sim
-	x.mu.Lock()
-	defer x.mu.Unlock()
+func (od *orders) createRefund(caller, owner string, req *refundRequest, fp string) (map[string]any, *simError) {
+	od.mu.Lock()
+	defer od.mu.Unlock()
 	rk := refundKey(owner, req.OutRefundNo)
-	if old := x.refunds[rk]; old != nil {
+	if old := od.refunds[rk]; old != nil {
 		if old.Fingerprint != fp || old.Merchant != caller {
 			return nil, errRefundChanged
 		}
-		return old.json(x.orders[old.OrderKey]), nil
+		return old.json(od.byKey[old.OrderKey]), nil
 	}
 	var o *order
 	if req.TransactionID != "" {
-		o = x.orders[x.byTx[req.TransactionID]]
+		o = od.byKey[od.byTx[req.TransactionID]]
 	} else {
-		o = x.orders[orderKey(owner, req.OutTradeNo)]
+		o = od.byKey[orderKey(owner, req.OutTradeNo)]
 	}
 	if o == nil || o.Owner != owner || o.Merchant != caller || (req.OutTradeNo != "" && o.OutTradeNo != req.OutTradeNo) {
 		return nil, errRefundNoOrder
@@ -148,7 +170,7 @@ func (s *Server) createRefund(caller, owner string, req *refundRequest, fp strin
 	if o.Refunded+*req.Amount.Refund > o.Total {
 		return nil, errRefundTooMuch
 	}
-	outcome := x.outcome
+	outcome := od.outcome
 	if outcome == "" {
 		outcome = refundSuccess
 	}
@@ -156,38 +178,33 @@ func (s *Server) createRefund(caller, owner string, req *refundRequest, fp strin
 		Owner: owner, Merchant: caller, OrderKey: orderKey(o.Owner, o.OutTradeNo),
 		OutRefundNo: req.OutRefundNo, RefundID: "50" + randomDigits(27), Reason: req.Reason,
 		NotifyURL: req.NotifyURL, Refund: *req.Amount.Refund, Status: refundProcessing, Outcome: outcome,
-		CreateTime: s.now(), Fingerprint: fp, TransactionID: o.TransactionID, OutTradeNo: o.OutTradeNo,
+		CreateTime: od.clock.now(), Fingerprint: fp, TransactionID: o.TransactionID, OutTradeNo: o.OutTradeNo,
 	}
-	x.refunds[rk] = rf
+	od.refunds[rk] = rf
 	o.Refunded += rf.Refund
 	o.State = stateRefund
-	s.saveLocked()
-	s.owned(func(ctx context.Context) { s.settleRefund(ctx, rk) })
+	od.saveLocked()
+	od.life.goOwned(func(ctx context.Context) { od.settleRefund(ctx, rk) })
 	return rf.json(o), nil
 }
 
 // settleRefund ends the refund rk after the refund delay and sends its
 // REFUND.* notification.
-func (s *Server) settleRefund(ctx context.Context, rk string) {
-	t := time.NewTimer(s.opts.refundDelay)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
+func (od *orders) settleRefund(ctx context.Context, rk string) {
+	if !od.clock.sleep(ctx, od.refundIn, nil) {
 		return
 	}
-	x := &s.sim
-	x.mu.Lock()
-	rf := x.refunds[rk]
+	od.mu.Lock()
+	rf := od.refunds[rk]
 	if rf == nil || rf.Status != refundProcessing || rf.Outcome == refundProcessing {
-		x.mu.Unlock()
+		od.mu.Unlock()
 		return
 	}
-	o := x.orders[rf.OrderKey]
+	o := od.byKey[rf.OrderKey]
 	rf.Status = rf.Outcome
 	switch rf.Status {
 	case refundSuccess:
-		rf.SuccessTime = s.now()
+		rf.SuccessTime = od.clock.now()
 	case refundClosed:
 		o.Refunded -= rf.Refund
 	}
@@ -199,9 +216,9 @@ func (s *Server) settleRefund(ctx context.Context, rk string) {
 		eventType: "REFUND." + rf.Status, merchant: rf.Merchant, outTradeNo: rf.OutTradeNo,
 		outRefundNo: rf.OutRefundNo, url: url, resource: rf.notificationJSON(o),
 	}
-	s.saveLocked()
-	x.mu.Unlock()
-	s.notify(n)
+	od.saveLocked()
+	od.mu.Unlock()
+	od.delivery.send(n)
 }
 
 func (rf *refund) amountJSON(o *order) map[string]any {
@@ -251,22 +268,32 @@ func (rf *refund) notificationJSON(o *order) map[string]any {
 }
 
 // serveRefundQuery answers GET /v3/refund/domestic/refunds/{no}.
-func (s *Server) serveRefundQuery(w http.ResponseWriter, r *http.Request) {
+func (od *orders) serveRefundQuery(w http.ResponseWriter, r *http.Request) {
 	caller := MerchantIDFrom(r.Context())
 	owner := caller
 	if sub := r.URL.Query().Get("sub_mchid"); sub != "" {
 		owner = sub
 	}
-	x := &s.sim
-	x.mu.Lock()
+	od.mu.Lock()
 	var out map[string]any
-	if rf := x.refunds[refundKey(owner, r.PathValue("no"))]; rf != nil && rf.Merchant == caller {
-		out = rf.json(x.orders[rf.OrderKey])
+	if rf := od.refunds[refundKey(owner, r.PathValue("no"))]; rf != nil && rf.Merchant == caller {
+		out = rf.json(od.byKey[rf.OrderKey])
 	}
-	x.mu.Unlock()
+	od.mu.Unlock()
 	if out == nil {
 		writeSimError(w, errRefundNotExist)
 		return
 	}
 	writeJSON(w, out)
+}
+
+// SetRefundOutcome sets the status that refunds created from now on end
+// in: "SUCCESS" (the default; also ""), "ABNORMAL" or "CLOSED", each with
+// its REFUND.* notification, or "PROCESSING", which they then never
+// leave. It panics on any other status.
+func (s *Server) SetRefundOutcome(status string) {
+	if status != "" && !validOutcome(status) {
+		panic("wechatpaytest: SetRefundOutcome: unknown status " + status)
+	}
+	s.orders.setRefundOutcome(status)
 }

@@ -9,36 +9,45 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
+
+// bills serves bill requests and bill files: the trade bill of the
+// simulated day (tradebill.go), and generated bills of any size for
+// download tests.
+type bills struct {
+	core   *core
+	orders *orders
+	url    string // the server's base URL, where download_url leads
+
+	size      atomic.Int64 // bytes of generated bill files; 0 means defaultBillSize
+	flip      atomic.Int64 // offset+1 of the byte FlipBillByte spoils; 0 means none
+	hashes    sync.Map     // bill token → hex SHA-1 of the generated file
+	real      sync.Map     // token → simBill, bills of the simulated day
+	realCount atomic.Int64 // entries in real
+}
+
+// Paths of the bill routes.
+const (
+	billFilePath     = "/v3/billdownload/file"
+	tradeBillPath    = "/v3/bill/tradebill"
+	fundFlowBillPath = "/v3/bill/fundflowbill"
+)
+
+// routes are the bill routes.
+func (b *bills) routes() []route {
+	return []route{
+		{"GET " + tradeBillPath, failable, b.serveTradeBill},
+		{"GET " + fundFlowBillPath, signed, b.serveBill},
+		{"GET " + billFilePath, raw, b.serveBillFile},
+	}
+}
 
 // defaultBillSize is the size of generated bill files unless SetBillSize
 // says otherwise.
 const defaultBillSize = 1 << 20
-
-// SetBillSize sets the size in bytes of the bill files the sandbox
-// generates for bill requests made from now on (/v3/bill/tradebill,
-// /v3/bill/fundflowbill). Zero means the default, 1 MiB. Files are
-// generated on the fly from the merchant, date and size, so any size
-// costs no memory.
-func (s *Server) SetBillSize(n int64) {
-	if n < 0 {
-		panic("wechatpaytest: SetBillSize: negative size")
-	}
-	s.x.billSize.Store(n)
-}
-
-// FlipBillByte makes every later bill file download flip the lowest bit of
-// the byte at offset, while bill requests keep announcing the hash of the
-// unspoilt file: a download corrupted on the way. A negative offset turns
-// it off.
-func (s *Server) FlipBillByte(offset int64) {
-	if offset < 0 {
-		s.x.billFlip.Store(0)
-		return
-	}
-	s.x.billFlip.Store(offset + 1)
-}
 
 // billSpec identifies a generated bill file. Its token form is what the
 // download URL carries.
@@ -69,7 +78,7 @@ func parseBillToken(tok string) (billSpec, bool) {
 
 // serveBill answers GET /v3/bill/tradebill and /v3/bill/fundflowbill with
 // the download_url, hash_type and hash_value of a generated bill.
-func (s *Server) serveBill(w http.ResponseWriter, r *http.Request) {
+func (b *bills) serveBill(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	date := q.Get("bill_date")
 	if _, err := time.Parse(time.DateOnly, date); err != nil {
@@ -80,51 +89,52 @@ func (s *Server) serveBill(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == fundFlowBillPath {
 		kind = "FUND_" + q.Get("account_type")
 	}
-	size := s.x.billSize.Load()
+	size := b.size.Load()
 	if size == 0 {
 		size = defaultBillSize
 	}
 	spec := billSpec{MerchantIDFrom(r.Context()), kind, date, size}
 	tok := spec.token()
-	sum, ok := s.x.billHashes.Load(tok)
+	sum, ok := b.hashes.Load(tok)
 	if !ok {
 		h := sha1.New()
 		io.CopyBuffer(h, newBillReader(spec, -1), make([]byte, 64<<10))
-		sum, _ = s.x.billHashes.LoadOrStore(tok, hex.EncodeToString(h.Sum(nil)))
+		sum, _ = b.hashes.LoadOrStore(tok, hex.EncodeToString(h.Sum(nil)))
 	}
 	writeJSON(w, map[string]string{
 		"hash_type":    "SHA1",
 		"hash_value":   sum.(string),
-		"download_url": s.URL + billFilePath + "?token=" + tok,
+		"download_url": b.url + billFilePath + "?token=" + tok,
 	})
 }
 
 // serveBillFile streams a generated bill, unsigned as WeChat Pay sends
 // bill files (docs/protocol.md §2.5), to the merchant that requested it.
-func (s *Server) serveBillFile(w http.ResponseWriter, r *http.Request, m *merchant) {
-	if v, ok := s.x.realBills.Load(r.URL.Query().Get("token")); ok {
-		b := v.(simBill)
-		if b.merchantID != m.info.ID {
-			s.writeError(w, r, m, http.StatusForbidden, "NO_AUTH", "无权下载该账单", nil)
+func (b *bills) serveBillFile(w http.ResponseWriter, r *http.Request) {
+	m := b.core.merchantOf(r)
+	if v, ok := b.real.Load(r.URL.Query().Get("token")); ok {
+		bill := v.(simBill)
+		if bill.merchantID != m.info.ID {
+			b.core.writeError(w, r, m, http.StatusForbidden, "NO_AUTH", "无权下载该账单", nil)
 			return
 		}
 		h := w.Header()
 		h.Set("Content-Type", "application/octet-stream")
-		h.Set("Content-Length", strconv.Itoa(len(b.data)))
+		h.Set("Content-Length", strconv.Itoa(len(bill.data)))
 		h.Set("Request-Id", newRequestID())
 		w.WriteHeader(http.StatusOK)
 		if r.Method != http.MethodHead {
-			w.Write(b.data)
+			w.Write(bill.data)
 		}
 		return
 	}
 	spec, ok := parseBillToken(r.URL.Query().Get("token"))
 	if !ok {
-		s.writeError(w, r, m, http.StatusBadRequest, "PARAM_ERROR", "token无效", nil)
+		b.core.writeError(w, r, m, http.StatusBadRequest, "PARAM_ERROR", "token无效", nil)
 		return
 	}
 	if spec.merchantID != m.info.ID {
-		s.writeError(w, r, m, http.StatusForbidden, "NO_AUTH", "无权下载该账单", nil)
+		b.core.writeError(w, r, m, http.StatusForbidden, "NO_AUTH", "无权下载该账单", nil)
 		return
 	}
 	h := w.Header()
@@ -135,7 +145,7 @@ func (s *Server) serveBillFile(w http.ResponseWriter, r *http.Request, m *mercha
 	if r.Method == http.MethodHead {
 		return
 	}
-	io.CopyBuffer(w, newBillReader(spec, s.x.billFlip.Load()-1), make([]byte, 64<<10))
+	io.CopyBuffer(w, newBillReader(spec, b.flip.Load()-1), make([]byte, 64<<10))
 }
 
 // billReader generates a bill file: a header line, then numbered rows
@@ -222,4 +232,28 @@ func (b *billReader) Read(p []byte) (int, error) {
 		p[b.flip-start] ^= 0x01
 	}
 	return n, nil
+}
+
+// SetBillSize sets the size in bytes of the bill files the sandbox
+// generates for bill requests made from now on (/v3/bill/tradebill,
+// /v3/bill/fundflowbill). Zero means the default, 1 MiB. Files are
+// generated on the fly from the merchant, date and size, so any size
+// costs no memory.
+func (s *Server) SetBillSize(n int64) {
+	if n < 0 {
+		panic("wechatpaytest: SetBillSize: negative size")
+	}
+	s.bills.size.Store(n)
+}
+
+// FlipBillByte makes every later bill file download flip the lowest bit of
+// the byte at offset, while bill requests keep announcing the hash of the
+// unspoilt file: a download corrupted on the way. A negative offset turns
+// it off.
+func (s *Server) FlipBillByte(offset int64) {
+	if offset < 0 {
+		s.bills.flip.Store(0)
+		return
+	}
+	s.bills.flip.Store(offset + 1)
 }
