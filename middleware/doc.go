@@ -27,6 +27,11 @@
 //		// answers 204, which tells WeChat Pay the notification arrived.
 //	})))
 //
+// Keys must know the merchant: give it the Store the Transport was made
+// with, or t.Verifier.Keys, which is that Store whether or not Config
+// named one. A Store that does not know the merchant answers every
+// callback 404, and ErrorHandler's error says so.
+//
 // A platform serving many merchants from one endpoint sets MerchantIDFunc
 // (for example from r.PathValue("mchid") on "POST /notify/{mchid}") and
 // APIv3Keys instead of MerchantID and APIv3Key, and registers every
@@ -42,7 +47,10 @@
 //   - 405 for a method other than POST;
 //   - 404 for a merchant the configuration (MerchantIDFunc, APIv3Keys) or
 //     the Store does not know;
-//   - 413 for a body over MaxBodySize, 400 for a body that cannot be read;
+//   - 413 for a body over MaxBodySize, 400 for a body that cannot be read,
+//     408 for a body that did not arrive within BodyTimeout (the memory
+//     held for a body grows with the bytes that arrived, never with the
+//     Content-Length it declares);
 //   - 401 when verification fails: missing headers, a timestamp more than
 //     5 minutes away, a signature probe (WECHATPAY/SIGNTEST/), a serial
 //     no key is known for, a wrong signature;

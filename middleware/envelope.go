@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // algorithmAESGCM is the only resource algorithm supported (docs/protocol.md §4.3).
@@ -34,12 +35,19 @@ type envelopeResource struct {
 // fast path that costs a fraction of encoding/json (which would be most
 // of the middleware's own time); anything unusual (escapes, unknown or
 // differently cased keys, non-string values) goes to encoding/json.
+//
+// The fields of the result share body's memory: body must not be modified
+// afterwards.
 func parseEnvelope(body []byte) (envelope, error) {
-	var e envelope
+	var e envelope // on the stack: the slow path decodes into its own
 	if parseFast(body, &e) {
 		return e, nil
 	}
-	e = envelope{}
+	return parseSlow(body)
+}
+
+func parseSlow(body []byte) (envelope, error) {
+	var e envelope
 	if err := json.Unmarshal(body, &e); err != nil {
 		return envelope{}, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
@@ -54,7 +62,9 @@ func parseFast(body []byte, e *envelope) bool {
 	if !utf8.Valid(body) {
 		return false // encoding/json would substitute U+FFFD
 	}
-	p := scanner{b: body, s: string(body)} // one copy; fields are substrings of it
+	// Fields are substrings of body, not copies: the middleware never
+	// modifies a body once read (it hands the handler a reader over it).
+	p := scanner{b: body, s: unsafe.String(unsafe.SliceData(body), len(body))}
 	ok := p.object(func(key string) bool {
 		var dst *string
 		switch key {

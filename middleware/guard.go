@@ -3,6 +3,7 @@ package middleware
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,11 +55,16 @@ const MinDoneTTL = 24*time.Hour + 4*time.Minute
 // sends the same notification twice in parallel on two network paths).
 // Implementations must be safe for concurrent use.
 //
-// The key is the merchant ID and the notification ID joined by a colon.
+// The key is GuardKey(merchantID, notificationID): the merchant ID with
+// '%' and ':' percent-encoded, a colon, and the notification ID, so that
+// the first colon always ends the merchant ID and no two merchants share
+// a key (the IDs of a platform's merchants come from its configuration or
+// the request path, which it may not fully control).
 // For each verified notification the middleware calls Claim with a fresh
 // random token. On Claimed it runs the handler, then calls Done if the
-// handler answered 2xx, or Release otherwise (also when it panicked), so
-// that WeChat Pay's next delivery is processed. A claim that is neither
+// handler returned having answered 2xx, or Release otherwise (also when it
+// panicked, whatever status it had set), so that WeChat Pay's next
+// delivery is processed. A claim that is neither
 // done nor released (its process died) must expire by itself, after about
 // DefaultClaimTTL. Done must be remembered for at least MinDoneTTL.
 //
@@ -77,6 +83,27 @@ type DuplicateGuard interface {
 	Done(ctx context.Context, key string) error
 	// Release removes the claim on key if token still holds it.
 	Release(ctx context.Context, key, token string) error
+}
+
+// GuardKey is the key of a notification in a DuplicateGuard: merchantID
+// with '%' and ':' percent-encoded (a merchant ID of digits is unchanged),
+// a colon, then notificationID as it is.
+func GuardKey(merchantID, notificationID string) string {
+	if !strings.ContainsAny(merchantID, "%:") {
+		return merchantID + ":" + notificationID
+	}
+	var b strings.Builder
+	for i := 0; i < len(merchantID); i++ {
+		switch c := merchantID[i]; c {
+		case '%':
+			b.WriteString("%25")
+		case ':':
+			b.WriteString("%3A")
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String() + ":" + notificationID
 }
 
 // MemoryGuard is a DuplicateGuard for one process: it remembers claims and

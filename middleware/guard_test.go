@@ -55,3 +55,18 @@ func TestClaimStateString(t *testing.T) {
 		}
 	}
 }
+
+// TestGuardKey: the first colon of a key always ends the merchant ID, so
+// two merchants never share a key, and a merchant ID of digits is kept.
+func TestGuardKey(t *testing.T) {
+	for _, tc := range []struct{ merchant, id, want string }{
+		{"1900000001", "EV-1", "1900000001:EV-1"},
+		{"a:b", "c", "a%3Ab:c"},
+		{"a", "b:c", "a:b:c"},
+		{"a%3Ab", "c", "a%253Ab:c"},
+	} {
+		if got := GuardKey(tc.merchant, tc.id); got != tc.want {
+			t.Errorf("GuardKey(%q, %q) = %q; want %q", tc.merchant, tc.id, got, tc.want)
+		}
+	}
+}

@@ -1,13 +1,9 @@
 package middleware
 
 import (
-	"bytes"
-	"context"
 	"crypto/cipher"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
@@ -25,7 +21,17 @@ const (
 	// DefaultBudget leaves WeChat Pay's 5 seconds (docs/protocol.md §6) room for
 	// the handler and the network.
 	DefaultBudget = 3 * time.Second
+	// DefaultBodyTimeout bounds how long a notification body may take to
+	// arrive once the middleware starts reading it. WeChat Pay sends a few
+	// KiB at once and waits 5 s for the whole answer (docs/protocol.md
+	// §6), so a body still arriving after 5 s is not WeChat Pay's.
+	DefaultBodyTimeout = 5 * time.Second
 )
+
+// initialBodyBuffer is the most the middleware allocates for a body
+// before any of it has arrived: less than the buffers net/http itself
+// holds per connection. Beyond it, the buffer grows only as bytes arrive.
+const initialBodyBuffer = 2048
 
 // aeadCacheSize bounds the ciphers kept for merchants of APIv3Keys.
 const aeadCacheSize = 1024
@@ -36,6 +42,8 @@ var (
 	ErrMethod          = errors.New("wechatpay/middleware: notification must be a POST")
 	ErrUnknownMerchant = errors.New("wechatpay/middleware: notification for an unknown merchant")
 	ErrMalformed       = errors.New("wechatpay/middleware: malformed notification")
+	// ErrBodyTimeout: the body did not arrive within Config.BodyTimeout.
+	ErrBodyTimeout = errors.New("wechatpay/middleware: notification body did not arrive within BodyTimeout")
 	// ErrInProgress: Config.Guard says another delivery of the
 	// notification is being processed; answered 503 so that WeChat Pay
 	// delivers it again later.
@@ -51,7 +59,11 @@ type Config struct {
 	// *wechatpay.Store the merchant's Transport uses, with the merchant
 	// registered, so that an unknown Wechatpay-Serial makes it download
 	// the platform certificates and a PUB_KEY_ID_ selects a configured
-	// WeChat Pay public key. Required.
+	// WeChat Pay public key. t.Verifier.Keys of a Transport t made by
+	// wechatpay.NewTransport is that Store, whether or not its Config
+	// named one: use it to avoid wiring a Store that does not know the
+	// merchant (every callback would be answered 404, and ErrorHandler
+	// told the fix). Required.
 	Keys wechatpay.KeySource
 
 	// MerchantID is the merchant every notification is for. Set it or
@@ -80,6 +92,14 @@ type Config struct {
 	// MaxBodySize bounds the body read into memory. Zero means
 	// DefaultMaxBodySize (1 MiB).
 	MaxBodySize int64
+	// BodyTimeout bounds how long the body may take to arrive, from when
+	// the middleware starts reading it; past it the answer is 408 and the
+	// connection is closed. Zero means DefaultBodyTimeout (5 s). It is
+	// enforced with http.ResponseController.SetReadDeadline; behind a
+	// ResponseWriter that does not support read deadlines, the body is
+	// read without this bound (the http.Server's ReadTimeout still
+	// applies).
+	BodyTimeout time.Duration
 	// Budget bounds the signature check, including waiting for a
 	// certificate download; past it the answer is 503 (the download
 	// itself goes on, bounded by the Store's FetchTimeout). Zero means
@@ -113,8 +133,8 @@ func (c Config) String() string {
 	if c.APIv3Key != "" {
 		key = "[redacted]"
 	}
-	return fmt.Sprintf("middleware.Config{MerchantID: %q, MerchantIDFunc: %t, APIv3Key: %s, APIv3Keys: %t, MaxSkew: %s, MaxBodySize: %d, Budget: %s, Guard: %t, Events: %t}",
-		c.MerchantID, c.MerchantIDFunc != nil, key, c.APIv3Keys != nil, c.MaxSkew, c.MaxBodySize, c.Budget, c.Guard != nil, c.Events != nil)
+	return fmt.Sprintf("middleware.Config{MerchantID: %q, MerchantIDFunc: %t, APIv3Key: %s, APIv3Keys: %t, MaxSkew: %s, MaxBodySize: %d, BodyTimeout: %s, Budget: %s, Guard: %t, Events: %t}",
+		c.MerchantID, c.MerchantIDFunc != nil, key, c.APIv3Keys != nil, c.MaxSkew, c.MaxBodySize, c.BodyTimeout, c.Budget, c.Guard != nil, c.Events != nil)
 }
 
 // GoString is String, so that %#v does not print the key either.
@@ -136,21 +156,6 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
-
-// Generic failure messages: they say what kind of failure it was and
-// nothing more.
-const (
-	msgMethod      = "method not allowed"
-	msgMerchant    = "unknown merchant"
-	msgTooLarge    = "request body too large"
-	msgRead        = "cannot read request body"
-	msgVerify      = "signature verification failed"
-	msgUnavailable = "verification temporarily unavailable"
-	msgMalformed   = "malformed notification"
-	msgDecrypt     = "cannot decrypt notification"
-	msgInternal    = "internal error"
-	msgInProgress  = "notification is being processed"
-)
 
 // Notifications returns middleware that lets a request through to the
 // next handler only if it is a WeChat Pay notification for a known
@@ -176,11 +181,12 @@ func Notifications(cfg Config) func(http.Handler) http.Handler {
 }
 
 type handler struct {
-	cfg     Config
-	maxBody int64
-	budget  time.Duration
-	aead    cipher.AEAD                   // of cfg.APIv3Key, or nil
-	aeads   *lru.Cache[string, aeadOfKey] // of cfg.APIv3Keys, or nil
+	cfg         Config
+	maxBody     int64
+	bodyTimeout time.Duration
+	budget      time.Duration
+	aead        cipher.AEAD                   // of cfg.APIv3Key, or nil
+	aeads       *lru.Cache[string, aeadOfKey] // of cfg.APIv3Keys, or nil
 }
 
 type aeadOfKey struct {
@@ -199,7 +205,7 @@ func newHandler(cfg Config) *handler {
 	case cfg.MerchantID != "" && cfg.MerchantIDFunc != nil:
 		problems = append(problems, "set only one of MerchantID and MerchantIDFunc")
 	}
-	h := &handler{cfg: cfg, maxBody: cfg.MaxBodySize, budget: cfg.Budget}
+	h := &handler{cfg: cfg, maxBody: cfg.MaxBodySize, bodyTimeout: cfg.BodyTimeout, budget: cfg.Budget}
 	switch {
 	case cfg.APIv3Key == "" && cfg.APIv3Keys == nil:
 		problems = append(problems, "set APIv3Key or APIv3Keys")
@@ -223,6 +229,11 @@ func newHandler(cfg Config) *handler {
 	} else if cfg.MaxBodySize == 0 {
 		h.maxBody = DefaultMaxBodySize
 	}
+	if cfg.BodyTimeout < 0 {
+		problems = append(problems, "BodyTimeout is negative")
+	} else if cfg.BodyTimeout == 0 {
+		h.bodyTimeout = DefaultBodyTimeout
+	}
 	if cfg.Budget < 0 {
 		problems = append(problems, "Budget is negative")
 	} else if cfg.Budget == 0 {
@@ -235,155 +246,6 @@ func newHandler(cfg Config) *handler {
 		panic(fmt.Sprintf("wechatpay/middleware: Notifications: %v", problems))
 	}
 	return h
-}
-
-func (h *handler) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		h.fail(w, r, http.StatusMethodNotAllowed, msgMethod, "", ErrMethod)
-		return
-	}
-	merchantID := h.cfg.MerchantID
-	if f := h.cfg.MerchantIDFunc; f != nil {
-		id, ok := f(r)
-		if !ok || id == "" {
-			h.fail(w, r, http.StatusNotFound, msgMerchant, "", ErrUnknownMerchant)
-			return
-		}
-		merchantID = id
-	}
-	aead, err := h.aeadFor(merchantID)
-	if err != nil {
-		status, msg := http.StatusInternalServerError, msgInternal
-		if errors.Is(err, ErrUnknownMerchant) {
-			status, msg = http.StatusNotFound, msgMerchant
-		}
-		h.fail(w, r, status, msg, merchantID, err)
-		return
-	}
-
-	body, err := readBody(w, r, h.maxBody)
-	if err != nil {
-		status, msg := http.StatusBadRequest, msgRead
-		if errors.Is(err, wechatpay.ErrBodyTooLarge) {
-			status, msg = http.StatusRequestEntityTooLarge, msgTooLarge
-		}
-		h.fail(w, r, status, msg, merchantID, err)
-		return
-	}
-
-	v := wechatpay.Verifier{MerchantID: merchantID, Keys: h.cfg.Keys, MaxSkew: h.cfg.MaxSkew, Events: h.cfg.Events}
-	ctx := withBudget(r.Context(), h.budget)
-	err = v.Verify(ctx, r.Header, body)
-	ctx.stop()
-	if err != nil {
-		status, msg := verifyStatus(err)
-		h.fail(w, r, status, msg, merchantID, err)
-		return
-	}
-
-	env, err := parseEnvelope(body)
-	if err != nil {
-		h.fail(w, r, http.StatusBadRequest, msgMalformed, merchantID, err)
-		return
-	}
-	res := env.Resource
-	switch {
-	case res.Ciphertext == "":
-		err = fmt.Errorf("%w: no resource.ciphertext", ErrMalformed)
-	case res.Algorithm != algorithmAESGCM:
-		err = fmt.Errorf("%w: unsupported resource.algorithm %q", ErrMalformed, truncate(res.Algorithm, 32))
-	}
-	if err != nil {
-		h.fail(w, r, http.StatusBadRequest, msgMalformed, merchantID, err)
-		return
-	}
-	plaintext, err := wire.Open(aead, res.Nonce, res.AssociatedData, res.Ciphertext)
-	if err != nil {
-		h.fail(w, r, http.StatusBadRequest, msgDecrypt, merchantID, fmt.Errorf("notification %q: %w", truncate(env.ID, 64), err))
-		return
-	}
-
-	n := &Notification{
-		ID:           env.ID,
-		CreateTime:   parseTime(env.CreateTime),
-		EventType:    env.EventType,
-		ResourceType: env.ResourceType,
-		Summary:      env.Summary,
-		Resource: Resource{
-			OriginalType:   res.OriginalType,
-			Algorithm:      res.Algorithm,
-			AssociatedData: res.AssociatedData,
-			Nonce:          res.Nonce,
-		},
-		Plaintext:  plaintext,
-		MerchantID: merchantID,
-		Serial:     r.Header.Get(wire.HeaderSerial),
-	}
-	guardKey, token := "", ""
-	if h.cfg.Guard != nil && n.ID != "" {
-		guardKey, token = merchantID+":"+n.ID, wire.NewNonce()
-		ctx, cancel := context.WithTimeout(r.Context(), h.budget)
-		state, err := h.cfg.Guard.Claim(ctx, guardKey, token)
-		cancel()
-		switch {
-		case err != nil:
-			// Losing a notification to a broken guard would be worse than
-			// a duplicate, which the handler must tolerate anyway.
-			guardKey = ""
-			h.report(r, 0, merchantID, fmt.Errorf("duplicate guard: claim %q: %w", truncate(n.ID, 64), err))
-		case state == Processed:
-			w.WriteHeader(http.StatusNoContent)
-			return
-		case state == InProgress:
-			// Acknowledging now could lose the notification if the other
-			// delivery fails: have WeChat Pay come back later.
-			h.fail(w, r, http.StatusServiceUnavailable, msgInProgress, merchantID, fmt.Errorf("%w: %q", ErrInProgress, truncate(n.ID, 64)))
-			return
-		case state != Claimed:
-			guardKey = ""
-			h.report(r, 0, merchantID, fmt.Errorf("duplicate guard: claim %q: unknown answer %v", truncate(n.ID, 64), state))
-		}
-	}
-
-	r2 := r.WithContext(context.WithValue(r.Context(), notificationKey{}, n))
-	r2.Body = io.NopCloser(bytes.NewReader(body))
-	r2.ContentLength = int64(len(body))
-	rw := &responseWriter{ResponseWriter: w}
-	if guardKey != "" {
-		defer func() {
-			// Mark done a notification the handler accepted; release one
-			// it did not accept (or panicked on), so that WeChat Pay's
-			// next delivery runs it again.
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.budget)
-			defer cancel()
-			if rw.status >= 200 && rw.status <= 299 {
-				if err := h.cfg.Guard.Done(ctx, guardKey); err != nil {
-					h.report(r, 0, merchantID, fmt.Errorf("duplicate guard: done %q: %w", truncate(n.ID, 64), err))
-				}
-			} else if err := h.cfg.Guard.Release(ctx, guardKey, token); err != nil {
-				h.report(r, 0, merchantID, fmt.Errorf("duplicate guard: release %q: %w", truncate(n.ID, 64), err))
-			}
-		}()
-	}
-	next.ServeHTTP(rw, r2)
-	if rw.status == 0 {
-		rw.WriteHeader(http.StatusNoContent)
-	}
-}
-
-// verifyStatus chooses the answer to a verification failure.
-func verifyStatus(err error) (int, string) {
-	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
-		errors.Is(err, wechatpay.ErrCertificateDownload):
-		// We could not tell; WeChat Pay will retry.
-		return http.StatusServiceUnavailable, msgUnavailable
-	case errors.Is(err, wechatpay.ErrUnknownMerchant):
-		return http.StatusNotFound, msgMerchant
-	default:
-		return http.StatusUnauthorized, msgVerify
-	}
 }
 
 // aeadFor returns the cipher of merchantID's APIv3 key, or an error
@@ -405,83 +267,6 @@ func (h *handler) aeadFor(merchantID string) (cipher.AEAD, error) {
 	}
 	h.aeads.Add(merchantID, aeadOfKey{key: key, aead: a})
 	return a, nil
-}
-
-// readBody reads the request body, at most limit bytes. A body with a
-// Content-Length is read into one exact allocation.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	if r.ContentLength > limit {
-		return nil, fmt.Errorf("%w (Content-Length %d, limit %d)", wechatpay.ErrBodyTooLarge, r.ContentLength, limit)
-	}
-	if r.ContentLength >= 0 {
-		b := make([]byte, r.ContentLength)
-		if _, err := io.ReadFull(http.MaxBytesReader(w, r.Body, limit), b); err != nil {
-			return nil, fmt.Errorf("reading body: %w", err)
-		}
-		// net/http's server stops at Content-Length; other callers may not.
-		var one [1]byte
-		if n, _ := r.Body.Read(one[:]); n > 0 {
-			return nil, errors.New("reading body: body longer than its Content-Length")
-		}
-		return b, nil
-	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return nil, fmt.Errorf("%w (limit %d)", wechatpay.ErrBodyTooLarge, limit)
-		}
-		return nil, fmt.Errorf("reading body: %w", err)
-	}
-	return b, nil
-}
-
-func (h *handler) fail(w http.ResponseWriter, r *http.Request, status int, msg, merchantID string, err error) {
-	h.report(r, status, merchantID, err)
-	if h.cfg.Events != nil {
-		// The headers are the sender's: bounded before they are passed on.
-		h.cfg.Events(r.Context(), wechatpay.Event{
-			Kind:       wechatpay.EventCallbackRefused,
-			Time:       time.Now(),
-			MerchantID: truncate(merchantID, 64),
-			Serial:     truncate(r.Header.Get(wire.HeaderSerial), 64),
-			RequestID:  truncate(r.Header.Get(wire.HeaderRequestID), 64),
-			Host:       truncate(r.Host, 255),
-			Status:     status,
-			Err:        err,
-		})
-	}
-	Fail(w, status, msg)
-}
-
-func (h *handler) report(r *http.Request, status int, merchantID string, err error) {
-	if h.cfg.ErrorHandler != nil {
-		h.cfg.ErrorHandler(r, &Error{Status: status, MerchantID: merchantID, Err: err})
-	}
-}
-
-// failure is WeChat Pay's failure answer (docs/protocol.md §6).
-type failure struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
-// Fail answers a notification with status and WeChat Pay's failure JSON,
-// {"code":"FAIL","message":message}; WeChat Pay then delivers the
-// notification again later. Use a 4xx or 5xx status: WeChat Pay decides
-// by the status alone, and takes 200 and 204 for success whatever the
-// body. Keep message free of internal details.
-func Fail(w http.ResponseWriter, status int, message string) {
-	body, err := json.Marshal(failure{Code: "FAIL", Message: message})
-	if err != nil {
-		panic(err) // two strings always marshal
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Content-Length", fmt.Sprint(len(body)))
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	w.Write(body)
 }
 
 // responseWriter notes whether the handler answered.

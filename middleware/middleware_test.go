@@ -148,6 +148,7 @@ var genericMessages = map[string]bool{
 	"unknown merchant":                     true,
 	"request body too large":               true,
 	"cannot read request body":             true,
+	"request body timeout":                 true,
 	"signature verification failed":        true,
 	"verification temporarily unavailable": true,
 	"malformed notification":               true,

@@ -21,8 +21,9 @@ type Notification struct {
 	ResourceType string    // resource_type, "encrypt-resource"
 	Summary      string    // summary, e.g. "支付成功"
 	Resource     Resource  // how resource was encrypted
-	// Plaintext is the decrypted resource, JSON. Decode it with Decode,
-	// Transaction or Refund.
+	// Plaintext is the decrypted resource, JSON. Decode it with Decode
+	// into the product package's type (payments.Transaction,
+	// payments.RefundNotification, ...).
 	Plaintext []byte
 	// MerchantID is the merchant the notification was accepted for.
 	MerchantID string
@@ -114,7 +115,8 @@ var _ slog.LogValuer = Notification{}
 
 // Transaction decodes a payment notification (event TRANSACTION.*,
 // original_type "transaction"), such as TRANSACTION.SUCCESS. For any other
-// notification it returns an error.
+// notification it returns an error. New code decodes into a
+// payments.Transaction with Decode, or registers it with On.
 func (n *Notification) Transaction() (*Transaction, error) {
 	if n.Resource.OriginalType != "transaction" && !strings.HasPrefix(n.EventType, "TRANSACTION.") {
 		return nil, fmt.Errorf("wechatpay/middleware: notification %q is %s (%s), not a transaction", truncate(n.ID, 64), truncate(n.EventType, 64), truncate(n.Resource.OriginalType, 32))
@@ -128,7 +130,8 @@ func (n *Notification) Transaction() (*Transaction, error) {
 
 // Refund decodes a refund notification (event REFUND.*, original_type
 // "refund"): REFUND.SUCCESS, REFUND.ABNORMAL or REFUND.CLOSED. For any
-// other notification it returns an error.
+// other notification it returns an error. New code decodes into a
+// payments.RefundNotification with Decode, or registers it with On.
 func (n *Notification) Refund() (*Refund, error) {
 	if n.Resource.OriginalType != "refund" && !strings.HasPrefix(n.EventType, "REFUND.") {
 		return nil, fmt.Errorf("wechatpay/middleware: notification %q is %s (%s), not a refund", truncate(n.ID, 64), truncate(n.EventType, 64), truncate(n.Resource.OriginalType, 32))
@@ -143,6 +146,9 @@ func (n *Notification) Refund() (*Refund, error) {
 // Transaction is the resource of a payment notification, for direct
 // merchants and service providers (the sp_ and sub_ fields). Amounts are
 // in the currency's smallest unit (fen for CNY).
+//
+// Deprecated: use payments.Transaction with middleware.On; this copy
+// stays for one release for OnTransaction and Notification.Transaction.
 type Transaction struct {
 	AppID          string    `json:"appid,omitempty"`
 	MchID          string    `json:"mchid,omitempty"`
@@ -167,6 +173,8 @@ type Transaction struct {
 }
 
 // Payer is the paying user of a Transaction.
+//
+// Deprecated: use payments.Payer with middleware.On.
 type Payer struct {
 	OpenID    string `json:"openid,omitempty"`
 	SpOpenID  string `json:"sp_openid,omitempty"`
@@ -174,6 +182,8 @@ type Payer struct {
 }
 
 // Amount is the amount of a Transaction.
+//
+// Deprecated: use payments.TransactionAmount with middleware.On.
 type Amount struct {
 	Total         int64  `json:"total"`       // order amount
 	PayerTotal    int64  `json:"payer_total"` // paid by the user
@@ -182,6 +192,8 @@ type Amount struct {
 }
 
 // Promotion is a coupon or discount applied to a Transaction.
+//
+// Deprecated: use payments.Promotion with middleware.On.
 type Promotion struct {
 	CouponID            string `json:"coupon_id"`
 	Name                string `json:"name"`
@@ -216,6 +228,10 @@ func (t *Transaction) UnmarshalJSON(b []byte) error {
 }
 
 // Refund is the resource of a refund notification. Amounts are in fen.
+//
+// Deprecated: use payments.RefundNotification (not payments.Refund, the
+// answer of the refund calls) with middleware.On; this copy stays for one
+// release for OnRefund and Notification.Refund.
 type Refund struct {
 	MchID               string       `json:"mchid,omitempty"`
 	SpMchID             string       `json:"sp_mchid,omitempty"`
@@ -231,6 +247,8 @@ type Refund struct {
 }
 
 // RefundAmount is the amount of a Refund.
+//
+// Deprecated: use payments.RefundNotificationAmount with middleware.On.
 type RefundAmount struct {
 	Total       int64 `json:"total"`        // order amount
 	Refund      int64 `json:"refund"`       // refunded amount

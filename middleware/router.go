@@ -21,13 +21,16 @@ const (
 var ErrUnhandledEvent = errors.New("wechatpay/middleware: no handler for the notification's event type")
 
 // A Router is the handler behind Notifications that dispatches each
-// verified notification to the handler registered for its event_type:
+// verified notification to the handler registered for its event_type,
+// with its resource decoded into the product package's type (On):
 //
 //	var rt middleware.Router
-//	rt.OnTransaction(middleware.EventTransactionSuccess, func(ctx context.Context, n *middleware.Notification, tx *middleware.Transaction) error {
+//	middleware.On(&rt, middleware.EventTransactionSuccess, func(ctx context.Context, n *middleware.Notification, tx *payments.Transaction) error {
 //		return orders.MarkPaid(ctx, tx.OutTradeNo, tx.TransactionID, tx.Amount.Total)
 //	})
-//	rt.OnRefund(middleware.EventRefundSuccess, refunded)
+//	middleware.On(&rt, middleware.EventRefundSuccess, func(ctx context.Context, n *middleware.Notification, rf *payments.RefundNotification) error {
+//		return orders.MarkRefunded(ctx, rf.OutRefundNo, rf.Amount.Refund)
+//	})
 //	mux.Handle("POST /wechatpay/notify", middleware.Notifications(cfg)(&rt))
 //
 // A typed handler returning nil answers 204 (received); returning an
@@ -76,7 +79,9 @@ func (rt *Router) Handle(eventType string, h http.Handler) {
 }
 
 // OnTransaction registers f for payment notifications of eventType (such
-// as EventTransactionSuccess), with their resource decoded.
+// as EventTransactionSuccess), with their resource decoded into the
+// middleware's own (deprecated) Transaction. New code uses On with
+// payments.Transaction.
 func (rt *Router) OnTransaction(eventType string, f func(ctx context.Context, n *Notification, tx *Transaction) error) {
 	if f == nil {
 		panic("wechatpay/middleware: Router.OnTransaction: nil func for " + eventType)
@@ -86,7 +91,8 @@ func (rt *Router) OnTransaction(eventType string, f func(ctx context.Context, n 
 
 // OnRefund registers f for refund notifications of eventType
 // (EventRefundSuccess, EventRefundAbnormal, EventRefundClosed), with
-// their resource decoded.
+// their resource decoded into the middleware's own (deprecated) Refund.
+// New code uses On with payments.RefundNotification.
 func (rt *Router) OnRefund(eventType string, f func(ctx context.Context, n *Notification, rf *Refund) error) {
 	if f == nil {
 		panic("wechatpay/middleware: Router.OnRefund: nil func for " + eventType)

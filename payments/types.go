@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
-
-	"github.com/wxpaykit/wechatpay/middleware"
 )
 
 // Field names and meanings follow WeChat Pay's API pages (docs/protocol.md §12);
@@ -53,9 +51,14 @@ type OrderAmount struct {
 	Currency string `json:"currency,omitempty"` // "CNY" when empty
 }
 
-// Payer is the paying user of a JSAPI/mini-program order: OpenID for a
-// direct merchant, SpOpenID or SubOpenID for a service provider.
-type Payer = middleware.Payer
+// Payer is the paying user of a JSAPI/mini-program order, or of a
+// Transaction: OpenID for a direct merchant, SpOpenID or SubOpenID for a
+// service provider.
+type Payer struct {
+	OpenID    string `json:"openid,omitempty"`
+	SpOpenID  string `json:"sp_openid,omitempty"`
+	SubOpenID string `json:"sub_openid,omitempty"`
+}
 
 // SceneInfo describes where the payment happens: the payer's IP and, for
 // H5 orders, the H5 scene.
@@ -71,11 +74,131 @@ type H5Info struct {
 	Type string `json:"type"` // "Wap", "iOS", "Android"
 }
 
-// Transaction is an order as the query calls return it: the same fields
-// as the resource of a TRANSACTION.SUCCESS notification, so it is the
-// middleware's type. TradeState is one of SUCCESS, REFUND, NOTPAY,
-// CLOSED, REVOKED, USERPAYING, PAYERROR.
-type Transaction = middleware.Transaction
+// Transaction is an order as the query calls return it, and the resource
+// of a payment notification (TRANSACTION.SUCCESS), for direct merchants
+// and service providers (the sp_ and sub_ fields). Receive the
+// notification with
+//
+//	middleware.On(&rt, middleware.EventTransactionSuccess, func(ctx context.Context, n *middleware.Notification, tx *payments.Transaction) error { ... })
+type Transaction struct {
+	AppID           string            `json:"appid,omitempty"`
+	MchID           string            `json:"mchid,omitempty"`
+	SpAppID         string            `json:"sp_appid,omitempty"`
+	SpMchID         string            `json:"sp_mchid,omitempty"`
+	SubAppID        string            `json:"sub_appid,omitempty"`
+	SubMchID        string            `json:"sub_mchid,omitempty"`
+	OutTradeNo      string            `json:"out_trade_no"`
+	TransactionID   string            `json:"transaction_id"`
+	TradeType       string            `json:"trade_type"`       // JSAPI, NATIVE, APP, MICROPAY, MWEB, FACEPAY
+	TradeState      string            `json:"trade_state"`      // SUCCESS, REFUND, NOTPAY, CLOSED, REVOKED, USERPAYING, PAYERROR
+	TradeStateDesc  string            `json:"trade_state_desc"` // human-readable
+	BankType        string            `json:"bank_type"`
+	Attach          string            `json:"attach"`
+	SuccessTime     time.Time         `json:"success_time"` // zero if absent or empty
+	Payer           Payer             `json:"payer"`
+	Amount          TransactionAmount `json:"amount"`
+	SceneInfo       *TransactionScene `json:"scene_info,omitempty"`
+	PromotionDetail []Promotion       `json:"promotion_detail,omitempty"`
+}
+
+// UnmarshalJSON accepts an empty or absent success_time, which WeChat Pay
+// sends until the order is paid.
+func (t *Transaction) UnmarshalJSON(b []byte) error {
+	type plain Transaction
+	var v struct {
+		plain
+		SuccessTime string `json:"success_time"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*t = Transaction(v.plain)
+	var err error
+	t.SuccessTime, err = parseTime("success_time", v.SuccessTime)
+	return err
+}
+
+// TransactionAmount is the amount of a Transaction, in the currency's
+// smallest unit (fen for CNY).
+type TransactionAmount struct {
+	Total         int64  `json:"total"`       // order amount
+	PayerTotal    int64  `json:"payer_total"` // paid by the user
+	Currency      string `json:"currency"`
+	PayerCurrency string `json:"payer_currency"`
+}
+
+// TransactionScene is the scene of a Transaction.
+type TransactionScene struct {
+	DeviceID string `json:"device_id"`
+}
+
+// Promotion is a coupon or discount applied to a Transaction.
+type Promotion struct {
+	CouponID            string           `json:"coupon_id"`
+	Name                string           `json:"name"`
+	Scope               string           `json:"scope"` // GLOBAL, SINGLE
+	Type                string           `json:"type"`  // CASH, NOCASH
+	Amount              int64            `json:"amount"`
+	StockID             string           `json:"stock_id"`
+	WechatpayContribute int64            `json:"wechatpay_contribute"`
+	MerchantContribute  int64            `json:"merchant_contribute"`
+	OtherContribute     int64            `json:"other_contribute"`
+	Currency            string           `json:"currency"`
+	GoodsDetail         []PromotionGoods `json:"goods_detail,omitempty"`
+}
+
+// PromotionGoods is a good a Promotion applied to.
+type PromotionGoods struct {
+	GoodsID        string `json:"goods_id"`
+	Quantity       int64  `json:"quantity"`
+	UnitPrice      int64  `json:"unit_price"`
+	DiscountAmount int64  `json:"discount_amount"`
+	GoodsRemark    string `json:"goods_remark"`
+}
+
+// RefundNotification is the resource of a refund notification
+// (REFUND.SUCCESS, REFUND.ABNORMAL, REFUND.CLOSED). It is not a Refund,
+// the answer of the refund calls: its status is RefundStatus and its
+// amount has fewer fields. Receive it with
+//
+//	middleware.On(&rt, middleware.EventRefundSuccess, func(ctx context.Context, n *middleware.Notification, rf *payments.RefundNotification) error { ... })
+type RefundNotification struct {
+	MchID               string                   `json:"mchid,omitempty"`
+	SpMchID             string                   `json:"sp_mchid,omitempty"`
+	SubMchID            string                   `json:"sub_mchid,omitempty"`
+	OutTradeNo          string                   `json:"out_trade_no"`
+	TransactionID       string                   `json:"transaction_id"`
+	OutRefundNo         string                   `json:"out_refund_no"`
+	RefundID            string                   `json:"refund_id"`
+	RefundStatus        string                   `json:"refund_status"` // SUCCESS, CLOSED, ABNORMAL
+	SuccessTime         time.Time                `json:"success_time"`  // zero unless SUCCESS
+	UserReceivedAccount string                   `json:"user_received_account"`
+	Amount              RefundNotificationAmount `json:"amount"`
+}
+
+// UnmarshalJSON accepts an empty or absent success_time.
+func (r *RefundNotification) UnmarshalJSON(b []byte) error {
+	type plain RefundNotification
+	var v struct {
+		plain
+		SuccessTime string `json:"success_time"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*r = RefundNotification(v.plain)
+	var err error
+	r.SuccessTime, err = parseTime("success_time", v.SuccessTime)
+	return err
+}
+
+// RefundNotificationAmount is the amount of a RefundNotification, in fen.
+type RefundNotificationAmount struct {
+	Total       int64 `json:"total"`        // order amount
+	Refund      int64 `json:"refund"`       // refunded amount
+	PayerTotal  int64 `json:"payer_total"`  // paid by the user
+	PayerRefund int64 `json:"payer_refund"` // refunded to the user
+}
 
 // RefundRequest is the body of a refund request. Set TransactionID or
 // OutTradeNo. The Client fills SubMchID for a service provider.

@@ -31,10 +31,6 @@ type callbackFleet struct {
 	errs []error
 }
 
-// fleetClaimTTL is short for the test, and long enough that a loaded
-// machine does not expire a claim while its 100 ms handler runs.
-const fleetClaimTTL = time.Second
-
 func newCallbackFleet(t *testing.T, r *redisServer, n int) *callbackFleet {
 	f := &callbackFleet{srv: wechatpaytest.NewServer(), runs: map[string]int{}}
 	t.Cleanup(f.srv.Close)
@@ -62,7 +58,7 @@ func newCallbackFleet(t *testing.T, r *redisServer, n int) *callbackFleet {
 		}
 		mw := middleware.Notifications(middleware.Config{
 			Keys: store, MerchantID: f.m.ID, APIv3Key: f.m.APIv3Key,
-			Guard: &redisstore.Guard{Client: r.Client(), ClaimTTL: fleetClaimTTL},
+			Guard: &redisstore.Guard{Client: r.Client()}, // claims last DefaultClaimTTL: no load expires them
 			ErrorHandler: func(_ *http.Request, err error) {
 				f.mu.Lock()
 				f.errs = append(f.errs, err)
@@ -151,14 +147,26 @@ func TestFleetCallbacks(t *testing.T) {
 	t.Run("crash between claim and done", func(t *testing.T) {
 		// What a server that died while handling leaves in Redis: its
 		// claim, never done nor released.
-		dead := &redisstore.Guard{Client: r.Client(), ClaimTTL: fleetClaimTTL}
-		if st, err := dead.Claim(context.Background(), f.m.ID+":EV-crash", "token-of-the-dead"); st != middleware.Claimed || err != nil {
+		ctx := context.Background()
+		dead := &redisstore.Guard{Client: r.Client()}
+		if st, err := dead.Claim(ctx, middleware.GuardKey(f.m.ID, "EV-crash"), "token-of-the-dead"); st != middleware.Claimed || err != nil {
 			t.Fatalf("Claim = %v, %v", st, err)
 		}
 		if s := f.deliver(t, 2, "EV-crash"); s != http.StatusServiceUnavailable {
 			t.Errorf("delivery during the dead claim answered %d; want 503 (not acknowledged)", s)
 		}
-		time.Sleep(fleetClaimTTL + 100*time.Millisecond)
+		// The claim expires by itself after ClaimTTL; rather than wait a
+		// minute, bring its expiry forward and wait until Redis drops it.
+		key := "wechatpay:{" + f.m.ID + "}:notification:EV-crash"
+		if ttl, err := r.Client().PTTL(ctx, key).Result(); err != nil || ttl <= 0 || ttl > middleware.DefaultClaimTTL {
+			t.Fatalf("PTTL of the dead claim = %s, %v; want (0, %s]", ttl, err, middleware.DefaultClaimTTL)
+		}
+		if err := r.Client().PExpire(ctx, key, time.Millisecond).Err(); err != nil {
+			t.Fatal(err)
+		}
+		for r.Client().Exists(ctx, key).Val() != 0 {
+			time.Sleep(time.Millisecond)
+		}
 		if s := f.deliver(t, 3, "EV-crash"); s != http.StatusNoContent {
 			t.Errorf("delivery after the claim expired answered %d; want 204", s)
 		}

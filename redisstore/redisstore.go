@@ -40,6 +40,13 @@
 //	wechatpay:{1900000001}:certificates          the cached download (Cache)
 //	wechatpay:{1900000001}:download-lock         the download lock (Cache.TryLock)
 //	wechatpay:{1900000001}:notification:<id>     a notification's claim or done mark (Guard)
+//
+// In the merchant ID, '%', '{', '}' and ':' are percent-encoded (a merchant
+// ID of digits, as WeChat Pay assigns, is unchanged), so that whatever a
+// merchant ID holds, the braces around it are the hash tag Redis Cluster
+// sees and no merchant ID reaches another's keys. Keep Prefix free of
+// braces. Keys written before this encoding by merchant IDs that needed it
+// are simply no longer read, and expire.
 package redisstore
 
 import (
@@ -90,9 +97,28 @@ func prefixOr(p string) string {
 	return p
 }
 
-// merchantKey returns prefix + "{" + merchantID + "}:" + suffix.
+// merchantKey returns prefix + "{" + escaped merchantID + "}:" + suffix.
 func merchantKey(prefix, merchantID, suffix string) string {
-	return prefixOr(prefix) + "{" + merchantID + "}:" + suffix
+	return prefixOr(prefix) + "{" + escapeKeyPart(merchantID) + "}:" + suffix
+}
+
+// escapeKeyPart percent-encodes the bytes that could end a hash tag or a
+// key part early ('{', '}', ':') and '%' itself, so that the encoding is
+// one-to-one.
+func escapeKeyPart(s string) string {
+	if !strings.ContainsAny(s, "%{}:") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '%', '{', '}', ':':
+			fmt.Fprintf(&b, "%%%02X", c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // Cache is a wechatpay.Cache on Redis, for the certificate downloads of a
@@ -252,7 +278,8 @@ type Guard struct {
 
 var _ middleware.DuplicateGuard = (*Guard)(nil)
 
-// guardKey maps the middleware's "merchantID:notificationID".
+// key maps the middleware's GuardKey(merchantID, notificationID), whose
+// first colon ends the (encoded) merchant ID.
 func (g *Guard) key(key string) string {
 	merchantID, id, ok := strings.Cut(key, ":")
 	if !ok {

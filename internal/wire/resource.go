@@ -47,7 +47,7 @@ func Open(aead cipher.AEAD, nonce, associatedData, ciphertext string) ([]byte, e
 	if len(nonce) != aead.NonceSize() {
 		return nil, fmt.Errorf("wechatpay: AEAD nonce is %d bytes, want %d", len(nonce), aead.NonceSize())
 	}
-	pt, err := aead.Open(nil, []byte(nonce), ct, []byte(associatedData))
+	pt, err := aead.Open(ct[:0], []byte(nonce), ct, []byte(associatedData)) // in place: ct is ours
 	if err != nil {
 		return nil, ErrDecrypt
 	}
