@@ -364,6 +364,19 @@ func seqs(parts []EncryptedBillPart) []int {
 	return s
 }
 
+// partError says which part an error of the Transport or of WeChat Pay
+// concerns, with one prefix in the chain.
+type partError struct {
+	seq int
+	err error
+}
+
+func (e partError) Error() string {
+	return fmt.Sprintf("wechatpay/payments: bill part %d: %s", e.seq, strings.TrimPrefix(e.err.Error(), "wechatpay: "))
+}
+
+func (e partError) Unwrap() error { return e.err }
+
 func billHash(t string) (hash.Hash, error) {
 	switch strings.ToUpper(t) {
 	case "SHA1":
@@ -399,11 +412,11 @@ func (d *EncryptedBillDownload) fetch(ctx context.Context, p EncryptedBillPart, 
 	req.Header.Set("Accept-Encoding", "identity") // the hash covers the bytes as served
 	resp, err := d.HTTP.Do(req)
 	if err != nil {
-		return fmt.Errorf("wechatpay/payments: bill part %d: %w", p.BillSequence, err)
+		return partError{p.BillSequence, err}
 	}
 	defer resp.Body.Close()
 	if err := wechatpay.CheckResponse(resp); err != nil {
-		return fmt.Errorf("wechatpay/payments: bill part %d: %w", p.BillSequence, err)
+		return partError{p.BillSequence, err}
 	}
 	limit := positiveOr(d.MaxPartSize, 32<<30)
 	if resp.ContentLength > limit {

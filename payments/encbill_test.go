@@ -180,6 +180,14 @@ func TestEncryptedBillRefusals(t *testing.T) {
 	} else if !errors.Is(err, wechatpay.ErrMissingSignature) {
 		t.Fatalf("unmarked bill download: %v; want ErrMissingSignature", err)
 	}
+	// A part WeChat Pay no longer has: its APIError, named by part, one prefix.
+	gone := subBill(t, c, false)
+	gone.DownloadBillList[0].DownloadURL = srv.URL + "/v3/bill/downloadurl?token=nosuchtoken"
+	err := gone.Download(ctx, c.HTTP, io.Discard)
+	var apiErr *wechatpay.APIError
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 404 || !strings.HasPrefix(err.Error(), "wechatpay/payments: bill part 1: HTTP 404") {
+		t.Fatalf("a part that is gone: %v; want its 404 APIError named by part", err)
+	}
 	if _, err := c.SubMerchantFundFlowBill(ctx, payments.SubMerchantFundFlowBillRequest{BillDate: "2026-12-01", AccountType: "BASIC"}); err == nil {
 		t.Fatal("no sub_mchid: no error")
 	}
