@@ -41,6 +41,9 @@ const (
 	// EventsDropped: an Async hook dropped events because it was slow;
 	// Err says how many. It is delivered before the next event.
 	EventsDropped = "events_dropped"
+	// EventRetryAttempt: a Retry made an attempt (Attempt, from 1), which
+	// got an answer (Status) or failed (Err) after Duration.
+	EventRetryAttempt = "retry_attempt"
 )
 
 // An Event is something an operator may want to count or log: a
@@ -58,6 +61,7 @@ type Event struct {
 	RequestID  string        // WeChat Pay's Request-ID, if any
 	Status     int           // an HTTP status: the answer of a refused callback
 	Duration   time.Duration // how long the download or request took
+	Attempt    int           // EventRetryAttempt: the attempt's number, from 1
 	Err        error         // the failure, or nil
 }
 
@@ -174,7 +178,7 @@ func SlogEvents(l *slog.Logger) EventHook {
 		if !l.Enabled(ctx, level) {
 			return
 		}
-		attrs := make([]slog.Attr, 0, 9)
+		attrs := make([]slog.Attr, 0, 10)
 		add := func(k, v string) {
 			if v != "" {
 				attrs = append(attrs, slog.String(k, v))
@@ -189,6 +193,9 @@ func SlogEvents(l *slog.Logger) EventHook {
 		add("request_id", ev.RequestID)
 		if ev.Status != 0 {
 			attrs = append(attrs, slog.Int("status", ev.Status))
+		}
+		if ev.Attempt != 0 {
+			attrs = append(attrs, slog.Int("attempt", ev.Attempt))
 		}
 		if ev.Duration != 0 {
 			attrs = append(attrs, slog.Duration("duration", ev.Duration))

@@ -2,6 +2,7 @@ package wechatpay
 
 import (
 	"crypto"
+	"encoding/base64"
 	"fmt"
 	"strconv"
 	"strings"
@@ -52,32 +53,43 @@ func (s *Signer) Authorization(method, uri string, body []byte) (string, error) 
 	if s.now != nil {
 		now = s.now
 	}
-	return s.AuthorizationAt(method, uri, body, now().Unix(), wire.NewNonce())
+	var nonce [32]byte
+	wire.PutNonce(&nonce)
+	return s.authorization(method, uri, body, now().Unix(), nonce[:])
 }
 
 // AuthorizationAt is Authorization with a given timestamp (Unix seconds)
 // and nonce, for known-answer tests and for debugging a SIGN_ERROR.
 func (s *Signer) AuthorizationAt(method, uri string, body []byte, timestamp int64, nonce string) (string, error) {
+	return s.authorization(method, uri, body, timestamp, []byte(nonce))
+}
+
+// authorization hashes the signed message as it goes, without building
+// it, and writes the header into one buffer.
+func (s *Signer) authorization(method, uri string, body []byte, timestamp int64, nonce []byte) (string, error) {
 	if err := s.check(); err != nil {
 		return "", err
 	}
-	sig, err := wire.Sign(s.Key, wire.RequestMessage(method, uri, timestamp, nonce, body))
+	var tsBuf [20]byte
+	ts := strconv.AppendInt(tsBuf[:0], timestamp, 10)
+	sig, err := wire.SignDigest(s.Key, wire.RequestDigest(method, uri, ts, nonce, body))
 	if err != nil {
 		return "", err
 	}
 	var b strings.Builder
-	b.Grow(len(wire.SchemeRSA) + len(s.MerchantID) + len(nonce) + len(sig) + len(s.CertificateSerial) + 80)
+	b.Grow(len(wire.SchemeRSA) + len(s.MerchantID) + len(nonce) + len(ts) + len(s.CertificateSerial) +
+		base64.StdEncoding.EncodedLen(len(sig)) + len(` mchid="",nonce_str="",timestamp="",serial_no="",signature=""`))
 	b.WriteString(wire.SchemeRSA)
 	b.WriteString(` mchid="`)
 	b.WriteString(s.MerchantID)
 	b.WriteString(`",nonce_str="`)
-	b.WriteString(nonce)
+	b.Write(nonce)
 	b.WriteString(`",timestamp="`)
-	b.WriteString(strconv.FormatInt(timestamp, 10))
+	b.Write(ts)
 	b.WriteString(`",serial_no="`)
 	b.WriteString(s.CertificateSerial)
 	b.WriteString(`",signature="`)
-	b.WriteString(sig)
+	wire.WriteBase64(&b, sig)
 	b.WriteString(`"`)
 	return b.String(), nil
 }

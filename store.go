@@ -2,6 +2,7 @@ package wechatpay
 
 import (
 	"context"
+	"crypto"
 	"crypto/cipher"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -78,6 +79,15 @@ type StoreOptions struct {
 	// each failed background refresh (EventRefreshFailed) and each lookup
 	// refused a download by MinRefreshInterval (EventRateLimited).
 	Events EventHook
+	// VerifyPKCS1v15, if set, checks the signatures of responses and
+	// callbacks verified with this Store's keys, in place of
+	// rsa.VerifyPKCS1v15 (the nil default): the hash is always SHA-256.
+	// It is called with the Store's own *rsa.PublicKey values, the same
+	// pointer for as long as a key is held, so a backend may keep one
+	// object of its own per key. It must return an error for any
+	// signature that does not verify. Package
+	// github.com/wxpaykit/wechatpay/openssl provides one over libcrypto.
+	VerifyPKCS1v15 func(pub *rsa.PublicKey, hash crypto.Hash, hashed, sig []byte) error
 }
 
 // A Store holds the keys that verify WeChat Pay signatures: platform

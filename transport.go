@@ -210,9 +210,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 			return nil, err
 		}
-		wire.MarkVerified(resp.Header)
+		wire.SetVerifiedBody(resp, rbody)
+		return resp, nil
 	}
-	resp.Body = io.NopCloser(bytes.NewReader(rbody))
+	resp.Body = wire.NewBody(rbody)
 	resp.ContentLength = int64(len(rbody))
 	return resp, nil
 }
@@ -238,29 +239,26 @@ func (t *Transport) signedClone(req *http.Request) (*http.Request, string, error
 	if err := hosts.check(req.URL); err != nil {
 		return nil, "", err
 	}
-	r2 := req.Clone(req.Context())
-	fields := wire.FieldsFrom(r2.Context())
+	// A shallow copy with a header of its own: nothing below writes to
+	// the URL (but the sensitive-field step, which gets a copy) or the
+	// other shared fields, so they need no copy.
+	p := new(signedRequest)
+	r2 := &p.req
+	*r2 = *req
+	fields := wire.FieldsFrom(req.Context())
 	var fieldsSerial string
 	if fields != nil && fields.Build != nil {
+		u := *req.URL // the query string may be rebuilt
+		r2.URL = &u
 		if body, fieldsSerial, err = t.encryptFields(r2, fields); err != nil {
 			return nil, "", err
 		}
 	}
-	if req.Body != nil && req.Body != http.NoBody || len(body) > 0 {
-		r2.ContentLength = int64(len(body))
-		if len(body) == 0 {
-			r2.Body = http.NoBody
-			r2.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
-		} else {
-			r2.Body = io.NopCloser(bytes.NewReader(body))
-			r2.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-		}
-	}
-	method := r2.Method
+	method := req.Method
 	if method == "" {
 		method = http.MethodGet
 	}
-	signed, err := signedBody(r2.Context(), body) // media uploads sign their meta JSON only
+	signed, err := signedBody(req.Context(), body) // media uploads sign their meta JSON only
 	if err != nil {
 		return nil, "", err
 	}
@@ -268,26 +266,71 @@ func (t *Transport) signedClone(req *http.Request) (*http.Request, string, error
 	if err != nil {
 		return nil, "", err
 	}
-	h := r2.Header
-	h.Set("Authorization", auth)
-	if h.Get("Accept") == "" {
-		h.Set("Accept", "application/json")
-	}
-	if h.Get("User-Agent") == "" {
-		h.Set("User-Agent", wire.UserAgent(t.UserAgent))
-	}
-	if len(body) > 0 && h.Get("Content-Type") == "" {
-		h.Set("Content-Type", "application/json")
-	}
-	if fieldsSerial != "" {
-		h.Set(wire.HeaderSerial, fieldsSerial) // the key the fields were encrypted with
-	} else if serial := t.requestSerial(r2); serial != "" {
-		h.Set(wire.HeaderSerial, serial)
+	r2.Header = t.signedHeader(req, auth, len(body) > 0, fieldsSerial, p.values[:])
+	if req.Body != nil && req.Body != http.NoBody || len(body) > 0 {
+		wire.SetBody(r2, body, &p.body)
 	}
 	if fields != nil {
 		fields.Serial, fields.Key = fieldsSerial, t.Signer.Key
 	}
 	return r2, method, nil
+}
+
+// signedRequest is the request a Transport sends, allocated at once with
+// its body reader and room for the values of a usual header.
+type signedRequest struct {
+	req    http.Request
+	body   wire.Body
+	values [8]string
+}
+
+// signedHeader returns a copy of req's header with the signature headers
+// set, its values in one backing array (like http.Header.Clone's), the
+// new ones included: buf if they fit.
+func (t *Transport) signedHeader(req *http.Request, auth string, hasBody bool, fieldsSerial string, buf []string) http.Header {
+	src := req.Header
+	var set [5][2]string // the headers to set: at most five
+	n := 0
+	add := func(k, v string) { set[n] = [2]string{k, v}; n++ }
+	add("Authorization", auth)
+	if src.Get("Accept") == "" {
+		add("Accept", "application/json")
+	}
+	if src.Get("User-Agent") == "" {
+		add("User-Agent", wire.UserAgent(t.UserAgent))
+	}
+	if hasBody && src.Get("Content-Type") == "" {
+		add("Content-Type", "application/json")
+	}
+	if fieldsSerial != "" {
+		add(wire.HeaderSerial, fieldsSerial) // the key the fields were encrypted with
+	} else if serial := t.requestSerial(req); serial != "" {
+		add(wire.HeaderSerial, serial)
+	}
+	nv := n
+	for _, vv := range src {
+		nv += len(vv)
+	}
+	values := buf
+	if nv > len(buf) {
+		values = make([]string, nv)
+	}
+	h := make(http.Header, len(src)+n)
+	for k, vv := range src {
+		if vv == nil {
+			h[k] = nil // as Header.Clone: a nil value stays nil
+			continue
+		}
+		c := copy(values, vv)
+		h[k] = values[:c:c]
+		values = values[c:]
+	}
+	for _, kv := range set[:n] {
+		values[0] = kv[1]
+		h[kv[0]] = values[:1:1]
+		values = values[1:]
+	}
+	return h
 }
 
 // notSentError is an error the Transport returned before sending

@@ -3,6 +3,7 @@ package wechatpay_test
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
@@ -439,12 +440,13 @@ func TestRefreshAheadServesCachedKey(t *testing.T) {
 	}
 	get()
 	time.Sleep(250 * time.Millisecond)
-	srv.SetCertDelay(3 * time.Second)
+	const delay = time.Minute // no load makes ten requests take this long
+	srv.SetCertDelay(delay)
 	start := time.Now()
 	for range 10 {
 		get()
 	}
-	if d := time.Since(start); d >= 3*time.Second {
+	if d := time.Since(start); d >= delay {
 		t.Errorf("stale-set requests took %s: they waited for the refresh", d)
 	}
 	srv.SetCertDelay(0)
@@ -700,5 +702,95 @@ func TestStoreRootsPinning(t *testing.T) {
 	_, err = client.Get(srv.URL + "/v3/echo/pinned")
 	if !errors.Is(err, wechatpay.ErrCertificateDownload) || !strings.Contains(err.Error(), "does not chain") {
 		t.Errorf("certificates from a foreign root: %v; want a chain error", err)
+	}
+}
+
+// TestSignedHeaderIsACopy: the request the Transport sends has a header
+// of its own, whose values share no array with the caller's, even where
+// the caller's slices have room to grow; a Base that writes to it (and to
+// its values) leaves the caller's request as it was. The caller's own
+// headers go out with it, and the signature headers replace the caller's.
+func TestSignedHeaderIsACopy(t *testing.T) {
+	srv := newSandbox(t)
+	cfg := srv.Config()
+	var sent http.Header
+	cfg.Base = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if r.URL.Path != "/v3/echo/h" { // the certificate download
+			return srv.Config().Base.RoundTrip(r)
+		}
+		sent = r.Header.Clone()
+		for k, vv := range r.Header {
+			for i := range vv {
+				vv[i] = "overwritten by Base"
+			}
+			r.Header[k] = append(vv, "appended by Base")
+		}
+		r.Header.Set("X-Base", "1")
+		return srv.Config().Base.RoundTrip(sentCopy(r, sent))
+	})
+	client, _ := newClient(t, cfg, wechatpay.StoreOptions{})
+	req, _ := http.NewRequest("POST", srv.URL+"/v3/echo/h", strings.NewReader(`{}`))
+	roomy := make([]string, 1, 8)
+	roomy[0] = "trace-1"
+	req.Header["X-Trace"] = roomy
+	req.Header["Multi"] = []string{"a", "b"}
+	req.Header["Authorization"] = []string{"caller's own"}
+	req.Header["Accept"] = []string{"application/json; charset=utf-8"}
+	before := req.Header.Clone()
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if fmt.Sprint(req.Header) != fmt.Sprint(before) || roomy[:2][1] != "" {
+		t.Errorf("caller's header changed to %v; was %v", req.Header, before)
+	}
+	if sent.Get("X-Trace") != "trace-1" || fmt.Sprint(sent["Multi"]) != "[a b]" || sent.Get("Accept") != "application/json; charset=utf-8" {
+		t.Errorf("sent header %v lacks the caller's headers", sent)
+	}
+	if a := sent.Get("Authorization"); !strings.HasPrefix(a, "WECHATPAY2-SHA256-RSA2048 ") || len(sent["Authorization"]) != 1 {
+		t.Errorf("sent Authorization = %q; want the signature alone", sent["Authorization"])
+	}
+	if sent.Get("Content-Type") != "application/json" || sent.Get("User-Agent") == "" {
+		t.Errorf("sent header %v lacks Content-Type or User-Agent", sent)
+	}
+}
+
+// sentCopy is r with the header it had before a test's Base wrote to it.
+func sentCopy(r *http.Request, h http.Header) *http.Request {
+	r2 := r.Clone(r.Context())
+	r2.Header = h.Clone()
+	return r2
+}
+
+// TestStoreVerifyHook: a Store's VerifyPKCS1v15 checks every response
+// verified with its keys, given the Store's own key and the SHA-256
+// digest; what it refuses is a *VerifyError with ErrBadSignature.
+func TestStoreVerifyHook(t *testing.T) {
+	srv := newSandbox(t)
+	var calls atomic.Int32
+	refuse := atomic.Bool{}
+	client, _ := newClient(t, srv.Config(), wechatpay.StoreOptions{
+		VerifyPKCS1v15: func(pub *rsa.PublicKey, h crypto.Hash, hashed, sig []byte) error {
+			calls.Add(1)
+			if refuse.Load() {
+				return errors.New("refused by the hook")
+			}
+			return rsa.VerifyPKCS1v15(pub, h, hashed, sig)
+		},
+	})
+	resp, err := client.Get(srv.URL + "/v3/echo/hook")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if calls.Load() != 1 || !wechatpay.IsVerified(resp) {
+		t.Errorf("hook calls = %d, verified %v; want 1, true", calls.Load(), wechatpay.IsVerified(resp))
+	}
+	refuse.Store(true)
+	_, err = client.Get(srv.URL + "/v3/echo/hook")
+	var ve *wechatpay.VerifyError
+	if !errors.As(err, &ve) || !errors.Is(err, wechatpay.ErrBadSignature) || calls.Load() != 2 {
+		t.Errorf("with the hook refusing: %v after %d calls; want a *VerifyError with ErrBadSignature after 2", err, calls.Load())
 	}
 }

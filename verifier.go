@@ -128,7 +128,17 @@ func (v *Verifier) verify(ctx context.Context, h http.Header, serial string, bod
 	if err != nil {
 		return err
 	}
-	return wire.Verify(key, wire.ResponseMessage(ts, nonce, body), sig)
+	return wire.VerifyResponse(v.checkFunc(), key, ts, nonce, body, sig)
+}
+
+// checkFunc is the RSA verification of a Verifier's keys: that of its
+// *Store (StoreOptions.VerifyPKCS1v15, such as OpenSSL's), or nil for
+// crypto/rsa.
+func (v *Verifier) checkFunc() wire.VerifyFunc {
+	if s, ok := v.Keys.(*Store); ok && s.opts.VerifyPKCS1v15 != nil {
+		return s.opts.VerifyPKCS1v15
+	}
+	return nil
 }
 
 // headerValue is h.Get for canonical names without the allocation-free

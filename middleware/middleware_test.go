@@ -421,7 +421,10 @@ func TestMethodNotAllowed(t *testing.T) {
 }
 
 func TestConcurrentNewSerialFetchesOnce(t *testing.T) {
-	f := newFixture(t, fixtureOptions{}) // the store has never seen a certificate
+	// The store has never seen a certificate. The budget is far beyond
+	// what 500 callbacks under -race on a loaded machine take: this test
+	// is about one download, not about the budget.
+	f := newFixture(t, fixtureOptions{config: func(c *middleware.Config) { c.Budget = time.Minute }})
 	fresh := f.srv.AddCertificate(f.m.ID)
 	f.srv.UseCertificate(f.m.ID, fresh)
 	f.srv.SetCertDelay(100 * time.Millisecond) // keep the download open while callbacks pile up
@@ -471,7 +474,8 @@ func TestConcurrentNewSerialFetchesOnce(t *testing.T) {
 func TestSlowCertificateEndpoint(t *testing.T) {
 	const budget = 300 * time.Millisecond
 	f := newFixture(t, fixtureOptions{config: func(c *middleware.Config) { c.Budget = budget }})
-	f.srv.SetCertDelay(5 * time.Second)
+	const delay = time.Minute // the download never ends within the test
+	f.srv.SetCertDelay(delay)
 	req, err := f.srv.NotificationRequest(context.Background(), f.ts.URL, "", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -485,8 +489,10 @@ func TestSlowCertificateEndpoint(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	wantFailure(t, resp.StatusCode, body, http.StatusServiceUnavailable)
-	if elapsed < budget || elapsed > budget+time.Second {
-		t.Errorf("answered after %s; want just over the budget %s", elapsed, budget)
+	// Answered once the budget ran out, not when the download ended
+	// (which no load can bring below a minute).
+	if elapsed < budget || elapsed >= delay {
+		t.Errorf("answered after %s; want after the budget %s, before the download's %s", elapsed, budget, delay)
 	}
 	if !errors.Is(f.lastError(), context.DeadlineExceeded) || f.calls.Load() != 0 {
 		t.Errorf("error = %v, handler calls = %d; want DeadlineExceeded, 0", f.lastError(), f.calls.Load())

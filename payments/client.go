@@ -346,8 +346,11 @@ func (c *Client) Close(ctx context.Context, outTradeNo string) error {
 			SubMchID string `json:"sub_mchid"`
 		}{c.MerchantID, c.SubMerchantID}
 	}
-	err = c.do(ctx, http.MethodPost, c.transactionsPath()+"out-trade-no/"+seg+"/close", body, nil)
-	return apicall.Outcome(err, "out_trade_no", outTradeNo)
+	var answer accepted // 204, or 202 USERPAYING: the payer is paying, nothing closed
+	if err := c.do(ctx, http.MethodPost, c.transactionsPath()+"out-trade-no/"+seg+"/close", body, &answer); err != nil {
+		return apicall.Outcome(err, "out_trade_no", outTradeNo)
+	}
+	return answer.err(http.StatusAccepted)
 }
 
 // Refund asks for a refund (POST /v3/refund/domestic/refunds). The

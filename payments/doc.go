@@ -24,6 +24,10 @@
 //	})
 //	// json.NewEncoder(w).Encode(params)
 //
+// Combine orders (CombineJSAPI and the other Combine calls) pay several
+// sub-orders at once; CodePayAndWait takes a payment code at the till and
+// returns its final state (docs/protocol.md §16, §17).
+//
 // # Errors
 //
 // A non-2xx answer is a *wechatpay.APIError (its Code is WeChat Pay's:

@@ -397,3 +397,23 @@ func TestFundFlowBill(t *testing.T) {
 		t.Errorf("FundFlowBill: query %q, answer %+v", query, b)
 	}
 }
+
+// TestCloseWhileUserPaying: WeChat Pay answers a close 202 USERPAYING
+// while the payer enters a password; nothing was closed, and Close says
+// so instead of returning nil.
+func TestCloseWhileUserPaying(t *testing.T) {
+	srv, c := simClient(t)
+	ctx := context.Background()
+	if _, err := c.PrepayNative(ctx, order("UP20261202001", 100)); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Pay(c.MerchantID, "UP20261202001", wechatpaytest.PayUserPaying); err != nil {
+		t.Fatal(err)
+	}
+	err := c.Close(ctx, "UP20261202001")
+	wantAPIError(t, "close while the payer is paying", err, http.StatusAccepted, "USERPAYING")
+	tx, err := c.QueryByOutTradeNo(ctx, "UP20261202001")
+	if err != nil || tx.TradeState != "USERPAYING" {
+		t.Errorf("after the refused close: %+v, %v; want USERPAYING", tx, err)
+	}
+}

@@ -48,6 +48,27 @@ echo "== redisstore: vet, staticcheck, go test -race (real redis-server)"
 	go test -race -count=1 -timeout 5m ./...
 )
 
+# The OpenSSL module is a module of its own (go-crypto-openssl); it loads
+# Debian's libcrypto.so.3 (package libssl3, which .ci/run installs) at run
+# time, with cgo and without.
+echo "== openssl: vet, staticcheck, go test (real libcrypto; CGO_ENABLED=1 and 0)"
+(
+	cd openssl
+	if ! command -v gcc >/dev/null; then
+		apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev
+	fi
+	for cgo in 1 0; do
+		echo "-- CGO_ENABLED=$cgo"
+		CGO_ENABLED=$cgo go vet ./...
+		CGO_ENABLED=$cgo go run "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" ./...
+		if [ "$cgo" = 1 ]; then
+			CGO_ENABLED=1 go test -race -count=1 -timeout 5m ./...
+		else
+			CGO_ENABLED=0 go test -count=1 -timeout 5m ./...
+		fi
+	done
+)
+
 # The same tests in Go's FIPS 140-3 mode and with BoringCrypto (which
 # needs cgo and a C compiler), for the packages that do cryptography.
 CRYPTO_PKGS=". ./middleware/ ./cmd/..."

@@ -20,6 +20,9 @@ type control struct {
 	orders *orders
 	faults *faults
 	notes  *notifier
+	// combine pays a combine order when PayPath names a
+	// combine_out_trade_no.
+	combine *combineOrders
 }
 
 // routes are the control endpoints.
@@ -43,7 +46,9 @@ var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Reques
 //
 // where sub_mchid is for a service provider's order only and result is
 // SUCCESS (the default), PAYERROR or USERPAYING. The answer is the order
-// as the query routes show it, or WeChat Pay's error JSON.
+// as the query routes show it, or WeChat Pay's error JSON. out_trade_no
+// may name a combine order (its combine_out_trade_no): every sub-order
+// is paid, and one notification is sent for the whole (PayCombine).
 const PayPath = "/sandbox/pay"
 
 // FaultsPath is the sandbox's control endpoint for faults on demand. The
@@ -84,6 +89,9 @@ func (ct *control) servePay(w http.ResponseWriter, r *http.Request) {
 		owner = req.SubMchID
 	}
 	tx, serr := ct.orders.pay(orderKey(owner, req.OutTradeNo), caller, result)
+	if serr == errOrderNotExist && req.SubMchID == "" { // perhaps a combine_out_trade_no
+		tx, serr = ct.combine.pay(caller, req.OutTradeNo, result)
+	}
 	if serr != nil {
 		writeSimError(w, serr)
 		return

@@ -109,6 +109,17 @@
 //	POST /v3/profitsharing/return-orders
 //	GET  /v3/profitsharing/return-orders/{out_return_no}?out_order_no=
 //
+// Combine orders (one payment over several sub-orders; PayCombine, or
+// PayPath with the combine_out_trade_no, pays them all and sends one
+// TRANSACTION.SUCCESS) and payment codes (over 1,000 CNY a charge stays
+// USERPAYING until Pay or a reverse ends it):
+//
+//	POST /v3/combine-transactions/{jsapi|app|h5|native}
+//	GET  /v3/combine-transactions/out-trade-no/{combine_out_trade_no}
+//	POST /v3/combine-transactions/out-trade-no/{combine_out_trade_no}/close
+//	POST /v3/pay/transactions/codepay, /v3/pay/partner/transactions/codepay
+//	POST /v3/pay/[partner/]transactions/out-trade-no/{out_trade_no}/reverse
+//
 // Consumer complaints 2.0 against paid orders, filed by FileComplaint or
 // ComplaintPath, PENDING until the merchant answers, PROCESSING, then
 // PROCESSED; payer_phone is encrypted for the merchant on every answer,

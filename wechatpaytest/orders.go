@@ -390,7 +390,7 @@ func (od *orders) pay(k, caller string, result PayResult) (map[string]any, *simE
 	case stateSuccess, stateRefund:
 		od.mu.Unlock()
 		return nil, errOrderPaid
-	case stateClosed:
+	case stateClosed, stateRevoked:
 		od.mu.Unlock()
 		return nil, errOrderClosed
 	}
@@ -412,7 +412,7 @@ func (od *orders) pay(k, caller string, result PayResult) (map[string]any, *simE
 	n := notice{eventType: "TRANSACTION.SUCCESS", merchant: o.Merchant, outTradeNo: o.OutTradeNo, url: o.NotifyURL, resource: tx}
 	od.saveLocked()
 	od.mu.Unlock()
-	if result == PaySuccess {
+	if result == PaySuccess && n.url != "" { // payment codes have no notification
 		od.delivery.send(n)
 	}
 	return tx, nil

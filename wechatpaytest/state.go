@@ -65,7 +65,9 @@ func (od *orders) load() (*savedMerchant, error) {
 	for _, o := range st.Orders {
 		k := orderKey(o.Owner, o.OutTradeNo)
 		od.byKey[k] = o
-		od.byPay[o.PrepayID] = k
+		if o.PrepayID != "" { // payment code orders have none
+			od.byPay[o.PrepayID] = k
+		}
 		if o.TransactionID != "" {
 			od.byTx[o.TransactionID] = k
 		}

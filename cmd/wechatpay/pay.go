@@ -19,6 +19,8 @@ var payHelp = help{
 cashier page: the order becomes SUCCESS and the sandbox posts a signed,
 encrypted TRANSACTION.SUCCESS notification to the order's notify_url,
 retrying on WeChat Pay's schedule until the merchant answers 200 or 204.
+OUT_TRADE_NO may be a combine order's combine_out_trade_no: every
+sub-order is paid and one TRANSACTION.SUCCESS is sent for the whole.
 With -fail the payment fails (PAYERROR, no notification); with -userpaying
 it stays USERPAYING until paid again. Prints the order as the query API
 shows it. Works only against a sandbox ('wechatpay sandbox'); WeChat Pay

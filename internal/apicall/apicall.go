@@ -89,6 +89,13 @@ func Do(ctx context.Context, pkg string, client *http.Client, method, rawURL str
 	}
 	defer resp.Body.Close()
 	if err := wechatpay.CheckResponse(resp); err != nil {
+		// An error answer whose signature did not verify says nothing: a
+		// network attacker can put "400 PARAM_ERROR" where WeChat Pay
+		// said 200. For a state-changing call the outcome is unknown.
+		var apiErr *wechatpay.APIError
+		if errors.As(err, &apiErr) && !apiErr.Verified && method != http.MethodGet && method != http.MethodHead {
+			return &wechatpay.OutcomeUnknownError{Method: method, Path: req.URL.Path, RequestID: apiErr.RequestID, Err: err}
+		}
 		return err
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))

@@ -209,3 +209,45 @@ func TestSensitiveFieldsNeedTheTransport(t *testing.T) {
 		t.Fatalf("err = %v; want the simulator's refusal of an unsigned call", err)
 	}
 }
+
+// forger stands for an attacker on the network: the request reaches
+// WeChat Pay, and the answer is replaced by an unsigned refusal.
+type forger struct{ base http.RoundTripper }
+
+func (f forger) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := f.base.RoundTrip(r)
+	if err != nil || r.Method == http.MethodGet {
+		return resp, err
+	}
+	resp.Body.Close()
+	body := `{"code":"PARAM_ERROR","message":"参数错误"}`
+	return &http.Response{StatusCode: 400, Header: http.Header{"Content-Type": {"application/json"}},
+		Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: r}, nil
+}
+
+// TestForgedRefusalIsAnUnknownOutcome: an error answer that is not
+// verified to a state-changing call is an unknown outcome, never a
+// refusal the merchant could act on by sending a new number.
+func TestForgedRefusalIsAnUnknownOutcome(t *testing.T) {
+	srv := wechatpaytest.NewServer()
+	defer srv.Close()
+	var s seen
+	sensitiveRoute(t, srv, &s)
+	cfg := srv.Config()
+	cfg.Base = forger{cfg.Base}
+	tr, err := wechatpay.NewTransport(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = apicall.Do(context.Background(), "test", &http.Client{Transport: tr}, "POST", srv.URL+"/v3/test/sensitive", &addRequest{UserName: "张三"}, nil)
+	err = apicall.Outcome(err, "out_bill_no", "B20261202001")
+	var unknown *wechatpay.OutcomeUnknownError
+	if !errors.As(err, &unknown) || wechatpay.Retryable(err) || unknown.Number != "B20261202001" {
+		t.Fatalf("forged 400 = %v; want a non-retryable OutcomeUnknownError naming B20261202001", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.names) != 1 {
+		t.Errorf("the call reached the simulator %d times; want once", len(s.names))
+	}
+}

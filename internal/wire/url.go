@@ -28,6 +28,9 @@ func Redacted(set bool) string {
 // case, without scheme's default port, so that hosts can be compared.
 func NormalHost(scheme, host string) string {
 	host = strings.ToLower(host)
+	if !strings.Contains(host, ":") {
+		return host // no port: SplitHostPort would only allocate its error
+	}
 	if name, port, err := net.SplitHostPort(host); err == nil &&
 		(scheme == "https" && port == "443" || scheme == "http" && port == "80") {
 		host = name
