@@ -107,7 +107,7 @@ func TestAsyncHook(t *testing.T) {
 			<-entered // the hook is now stuck on the first event
 		}
 	}
-	cancel() // the hook gets the events with the caller's values, not its cancellation
+	cancel()                                        // the hook gets the events with the caller's values, not its cancellation
 	if d := time.Since(start); d > 30*time.Second { // a blocked emit would never return
 		t.Fatalf("10 events took %s with a stuck hook; want no blocking", d)
 	}

@@ -73,11 +73,24 @@ type OutcomeUnknownError struct {
 
 func (e *OutcomeUnknownError) Error() string {
 	var b strings.Builder
-	b.WriteString("wechatpay: outcome unknown: ")
+	refused := signRefusal(e.Err)
+	if refused != nil {
+		// The cause first: the same signature was refused, so this
+		// request most likely was too; but its answer did not verify,
+		// so that is not certain.
+		b.WriteString(signRefusalText(e.Err, refused))
+		b.WriteString(". So the outcome is unknown: ")
+	} else {
+		b.WriteString("wechatpay: outcome unknown: ")
+	}
 	b.WriteString(e.Method)
 	b.WriteByte(' ')
 	b.WriteString(wire.Truncate(e.Path, 200))
-	b.WriteString(" may have reached WeChat Pay, but no verified answer came back")
+	if refused != nil {
+		b.WriteString(" was most likely refused for the same signature, but its answer could not be verified")
+	} else {
+		b.WriteString(" may have reached WeChat Pay, but no verified answer came back")
+	}
 	if e.RequestID != "" {
 		b.WriteString(" [Request-ID ")
 		b.WriteString(wire.Truncate(e.RequestID, 64))
@@ -90,9 +103,9 @@ func (e *OutcomeUnknownError) Error() string {
 	}
 	if e.Err != nil {
 		b.WriteString(": ")
-		b.WriteString(e.Err.Error())
+		b.WriteString(inner(e.Err))
 	}
-	return b.String()
+	return onePrefix(b.String())
 }
 
 func (e *OutcomeUnknownError) Unwrap() error { return e.Err }
@@ -109,13 +122,19 @@ func ClassifyError(req *http.Request, err error) error {
 		return err
 	}
 	var unknown *OutcomeUnknownError
-	if errors.As(err, &unknown) {
+	var refused *signRefusedError
+	if errors.As(err, &unknown) || errors.As(err, &refused) {
 		return err
+	}
+	// A refused signature: say so first, whatever else follows.
+	causeFirst := err
+	if apiErr := signRefusal(err); apiErr != nil {
+		causeFirst = &signRefusedError{apiErr: apiErr, err: err}
 	}
 	switch req.Method {
 	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
 	default:
-		return err
+		return causeFirst
 	}
 	e := &OutcomeUnknownError{Method: req.Method, Err: err}
 	if req.URL != nil {
@@ -129,12 +148,12 @@ func ClassifyError(req *http.Request, err error) error {
 		return e
 	}
 	var apiErr *APIError
-	if errors.As(err, &apiErr) {
+	if errors.As(err, &apiErr) && !errors.Is(err, ErrCertificateDownload) {
 		return err // WeChat Pay answered, and CheckResponse read the answer
 	}
-	var refused notSentError // the Transport refused before sending
-	if notSent(err) || errors.As(err, &refused) || errors.Is(err, ErrNotConfigured) || errors.Is(err, ErrHostNotAllowed) {
-		return err
+	var notSentErr notSentError // the Transport refused before sending
+	if notSent(err) || errors.As(err, &notSentErr) || errors.Is(err, ErrNotConfigured) || errors.Is(err, ErrHostNotAllowed) {
+		return causeFirst // certainly not sent: the outcome is known
 	}
 	return e
 }
