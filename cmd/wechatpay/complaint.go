@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
-	"github.com/wxpaykit/wechatpay"
 	"github.com/wxpaykit/wechatpay/wechatpaytest"
 )
 
@@ -25,10 +22,10 @@ Prints the complaint as the detail query shows it, payer_phone encrypted
 for the merchant. Works only against a sandbox ('wechatpay sandbox');
 WeChat Pay itself has no such endpoint.`,
 	example: `wechatpay sandbox -dir /tmp/sandbox &
-wechatpay post -sandbox-dir /tmp/sandbox /v3/pay/transactions/native -d '{"appid":"wxd678efh567hg6787","mchid":"MCHID","description":"tea","out_trade_no":"T100001","notify_url":"http://127.0.0.1:9000/notify","amount":{"total":100}}'
-wechatpay pay -sandbox-dir /tmp/sandbox T100001
-wechatpay post -sandbox-dir /tmp/sandbox /v3/merchant-service/complaint-notifications -d '{"url":"http://127.0.0.1:9000/complaints"}'
-wechatpay complaint -sandbox-dir /tmp/sandbox -refund 100 T100001`,
+wechatpay post -sandbox-dir /tmp/sandbox /v3/pay/transactions/native -d '{"description":"tea","out_trade_no":"ORDER20261202002","notify_url":"https://merchant.example/wechatpay/notify","amount":{"total":100}}'
+wechatpay pay -sandbox-dir /tmp/sandbox ORDER20261202002
+wechatpay post -sandbox-dir /tmp/sandbox /v3/merchant-service/complaint-notifications -d '{"url":"https://merchant.example/wechatpay/notify"}'
+wechatpay complaint -sandbox-dir /tmp/sandbox -refund 100 ORDER20261202002`,
 }
 
 func (a *app) complaint(name string, args []string) error {
@@ -49,15 +46,11 @@ func (a *app) complaint(name string, args []string) error {
 	if *refund < 0 {
 		return usagef("-refund %d: want a positive number of fen", *refund)
 	}
-	s, err := creds.load(a, name, needSigner|needKeys)
+	s, err := creds.load(a, name)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	t, err := wechatpay.NewTransport(s.cfg)
-	if err != nil {
-		return err
-	}
 	body, err := json.Marshal(map[string]any{"out_trade_no": pos[0], "sub_mchid": *subMchID, "detail": *detail, "phone": *phone, "refund": *refund})
 	if err != nil {
 		return err
@@ -68,22 +61,10 @@ func (a *app) complaint(name string, args []string) error {
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	answer, err := s.call(ctx, http.MethodPost, target, body)
 	if err != nil {
-		return err
+		return atHost(err, target, *timeout)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Transport: t}).Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if err := wechatpay.CheckResponse(resp); err != nil {
-		return err
-	}
-	if _, err := io.Copy(a.stdout, resp.Body); err != nil {
-		return err
-	}
-	fmt.Fprintln(a.stdout)
+	fmt.Fprintf(a.stdout, "%s\n", answer)
 	return nil
 }
