@@ -474,8 +474,8 @@ func TestDemo(t *testing.T) {
 		"refund query: status SUCCESS; order trade_state REFUND", "HTTP 400 INVALID_REQUEST",
 		"client := &http.Client{Transport: t}", "payments.Client{", "middleware.Notifications(",
 		"wechatpay sandbox -dir", "wechatpaytest.NewServer()",
-		"All 12 steps passed.")
-	if n := strings.Count(r.stdout, "   ok\n"); n != len(demoSteps()) || n != 12 {
+		"All 13 steps passed.")
+	if n := strings.Count(r.stdout, "   ok\n"); n != len(demoSteps()) || n != 13 {
 		t.Errorf("want %d ok steps:\n%s", len(demoSteps()), r)
 	}
 	for _, line := range strings.Split(r.stdout, "\n") {
@@ -487,7 +487,7 @@ func TestDemo(t *testing.T) {
 
 	// -v prints each error whole: the chain, with the merchant and serial.
 	v := runApp(t, nil, "", "demo", "-v")
-	wantCode(t, v, exitOK, "rejected: Get \"http://127.0.0.1:", "wechatpay: verify merchant", "All 12 steps passed.")
+	wantCode(t, v, exitOK, "rejected: Get \"http://127.0.0.1:", "wechatpay: verify merchant", "All 13 steps passed.")
 	if strings.Contains(r.stdout, "wechatpay: verify merchant") {
 		t.Errorf("without -v, the demo prints whole error chains:\n%s", r.stdout)
 	}
