@@ -147,6 +147,27 @@
 //	POST /v3/pay/transactions/codepay, /v3/pay/partner/transactions/codepay
 //	POST /v3/pay/[partner/]transactions/out-trade-no/{out_trade_no}/reverse
 //
+// Consumer complaints 2.0 against paid orders, filed by FileComplaint or
+// ComplaintPath, PENDING until the merchant answers, PROCESSING, then
+// PROCESSED; payer_phone is encrypted for the merchant on every answer,
+// and COMPLAINT.CREATE and COMPLAINT.STATE_CHANGE notifications go to the
+// URL the merchant set:
+//
+//	GET  /v3/merchant-service/complaints-v2?begin_date=&end_date=&limit=&offset=
+//	GET  /v3/merchant-service/complaints-v2/{complaint_id}
+//	GET  /v3/merchant-service/complaints-v2/{complaint_id}/negotiation-historys
+//	POST /v3/merchant-service/complaints-v2/{complaint_id}/response, …/complete, …/update-refund-progress
+//	POST, GET, PUT, DELETE /v3/merchant-service/complaint-notifications
+//	POST /v3/merchant-service/images/upload          images, signed over their meta JSON
+//	GET  /v3/merchant-service/images/{media_id}      images, unsigned as WeChat Pay sends them
+//
+// Encrypted bills and uploads with other meta:
+//
+//	GET  /v3/bill/sub-merchant-fundflowbill, /v3/ecommerce/bill/fundflowbill
+//	                                  AES-256-GCM parts, split and tampered on demand (SetEncryptedBills)
+//	GET  /v3/bill/downloadurl         the parts, unsigned
+//	POST /v3/new-tax-control-fapiao/fapiao-applications/upload-fapiao-file   meta with an SM3 digest
+//
 // The sandbox's own endpoints:
 //
 //	GET, POST /sandbox/cashier     the payer's cashier page (no Authorization)
@@ -155,6 +176,7 @@
 //	POST /sandbox/pay              pay an order (PayPath)
 //	POST /sandbox/notify           send a notification to any URL (NotifyPath)
 //	POST /sandbox/faults           queue faults (FaultsPath)
+//	POST /sandbox/complaint        file a complaint against a paid order (ComplaintPath)
 //
 // # What differs from production
 //

@@ -26,7 +26,8 @@ verified response), its query (NOTPAY), a certificate rotation met by one
 lazy download, a tampered response rejected, a signature probe recognised,
 public-key mode, the payer paying on the cashier, the TRANSACTION.SUCCESS
 callback verified and decrypted by the middleware, the query (SUCCESS), a
-refund and its REFUND.SUCCESS callback, and an over-refund refused. Needs
+refund and its REFUND.SUCCESS callback, an over-refund refused, and a
+consumer complaint answered and completed with its callbacks. Needs
 no account and no flags. Ends with the Go code that wires a real client, and
 where to go next. Errors are printed short; -v prints each whole.`,
 	example: `wechatpay demo`,
@@ -58,6 +59,7 @@ func demoSteps() []demoStep {
 		{"Query the order again", (*demoRun).queryPaid, false},
 		{"Refund part of the order; the refund callback arrives", (*demoRun).refund, false},
 		{"A refund beyond what remains is refused", (*demoRun).overRefund, false},
+		{"The payer complains; the merchant answers and completes (demo_complaint.go)", (*demoRun).complaint, false},
 	}
 	return append(steps, demoTransferSteps()...) // transfer.go
 }

@@ -477,8 +477,8 @@ func TestDemo(t *testing.T) {
 		"bill DEMOTRANSFER01", "state WAIT_USER_CONFIRM", "wx.requestMerchantTransfer({\"mchId\":",
 		"callback MCHTRANSFER.BILL.FINISHED: bill DEMOTRANSFER01, 2500.00 CNY, state SUCCESS",
 		"state SUCCESS, 2500.00 CNY; user_name decrypted with the merchant key, as sent",
-		"All 16 steps passed.")
-	if n := strings.Count(r.stdout, "   ok\n"); n != len(demoSteps()) || n != 16 {
+		"All 17 steps passed.")
+	if n := strings.Count(r.stdout, "   ok\n"); n != len(demoSteps()) || n != 17 {
 		t.Errorf("want %d ok steps:\n%s", len(demoSteps()), r)
 	}
 	if strings.Contains(r.stdout, demoUserName) {
@@ -493,7 +493,7 @@ func TestDemo(t *testing.T) {
 
 	// -v prints each error whole: the chain, with the merchant and serial.
 	v := runApp(t, nil, "", "demo", "-v")
-	wantCode(t, v, exitOK, "rejected: Get \"http://127.0.0.1:", "wechatpay: verify merchant", "All 16 steps passed.")
+	wantCode(t, v, exitOK, "rejected: Get \"http://127.0.0.1:", "wechatpay: verify merchant", "All 17 steps passed.")
 	if strings.Contains(r.stdout, "wechatpay: verify merchant") {
 		t.Errorf("without -v, the demo prints whole error chains:\n%s", r.stdout)
 	}
