@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/wxpaykit/wechatpay"
@@ -58,10 +59,13 @@ func Example() {
 	}
 	fmt.Println("front end gets package_info:", params.Package == bill.PackageInfo)
 
-	// The user confirms in WeChat; the sandbox plays the user.
-	if err := srv.ConfirmTransfer(tr.MerchantID, req.OutBillNo, wechatpaytest.TransferConfirmed); err != nil {
+	// The user confirms in WeChat: here on the sandbox's page, which
+	// wx.requestMerchantTransfer would open.
+	page, err := http.PostForm(srv.URL+wechatpaytest.TransferConfirmPath, url.Values{"package": {params.Package}})
+	if err != nil {
 		log.Fatal(err)
 	}
+	page.Body.Close()
 	bill, err = tr.QueryByOutBillNo(ctx, req.OutBillNo)
 	if err != nil {
 		log.Fatal(err)

@@ -194,7 +194,7 @@ func TestCallbackRetried(t *testing.T) {
 	if _, err := e.c.Create(ctx, req); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.srv.ConfirmTransfer(e.c.MerchantID, "RETRY01", wechatpaytest.TransferConfirmed); err != nil {
+	if err := confirm(t, e, "RETRY01", "SUCCESS"); err != nil {
 		t.Fatal(err)
 	}
 	first, second := <-delivered, <-delivered

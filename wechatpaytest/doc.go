@@ -111,9 +111,9 @@
 //
 // The 2025 merchant transfer (商家转账, docs/protocol.md §14): a bill is
 // WAIT_USER_CONFIRM with a package_info until the user confirms
-// (TransferConfirmPath, Server.ConfirmTransfer, ConfirmTransferPath),
-// then SUCCESS or FAIL; a cancel makes it CANCELLED; after 24 hours on the
-// part's own clock (Server.AdvanceTransfers) it is FAIL. Each end sends
+// (the page at TransferConfirmPath, or the control endpoint
+// ConfirmTransferPath), then SUCCESS or FAIL; a cancel makes it
+// CANCELLED; after 24 hours it is FAIL. Each end sends
 // MCHTRANSFER.BILL.FINISHED to the bill's notify_url. user_name is
 // decrypted with the key the request's Wechatpay-Serial names; a name in
 // clear, a bill of 2,000 yuan or more without one, a known out_bill_no

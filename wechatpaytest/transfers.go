@@ -97,7 +97,7 @@ type transfers struct {
 	byPackage map[string]string        // package_info → key
 	auths     map[string]*transferAuth // by merchant/out_authorization_no
 	files     map[string][]byte        // receipt files by token
-	advanced  time.Duration            // AdvanceTransfers
+	advanced  time.Duration            // advance (tests)
 	window    time.Time                // the second the rate counts are for
 	counts    map[string]int           // creates per merchant in window
 	limit     int                      // creates per merchant per second
@@ -120,7 +120,7 @@ func (x *transfers) init() {
 }
 
 // transferNow is the transfer part's clock: the sandbox clock plus what
-// AdvanceTransfers added.
+// advance added.
 func (x *transfers) transferNow() time.Time {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -129,12 +129,12 @@ func (x *transfers) transferNow() time.Time {
 
 func (x *transfers) transferNowLocked() time.Time { return x.clock.now().Add(x.advanced) }
 
-// AdvanceTransfers moves the transfer part's clock forward by d, without
-// skewing anything the sandbox signs, and closes what is then overdue: a
-// bill still WAIT_USER_CONFIRM 24 hours after it was made becomes FAIL
+// advance moves the transfer part's clock forward by d, without skewing
+// anything the sandbox signs, and closes what is then overdue: a bill
+// still WAIT_USER_CONFIRM 24 hours after it was made becomes FAIL
 // (fail_reason OVERDUE_CLOSE) and its MCHTRANSFER.BILL.FINISHED
 // notification is sent, as WeChat Pay does when the user never confirms.
-func (s *Server) AdvanceTransfers(d time.Duration) { s.tr.advance(d) }
+// (Any access to the part closes what is overdue by then.)
 
 func (x *transfers) advance(d time.Duration) {
 	x.mu.Lock()
@@ -590,33 +590,20 @@ func (x *transfers) serveTransferCancel(partner bool) http.HandlerFunc {
 	}
 }
 
-// A TransferResult is how the user's confirmation of a transfer ends.
-type TransferResult int
+// transferResult is how the user's confirmation of a transfer ends.
+type transferResult int
 
 const (
-	// TransferConfirmed: the user confirms; the bill becomes SUCCESS and
+	// transferConfirmed: the user confirms; the bill becomes SUCCESS and
 	// MCHTRANSFER.BILL.FINISHED is sent.
-	TransferConfirmed TransferResult = iota
-	// TransferFails: the payout fails after the user confirmed (for
+	transferConfirmed transferResult = iota
+	// transferFails: the payout fails after the user confirmed (for
 	// example the real name does not match); the bill becomes FAIL with
 	// fail_reason and MCHTRANSFER.BILL.FINISHED is sent.
-	TransferFails
+	transferFails
 )
 
-// ConfirmTransfer confirms the bill outBillNo of merchant mchid as the
-// user would in WeChat (mchid is the sub_mchid for a service provider's
-// bill); it has the effect of the confirmation page and of "wechatpay
-// confirm-transfer". The error, if any, is WeChat Pay's answer as the
-// sandbox gives it: NOT_FOUND, or INVALID_REQUEST for a bill that no
-// longer waits for the user.
-func (s *Server) ConfirmTransfer(mchid, outBillNo string, result TransferResult) error {
-	if _, err := s.tr.confirmTransfer(mchid+"/"+outBillNo, "", result); err != nil {
-		return err
-	}
-	return nil
-}
-
-func (x *transfers) confirmTransfer(k, caller string, result TransferResult) (map[string]any, *simError) {
+func (x *transfers) confirmTransfer(k, caller string, result transferResult) (map[string]any, *simError) {
 	x.expireTransfers()
 	now := x.transferNow()
 	x.mu.Lock()
@@ -631,7 +618,7 @@ func (x *transfers) confirmTransfer(k, caller string, result TransferResult) (ma
 	}
 	b.Updated = now
 	var an *notice
-	if result == TransferFails {
+	if result == transferFails {
 		b.State, b.FailReason = transferFail, "NAME_NOT_CORRECT"
 	} else {
 		b.State = transferSuccess
@@ -686,11 +673,11 @@ func (x *transfers) serveConfirmTransferControl(w http.ResponseWriter, r *http.R
 		writeSimError(w, paramError("/out_bill_no", "缺少必填参数out_bill_no或out_authorization_no", nil))
 		return
 	}
-	result := TransferConfirmed
+	result := transferConfirmed
 	switch req.Result {
 	case "", transferSuccess:
 	case transferFail:
-		result = TransferFails
+		result = transferFails
 	default:
 		writeSimError(w, paramError("/result", "result应为SUCCESS或FAIL", req.Result))
 		return

@@ -162,7 +162,7 @@ func (x *transfers) confirmFromPage(w http.ResponseWriter, r *http.Request) {
 		x.mu.Lock()
 		k := x.byPackage[pkg]
 		x.mu.Unlock()
-		_, serr = x.confirmTransfer(k, "", TransferConfirmed)
+		_, serr = x.confirmTransfer(k, "", transferConfirmed)
 	}
 	if serr != nil {
 		http.Error(w, "WeChat Pay sandbox: "+serr.message+" ("+serr.code+")", serr.status)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -185,5 +186,30 @@ func TestAuthorizationOnConfirmPage(t *testing.T) {
 	other := srv.AddMerchant()
 	if resp3, b3 := do(t, srv, other, "POST", ConfirmTransferPath, []byte(`{"out_authorization_no":"AUTHCTRL1"}`)); resp3.StatusCode != http.StatusNotFound {
 		t.Errorf("another merchant's grant: %d %s; want 404", resp3.StatusCode, b3)
+	}
+}
+
+// A bill the user does not confirm within 24 hours of the part's clock
+// becomes FAIL (OVERDUE_CLOSE), and its MCHTRANSFER.BILL.FINISHED goes
+// out; at 23 hours it still waits.
+func TestTransferExpiry(t *testing.T) {
+	delivered := make(chan Delivery, 4)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	defer hook.Close()
+	srv := NewServer(OnDelivery(func(d Delivery) { delivered <- d }))
+	defer srv.Close()
+	m := srv.Merchant()
+	createTransfer(t, srv, m, "EXPIRE01", hook.URL)
+	srv.tr.advance(23 * time.Hour)
+	if st := billState(srv, m.ID, "EXPIRE01"); st != "WAIT_USER_CONFIRM" {
+		t.Fatalf("after 23 h: %s; want WAIT_USER_CONFIRM", st)
+	}
+	srv.tr.advance(time.Hour)
+	resp, b := do(t, srv, m, "GET", "/v3/fund-app/mch-transfer/transfer-bills/out-bill-no/EXPIRE01", nil)
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"state":"FAIL"`) || !strings.Contains(string(b), "OVERDUE_CLOSE") {
+		t.Errorf("query after 24 h: %d %s; want FAIL, OVERDUE_CLOSE", resp.StatusCode, b)
+	}
+	if d := <-delivered; d.EventType != "MCHTRANSFER.BILL.FINISHED" || d.OutTradeNo != "EXPIRE01" || !d.OK {
+		t.Errorf("delivery %v; want the bill's MCHTRANSFER.BILL.FINISHED, delivered", d)
 	}
 }

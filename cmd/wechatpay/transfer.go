@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"time"
 
@@ -237,8 +238,14 @@ func (r *demoRun) transferConfirm() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := r.srv.ConfirmTransfer(r.m.ID, demoOutBillNo, wechatpaytest.TransferConfirmed); err != nil {
+	// The user taps "Confirm" on the page WeChat opens: the sandbox's.
+	page, err := http.PostForm(r.srv.URL+wechatpaytest.TransferConfirmPath, url.Values{"package": {params.Package}})
+	if err != nil {
 		return nil, err
+	}
+	page.Body.Close()
+	if page.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("the confirmation page answered %s", page.Status)
 	}
 	return []string{
 		"wx.requestMerchantTransfer(" + string(js) + ")",
