@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/wxpaykit/wechatpay/internal/wire"
@@ -140,7 +141,15 @@ func ClassifyError(req *http.Request, err error) error {
 	if req.URL != nil {
 		e.Path = req.URL.Path
 	}
-	// First: an answer came that did not verify. An *APIError inside it
+	// First: the Transport refused before sending (its own step failed,
+	// such as the sensitive-field step whose certificate download did not
+	// verify). Whatever that error holds, nothing was sent. Only the error
+	// RoundTrip returned is looked at (bare, or as http.Client wraps it),
+	// never one nested deeper, which could be a download's own.
+	if refusedBeforeSending(err) {
+		return causeFirst
+	}
+	// Then: an answer came that did not verify. An *APIError inside it
 	// is that of a certificate download, not the answer to req.
 	var verr *VerifyError
 	if errors.As(err, &verr) {
@@ -156,6 +165,17 @@ func ClassifyError(req *http.Request, err error) error {
 		return causeFirst // certainly not sent: the outcome is known
 	}
 	return e
+}
+
+// refusedBeforeSending reports whether err is the Transport's own
+// refusal to send: a notSentError as RoundTrip returned it, bare or in
+// the *url.Error of http.Client.
+func refusedBeforeSending(err error) bool {
+	if ue, ok := err.(*url.Error); ok {
+		err = ue.Err
+	}
+	_, ok := err.(notSentError)
+	return ok
 }
 
 // notSent reports whether err certainly happened before any byte of the

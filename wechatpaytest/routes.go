@@ -73,6 +73,7 @@ func routeTable(s *Server) []route {
 		s.bills.routes(),         // bills.go, tradebill.go
 		s.media.routes(),         // media.go
 		s.profit.routes(),        // profitsharing.go
+		s.tr.routes(),            // transfers.go
 		s.combine.routes(),       // combine.go
 		s.orders.codeRoutes(),    // codepay.go
 		s.complaints.routes(),    // complaints.go

@@ -92,6 +92,7 @@ type Server struct {
 	media      *mediaStore      // media.go
 	fields     *sensitiveFields // sensitive.go
 	profit     *profitSharing   // profitsharing.go
+	tr         *transfers       // transfers.go, transfers_page.go: 商家转账
 	combine    *combineOrders   // combine.go (payment codes are orders: codepay.go)
 	complaints *complaintDesk   // complaints.go
 	ebills     *encryptedBills  // encbill.go
@@ -155,12 +156,13 @@ func assemble(s *Server) {
 	s.media = &mediaStore{}
 	s.fields = &sensitiveFields{merchants: s.merchants, ca: s.ca}
 	s.profit = &profitSharing{merchants: s.merchants, trades: s.orders, delivery: s.delivery, fields: s.fields}
+	s.tr = newTransfers(s)
 	s.combine = &combineOrders{clock: s.clock, delivery: s.delivery}
 	s.complaints = &complaintDesk{url: s.URL, clock: s.clock, trades: s.orders,
 		delivery: s.delivery, fields: s.fields, core: s.core}
 	s.ebills = &encryptedBills{url: s.URL, clock: s.clock, core: s.core, fields: s.fields}
 	s.control = &control{core: s.core, orders: s.orders, faults: s.faults, notes: s.notes, combine: s.combine}
-	s.core.cashier = &cashier{orders: s.orders, delivery: s.delivery, url: s.URL}
+	s.core.cashier = &cashier{orders: s.orders, delivery: s.delivery, url: s.URL, transfer: s.tr}
 	s.core.mount(routeTable(s))
 }
 

@@ -46,7 +46,7 @@ type demoStep struct {
 }
 
 func demoSteps() []demoStep {
-	return []demoStep{
+	steps := []demoStep{
 		{"Load the merchant's credentials", (*demoRun).setup, true},
 		{"Download, decrypt and verify the platform certificates", (*demoRun).certificates, false},
 		{"Place a Native order with payments.Client (a signed call; its response verified)", (*demoRun).placeOrder, true},
@@ -61,6 +61,7 @@ func demoSteps() []demoStep {
 		{"A refund beyond what remains is refused", (*demoRun).overRefund, false},
 		{"The payer complains; the merchant answers and completes (demo_complaint.go)", (*demoRun).complaint, false},
 	}
+	return append(steps, demoTransferSteps()...) // transfer.go
 }
 
 const (
@@ -86,7 +87,8 @@ type demoRun struct {
 	attempts chan wechatpaytest.Delivery   // the sandbox's delivery attempts
 
 	transactionID string
-	verbose       bool // -v: errors whole, with their chain
+	transfer      *demoTransfer // transfer.go
+	verbose       bool          // -v: errors whole, with their chain
 	cleanup       []func()
 }
 

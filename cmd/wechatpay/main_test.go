@@ -474,9 +474,15 @@ func TestDemo(t *testing.T) {
 		"refund query: status SUCCESS; order trade_state REFUND", "HTTP 400 INVALID_REQUEST",
 		"client := &http.Client{Transport: t}", "payments.Client{", "middleware.Notifications(",
 		"wechatpay sandbox -dir", "wechatpaytest.NewServer()",
-		"All 13 steps passed.")
-	if n := strings.Count(r.stdout, "   ok\n"); n != len(demoSteps()) || n != 13 {
+		"bill DEMOTRANSFER01", "state WAIT_USER_CONFIRM", "wx.requestMerchantTransfer({\"mchId\":",
+		"callback MCHTRANSFER.BILL.FINISHED: bill DEMOTRANSFER01, 2500.00 CNY, state SUCCESS",
+		"state SUCCESS, 2500.00 CNY; user_name decrypted with the merchant key, as sent",
+		"All 17 steps passed.")
+	if n := strings.Count(r.stdout, "   ok\n"); n != len(demoSteps()) || n != 17 {
 		t.Errorf("want %d ok steps:\n%s", len(demoSteps()), r)
+	}
+	if strings.Contains(r.stdout, demoUserName) {
+		t.Error("the demo printed the user's name")
 	}
 	for _, line := range strings.Split(r.stdout, "\n") {
 		if strings.HasPrefix(strings.TrimSpace(line), "rejected:") && len(line) > 200 {
@@ -487,7 +493,7 @@ func TestDemo(t *testing.T) {
 
 	// -v prints each error whole: the chain, with the merchant and serial.
 	v := runApp(t, nil, "", "demo", "-v")
-	wantCode(t, v, exitOK, "rejected: Get \"http://127.0.0.1:", "wechatpay: verify merchant", "All 13 steps passed.")
+	wantCode(t, v, exitOK, "rejected: Get \"http://127.0.0.1:", "wechatpay: verify merchant", "All 17 steps passed.")
 	if strings.Contains(r.stdout, "wechatpay: verify merchant") {
 		t.Errorf("without -v, the demo prints whole error chains:\n%s", r.stdout)
 	}

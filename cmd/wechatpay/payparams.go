@@ -27,6 +27,9 @@ wechatpay payparams -mchid 1900007291 -serial 408B07E79B8269FEC3D5D3E6AB8ED163A6
 }
 
 func (a *app) payparams(name string, args []string) error {
+	if isTransferKind(args) {
+		return a.payparamsTransfer(name, args) // transfer.go
+	}
 	fs := a.newFlagSet(name, payparamsHelp)
 	creds := addCredFlags(fs, needSigner)
 	kind := fs.String("kind", "jsapi", "`KIND` of front end: jsapi (also mini-programs) or app")
