@@ -112,19 +112,12 @@ func WithoutResponseVerification(ctx context.Context) context.Context {
 	return wire.WithoutVerification(ctx)
 }
 
-// withSignedBody returns a context that makes the Transport sign signed
-// instead of the request body. WeChat Pay's media uploads need it: their
-// signature covers only the JSON of the multipart "meta" part
-// (docs/protocol.md §1.4). The Transport refuses the request unless
-// signed occurs verbatim in the body it sends. NewMediaUploadRequest sets
-// it, and so does the upload package (through internal/wire).
-func withSignedBody(ctx context.Context, signed []byte) context.Context {
-	return wire.WithSignedBody(ctx, signed)
-}
-
 // signedBody returns the bytes the Transport signs for a request with
-// body: those marked by withSignedBody, which must be part of body, or
-// body itself.
+// body: those marked by wire.WithSignedBody, which must be part of body,
+// or body itself. WeChat Pay's uploads need it: their signature covers
+// only the JSON of the multipart "meta" part (docs/protocol.md §1.4);
+// NewMediaUploadRequest and the upload package mark it through
+// wire.UploadRequest.
 func signedBody(ctx context.Context, body []byte) ([]byte, error) {
 	b, ok := wire.SignedBody(ctx)
 	if !ok {

@@ -19,12 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"mime"
-	"mime/multipart"
 	"net/http"
-	"net/textproto"
-	"path"
-	"strings"
 
 	"github.com/wxpaykit/wechatpay/internal/sm3"
 	"github.com/wxpaykit/wechatpay/internal/wire"
@@ -63,38 +58,9 @@ func NewRequest(ctx context.Context, url string, meta []byte, filename string, c
 	if len(content) == 0 {
 		return nil, fmt.Errorf("wechatpay/upload: file %q is empty", wire.Truncate(filename, 64))
 	}
-	var body bytes.Buffer
-	mw := multipart.NewWriter(&body)
-	h := make(textproto.MIMEHeader)
-	h.Set("Content-Disposition", `form-data; name="meta"`)
-	h.Set("Content-Type", "application/json")
-	pw, err := mw.CreatePart(h)
+	req, err := wire.UploadRequest(ctx, url, meta, filename, content)
 	if err != nil {
 		return nil, fmt.Errorf("wechatpay/upload: %w", err)
 	}
-	pw.Write(meta)
-
-	h = make(textproto.MIMEHeader)
-	h.Set("Content-Disposition", fmt.Sprintf(`form-data; name="file"; filename="%s"`, quoteEscaper.Replace(filename)))
-	ct := mime.TypeByExtension(strings.ToLower(path.Ext(filename)))
-	if ct == "" {
-		ct = "application/octet-stream"
-	}
-	h.Set("Content-Type", ct)
-	if pw, err = mw.CreatePart(h); err != nil {
-		return nil, fmt.Errorf("wechatpay/upload: %w", err)
-	}
-	pw.Write(content)
-	if err := mw.Close(); err != nil {
-		return nil, fmt.Errorf("wechatpay/upload: %w", err)
-	}
-	req, err := http.NewRequestWithContext(wire.WithSignedBody(ctx, meta), http.MethodPost, url, bytes.NewReader(body.Bytes()))
-	if err != nil {
-		return nil, fmt.Errorf("wechatpay/upload: %w", err)
-	}
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("Accept", "application/json")
 	return req, nil
 }
-
-var quoteEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\r", "", "\n", "")
