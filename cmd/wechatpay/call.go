@@ -187,3 +187,31 @@ func sandboxDefaults(mchid, method, target string, body []byte) (string, []byte,
 	}
 	return target, out, filled
 }
+
+// sandboxControl posts body, as JSON, to one of the sandbox's control
+// endpoints (path, such as wechatpaytest.PayPath) with the merchant's
+// signed credentials, and prints the answer: the one path of 'pay',
+// 'confirm-transfer' and 'complaint'.
+func sandboxControl(a *app, creds *credFlags, name, path string, timeout time.Duration, body any) error {
+	s, err := creds.load(a, name)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(a.ctx, timeout)
+	defer cancel()
+	target, err := resolve(s.cfg.BaseURL, path)
+	if err != nil {
+		return err
+	}
+	answer, err := s.call(ctx, http.MethodPost, target, b)
+	if err != nil {
+		return atHost(err, target, timeout)
+	}
+	fmt.Fprintf(a.stdout, "%s\n", answer)
+	return nil
+}

@@ -1,10 +1,6 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
-	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/wxpaykit/wechatpay/wechatpaytest"
@@ -46,25 +42,5 @@ func (a *app) complaint(name string, args []string) error {
 	if *refund < 0 {
 		return usagef("-refund %d: want a positive number of fen", *refund)
 	}
-	s, err := creds.load(a, name)
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	body, err := json.Marshal(map[string]any{"out_trade_no": pos[0], "sub_mchid": *subMchID, "detail": *detail, "phone": *phone, "refund": *refund})
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(a.ctx, *timeout)
-	defer cancel()
-	target, err := resolve(s.cfg.BaseURL, wechatpaytest.ComplaintPath)
-	if err != nil {
-		return err
-	}
-	answer, err := s.call(ctx, http.MethodPost, target, body)
-	if err != nil {
-		return atHost(err, target, *timeout)
-	}
-	fmt.Fprintf(a.stdout, "%s\n", answer)
-	return nil
+	return sandboxControl(a, creds, name, wechatpaytest.ComplaintPath, *timeout, map[string]any{"out_trade_no": pos[0], "sub_mchid": *subMchID, "detail": *detail, "phone": *phone, "refund": *refund})
 }

@@ -1,10 +1,6 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
-	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/wxpaykit/wechatpay/wechatpaytest"
@@ -51,25 +47,5 @@ func (a *app) pay(name string, args []string) error {
 	case *userPaying:
 		result = "USERPAYING"
 	}
-	s, err := creds.load(a, name)
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	body, err := json.Marshal(map[string]string{"out_trade_no": pos[0], "sub_mchid": *subMchID, "result": result})
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(a.ctx, *timeout)
-	defer cancel()
-	target, err := resolve(s.cfg.BaseURL, wechatpaytest.PayPath)
-	if err != nil {
-		return err
-	}
-	answer, err := s.call(ctx, http.MethodPost, target, body)
-	if err != nil {
-		return atHost(err, target, *timeout)
-	}
-	fmt.Fprintf(a.stdout, "%s\n", answer)
-	return nil
+	return sandboxControl(a, creds, name, wechatpaytest.PayPath, *timeout, map[string]string{"out_trade_no": pos[0], "sub_mchid": *subMchID, "result": result})
 }

@@ -51,27 +51,7 @@ func (a *app) confirmTransfer(name string, args []string) error {
 	if *fail {
 		result = "FAIL"
 	}
-	s, err := creds.load(a, name)
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	body, err := json.Marshal(map[string]string{"out_bill_no": pos[0], "sub_mchid": *subMchID, "result": result})
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(a.ctx, *timeout)
-	defer cancel()
-	target, err := resolve(s.cfg.BaseURL, wechatpaytest.ConfirmTransferPath)
-	if err != nil {
-		return err
-	}
-	answer, err := s.call(ctx, http.MethodPost, target, body)
-	if err != nil {
-		return atHost(err, target, *timeout)
-	}
-	fmt.Fprintf(a.stdout, "%s\n", answer)
-	return nil
+	return sandboxControl(a, creds, name, wechatpaytest.ConfirmTransferPath, *timeout, map[string]string{"out_bill_no": pos[0], "sub_mchid": *subMchID, "result": result})
 }
 
 // isTransferKind reports whether args ask payparams for a transfer's
