@@ -2,10 +2,12 @@ package wechatpay
 
 import (
 	"crypto"
+	"crypto/cipher"
 	"crypto/rsa"
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/wxpaykit/wechatpay/internal/wire"
@@ -89,6 +91,100 @@ func parseBaseURL(base string) (*url.URL, error) {
 		base = DefaultBaseURL
 	}
 	return wire.ParseBaseURL(base)
+}
+
+// check reports every problem of c at once and returns the parsed APIv3
+// key (nil without one) and BaseURL. Its error is a configError: one
+// fieldError per problem, each naming the Config field it is about, so
+// that a program such as the wechatpay command can say which of its own
+// inputs to fix (errors.As on interface{ Field() string }, or Unwrap()
+// []error for all of them). No message contains a secret.
+func (c *Config) check() (cipher.AEAD, *url.URL, error) {
+	var errs configError
+	add := func(field, format string, args ...any) {
+		errs = append(errs, &fieldError{field: field, problem: fmt.Sprintf(format, args...)})
+	}
+	if c.MerchantID == "" {
+		add("MerchantID", "is empty")
+	}
+	if c.CertificateSerial == "" {
+		add("CertificateSerial", "is empty")
+	}
+	if c.PrivateKey == nil {
+		add("PrivateKey", "is nil")
+	}
+	var aead cipher.AEAD
+	if c.APIv3Key != "" {
+		var err error
+		if aead, err = wire.NewAEAD(c.APIv3Key); err != nil {
+			// Only the length is reported, never the key.
+			errs = append(errs, &fieldError{field: "APIv3Key", problem: fmt.Sprintf("must be exactly 32 bytes (got %d)", len(c.APIv3Key)), err: ErrAPIv3Key})
+		}
+	}
+	switch {
+	case c.PublicKeyID == "" && c.PublicKey != nil:
+		add("PublicKeyID", "is empty: PublicKeyID and PublicKey must be set together")
+	case c.PublicKeyID != "" && !strings.HasPrefix(c.PublicKeyID, wire.PublicKeyPrefix):
+		add("PublicKeyID", "%q does not start with %s", wire.Truncate(c.PublicKeyID, 64), wire.PublicKeyPrefix)
+	}
+	if c.PublicKeyID != "" && c.PublicKey == nil {
+		add("PublicKey", "is nil: PublicKeyID and PublicKey must be set together")
+	}
+	if c.APIv3Key == "" && c.PublicKey == nil && c.PublicKeyID == "" {
+		add("APIv3Key", "is empty, and there is no public key: set APIv3Key (to download platform certificates) or PublicKeyID and PublicKey")
+	}
+	base := c.BaseURL
+	if base == "" {
+		base = DefaultBaseURL
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		add("BaseURL", "%q is not an http(s) URL", wire.Truncate(base, 80))
+	}
+	if len(errs) > 0 {
+		return nil, nil, errs
+	}
+	return aead, u, nil
+}
+
+// A fieldError is one problem with one Config field.
+type fieldError struct {
+	field   string // the name of the Config field
+	problem string // what is wrong with it, never its secret value
+	err     error  // a sentinel it wraps, or nil
+}
+
+func (e *fieldError) Error() string { return "wechatpay: config: " + e.field + " " + e.problem }
+
+// Field names the Config field the problem is about, such as "APIv3Key".
+func (e *fieldError) Field() string { return e.field }
+
+// Problem says what is wrong with the field, without the field's name.
+func (e *fieldError) Problem() string { return e.problem }
+
+func (e *fieldError) Unwrap() error { return e.err }
+
+// A configError lists every problem of a Config, in field order.
+type configError []*fieldError
+
+func (e configError) Error() string {
+	var b strings.Builder
+	b.WriteString("wechatpay: config: ")
+	for i, f := range e {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(f.field + " " + f.problem)
+	}
+	return b.String()
+}
+
+func (e configError) Unwrap() []error {
+	errs := make([]error, len(e))
+	for i, f := range e {
+		errs[i] = f
+	}
+	return errs
 }
 
 func redacted(set bool) string {

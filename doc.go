@@ -24,7 +24,7 @@
 //	if err != nil { ... }
 //	client := &http.Client{Transport: t, Timeout: 10 * time.Second}
 //
-//	resp, err := client.Get("https://api.mch.weixin.qq.com/v3/pay/transactions/out-trade-no/T1001?mchid=1900000001")
+//	resp, err := client.Get("https://api.mch.weixin.qq.com/v3/pay/transactions/out-trade-no/1217752501201407033233368018?mchid=1900000001")
 //	if err != nil { ... } // a *VerifyError if the answer was not authentic
 //	defer resp.Body.Close()
 //	if err := wechatpay.CheckResponse(resp); err != nil { ... } // an *APIError

@@ -2,6 +2,8 @@ package wechatpay
 
 import (
 	"errors"
+	"net/url"
+	"strings"
 
 	"github.com/wxpaykit/wechatpay/internal/wire"
 )
@@ -60,3 +62,81 @@ var (
 	// ErrCacheMiss: a Cache's Get found nothing under the key.
 	ErrCacheMiss = errors.New("wechatpay: cache miss")
 )
+
+// prefix starts every message of this package, once per chain.
+const prefix = "wechatpay: "
+
+// onePrefix returns s with every "wechatpay: " after the first removed:
+// errors of this package carry the prefix so that each reads well alone,
+// and a chain of them says it once. The error types that compose a chain
+// (VerifyError, OutcomeUnknownError, signRefusedError) pass their text
+// through it.
+func onePrefix(s string) string {
+	i := strings.Index(s, prefix)
+	if i < 0 {
+		return s
+	}
+	i += len(prefix)
+	return s[:i] + strings.ReplaceAll(s[i:], prefix, "")
+}
+
+// inner is the text of err as the cause inside another error of this
+// package: without its prefix, and without the "Post \"URL\": " that
+// http.Client adds, since the outer error names the request.
+func inner(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.Err != nil {
+		err = ue.Err
+	}
+	return strings.TrimPrefix(onePrefix(err.Error()), prefix)
+}
+
+// signRefusal returns WeChat Pay's answer when err says that the platform
+// certificate download was refused with SIGN_ERROR: WeChat Pay did not
+// accept the merchant's signature (most often a wrong merchant
+// certificate serial, or a private key that is not that certificate's).
+// Every request of the merchant is signed the same way.
+func signRefusal(err error) *APIError {
+	var apiErr *APIError
+	if errors.Is(err, ErrCertificateDownload) && errors.As(err, &apiErr) && apiErr.Code == "SIGN_ERROR" {
+		return apiErr
+	}
+	return nil
+}
+
+// signRefusalText says, cause first, that WeChat Pay refused the
+// merchant's signature, and what to check.
+func signRefusalText(err error, apiErr *APIError) string {
+	var b strings.Builder
+	b.WriteString(prefix + "WeChat Pay refused ")
+	var verr *VerifyError
+	if errors.As(err, &verr) && verr.MerchantID != "" {
+		b.WriteString("merchant " + wire.Truncate(verr.MerchantID, 32) + "'s signature")
+	} else {
+		b.WriteString("this merchant's signature")
+	}
+	b.WriteString(" (SIGN_ERROR on the platform certificate download")
+	if apiErr.Message != "" {
+		b.WriteString(": " + wire.Truncate(apiErr.Message, 120))
+	}
+	if apiErr.RequestID != "" {
+		b.WriteString(" [Request-ID " + wire.Truncate(apiErr.RequestID, 64) + "]")
+	}
+	b.WriteString("); check that CertificateSerial is the serial of the merchant API certificate (apiclient_cert.pem) and that PrivateKey is that certificate's key (apiclient_key.pem)")
+	return b.String()
+}
+
+// A signRefusedError is a failure whose cause is a refused signature
+// (see signRefusal); its message says so first. ClassifyError returns
+// one for a call whose outcome is known or irrelevant (a query, or a
+// request that was never sent).
+type signRefusedError struct {
+	apiErr *APIError
+	err    error
+}
+
+func (e *signRefusedError) Error() string {
+	return onePrefix(signRefusalText(e.err, e.apiErr) + ": " + inner(e.err))
+}
+
+func (e *signRefusedError) Unwrap() error { return e.err }

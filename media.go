@@ -1,19 +1,13 @@
 package wechatpay
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"mime"
-	"mime/multipart"
 	"net/http"
-	"net/textproto"
-	"path"
-	"strings"
 
 	"github.com/wxpaykit/wechatpay/internal/wire"
 )
@@ -32,7 +26,7 @@ type mediaMeta struct {
 // body is multipart/form-data with a "meta" part (Content-Type
 // application/json, the JSON of mediaMeta) and a "file" part; the
 // request's context marks the meta JSON as the bytes to sign (see
-// withSignedBody), so a Transport signs it as WeChat Pay requires. Send it
+// wire.UploadRequest), so a Transport signs it as WeChat Pay requires. Send it
 // through a client whose Transport is a *Transport; the body must fit in
 // the Transport's MaxBodySize.
 func NewMediaUploadRequest(ctx context.Context, url, filename string, content []byte) (*http.Request, error) {
@@ -48,39 +42,9 @@ func NewMediaUploadRequest(ctx context.Context, url, filename string, content []
 		return nil, fmt.Errorf("wechatpay: media upload: %w", err)
 	}
 
-	var body bytes.Buffer
-	mw := multipart.NewWriter(&body)
-	h := make(textproto.MIMEHeader)
-	h.Set("Content-Disposition", `form-data; name="meta"`)
-	h.Set("Content-Type", "application/json")
-	pw, err := mw.CreatePart(h)
+	req, err := wire.UploadRequest(ctx, url, meta, filename, content)
 	if err != nil {
 		return nil, fmt.Errorf("wechatpay: media upload: %w", err)
 	}
-	pw.Write(meta)
-
-	h = make(textproto.MIMEHeader)
-	h.Set("Content-Disposition", fmt.Sprintf(`form-data; name="file"; filename="%s"`, quoteEscaper.Replace(filename)))
-	ct := mime.TypeByExtension(strings.ToLower(path.Ext(filename)))
-	if ct == "" {
-		ct = "application/octet-stream"
-	}
-	h.Set("Content-Type", ct)
-	if pw, err = mw.CreatePart(h); err != nil {
-		return nil, fmt.Errorf("wechatpay: media upload: %w", err)
-	}
-	pw.Write(content)
-	if err := mw.Close(); err != nil {
-		return nil, fmt.Errorf("wechatpay: media upload: %w", err)
-	}
-
-	req, err := http.NewRequestWithContext(withSignedBody(ctx, meta), http.MethodPost, url, bytes.NewReader(body.Bytes()))
-	if err != nil {
-		return nil, fmt.Errorf("wechatpay: media upload: %w", err)
-	}
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("Accept", "application/json")
 	return req, nil
 }
-
-var quoteEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`)

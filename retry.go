@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/wxpaykit/wechatpay/internal/wire"
@@ -73,11 +74,24 @@ type OutcomeUnknownError struct {
 
 func (e *OutcomeUnknownError) Error() string {
 	var b strings.Builder
-	b.WriteString("wechatpay: outcome unknown: ")
+	refused := signRefusal(e.Err)
+	if refused != nil {
+		// The cause first: the same signature was refused, so this
+		// request most likely was too; but its answer did not verify,
+		// so that is not certain.
+		b.WriteString(signRefusalText(e.Err, refused))
+		b.WriteString(". So the outcome is unknown: ")
+	} else {
+		b.WriteString("wechatpay: outcome unknown: ")
+	}
 	b.WriteString(e.Method)
 	b.WriteByte(' ')
 	b.WriteString(wire.Truncate(e.Path, 200))
-	b.WriteString(" may have reached WeChat Pay, but no verified answer came back")
+	if refused != nil {
+		b.WriteString(" was most likely refused for the same signature, but its answer could not be verified")
+	} else {
+		b.WriteString(" may have reached WeChat Pay, but no verified answer came back")
+	}
 	if e.RequestID != "" {
 		b.WriteString(" [Request-ID ")
 		b.WriteString(wire.Truncate(e.RequestID, 64))
@@ -90,9 +104,9 @@ func (e *OutcomeUnknownError) Error() string {
 	}
 	if e.Err != nil {
 		b.WriteString(": ")
-		b.WriteString(e.Err.Error())
+		b.WriteString(inner(e.Err))
 	}
-	return b.String()
+	return onePrefix(b.String())
 }
 
 func (e *OutcomeUnknownError) Unwrap() error { return e.Err }
@@ -109,19 +123,33 @@ func ClassifyError(req *http.Request, err error) error {
 		return err
 	}
 	var unknown *OutcomeUnknownError
-	if errors.As(err, &unknown) {
+	var refused *signRefusedError
+	if errors.As(err, &unknown) || errors.As(err, &refused) {
 		return err
+	}
+	// A refused signature: say so first, whatever else follows.
+	causeFirst := err
+	if apiErr := signRefusal(err); apiErr != nil {
+		causeFirst = &signRefusedError{apiErr: apiErr, err: err}
 	}
 	switch req.Method {
 	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
 	default:
-		return err
+		return causeFirst
 	}
 	e := &OutcomeUnknownError{Method: req.Method, Err: err}
 	if req.URL != nil {
 		e.Path = req.URL.Path
 	}
-	// First: an answer came that did not verify. An *APIError inside it
+	// First: the Transport refused before sending (its own step failed,
+	// such as the sensitive-field step whose certificate download did not
+	// verify). Whatever that error holds, nothing was sent. Only the error
+	// RoundTrip returned is looked at (bare, or as http.Client wraps it),
+	// never one nested deeper, which could be a download's own.
+	if refusedBeforeSending(err) {
+		return causeFirst
+	}
+	// Then: an answer came that did not verify. An *APIError inside it
 	// is that of a certificate download, not the answer to req.
 	var verr *VerifyError
 	if errors.As(err, &verr) {
@@ -129,14 +157,25 @@ func ClassifyError(req *http.Request, err error) error {
 		return e
 	}
 	var apiErr *APIError
-	if errors.As(err, &apiErr) {
+	if errors.As(err, &apiErr) && !errors.Is(err, ErrCertificateDownload) {
 		return err // WeChat Pay answered, and CheckResponse read the answer
 	}
-	var refused notSentError // the Transport refused before sending
-	if notSent(err) || errors.As(err, &refused) || errors.Is(err, ErrNotConfigured) || errors.Is(err, ErrHostNotAllowed) {
-		return err
+	var notSentErr notSentError // the Transport refused before sending
+	if notSent(err) || errors.As(err, &notSentErr) || errors.Is(err, ErrNotConfigured) || errors.Is(err, ErrHostNotAllowed) {
+		return causeFirst // certainly not sent: the outcome is known
 	}
 	return e
+}
+
+// refusedBeforeSending reports whether err is the Transport's own
+// refusal to send: a notSentError as RoundTrip returned it, bare or in
+// the *url.Error of http.Client.
+func refusedBeforeSending(err error) bool {
+	if ue, ok := err.(*url.Error); ok {
+		err = ue.Err
+	}
+	_, ok := err.(notSentError)
+	return ok
 }
 
 // notSent reports whether err certainly happened before any byte of the

@@ -214,37 +214,9 @@ func (s *Store) monoNow() time.Duration {
 // the APIv3 key, BaseURL, Base and public key are unchanged. Register is
 // called by NewTransport; call it yourself for a Verifier of your own.
 func (s *Store) Register(cfg Config) error {
-	var problems []string
-	if cfg.MerchantID == "" {
-		problems = append(problems, "MerchantID is empty")
-	}
-	if cfg.CertificateSerial == "" {
-		problems = append(problems, "CertificateSerial is empty")
-	}
-	if cfg.PrivateKey == nil {
-		problems = append(problems, "PrivateKey is nil")
-	}
-	var aead cipher.AEAD
-	if cfg.APIv3Key != "" {
-		var err error
-		if aead, err = wire.NewAEAD(cfg.APIv3Key); err != nil {
-			problems = append(problems, err.Error())
-		}
-	}
-	if (cfg.PublicKeyID == "") != (cfg.PublicKey == nil) {
-		problems = append(problems, "PublicKeyID and PublicKey must be set together")
-	} else if cfg.PublicKeyID != "" && !strings.HasPrefix(cfg.PublicKeyID, wire.PublicKeyPrefix) {
-		problems = append(problems, fmt.Sprintf("PublicKeyID %q does not start with %s", wire.Truncate(cfg.PublicKeyID, 64), wire.PublicKeyPrefix))
-	}
-	if cfg.APIv3Key == "" && cfg.PublicKey == nil {
-		problems = append(problems, "need APIv3Key (to download platform certificates) or PublicKeyID and PublicKey")
-	}
-	u, err := parseBaseURL(cfg.BaseURL)
+	aead, u, err := cfg.check()
 	if err != nil {
-		problems = append(problems, err.Error())
-	}
-	if len(problems) > 0 {
-		return fmt.Errorf("wechatpay: config: %s", strings.Join(problems, "; "))
+		return err
 	}
 	t := trust{
 		id:        cfg.MerchantID,

@@ -112,23 +112,14 @@ func WithoutResponseVerification(ctx context.Context) context.Context {
 	return wire.WithoutVerification(ctx)
 }
 
-type signedBodyKey struct{}
-
-// withSignedBody returns a context that makes the Transport sign signed
-// instead of the request body. WeChat Pay's media uploads need it: their
-// signature covers only the JSON of the multipart "meta" part
-// (docs/protocol.md §1.4). The Transport refuses the request unless
-// signed occurs verbatim in the body it sends. NewMediaUploadRequest sets
-// it.
-func withSignedBody(ctx context.Context, signed []byte) context.Context {
-	return context.WithValue(ctx, signedBodyKey{}, bytes.Clone(signed))
-}
-
 // signedBody returns the bytes the Transport signs for a request with
-// body: those marked by withSignedBody, which must be part of body, or
-// body itself.
+// body: those marked by wire.WithSignedBody, which must be part of body,
+// or body itself. WeChat Pay's uploads need it: their signature covers
+// only the JSON of the multipart "meta" part (docs/protocol.md §1.4);
+// NewMediaUploadRequest and the upload package mark it through
+// wire.UploadRequest.
 func signedBody(ctx context.Context, body []byte) ([]byte, error) {
-	b, ok := ctx.Value(signedBodyKey{}).([]byte)
+	b, ok := wire.SignedBody(ctx)
 	if !ok {
 		return body, nil
 	}
@@ -143,6 +134,7 @@ func signedBody(ctx context.Context, body []byte) ([]byte, error) {
 // the error for an unmarked request to one of them say what to do.
 var knownUnsigned = []string{
 	"/v3/billdownload/file",
+	"/v3/bill/downloadurl",
 	"/v3/merchant-service/images/",
 	"/v3/statements",
 	"/v3/global/statements",

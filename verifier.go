@@ -36,7 +36,7 @@ func (e *VerifyError) Error() string {
 	}
 	b.WriteString(": ")
 	b.WriteString(e.Err.Error())
-	return b.String()
+	return onePrefix(b.String())
 }
 
 func (e *VerifyError) Unwrap() error { return e.Err }

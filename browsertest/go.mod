@@ -4,7 +4,7 @@ go 1.25.0
 
 require (
 	github.com/chromedp/chromedp v0.23.0
-	github.com/wxpaykit/wechatpay v0.0.0
+	github.com/wxpaykit/wechatpay v0.1.0
 )
 
 require (
@@ -13,5 +13,3 @@ require (
 	github.com/hashicorp/golang-lru/v2 v2.0.7 // indirect
 	golang.org/x/sync v0.22.0 // indirect
 )
-
-replace github.com/wxpaykit/wechatpay => ../

@@ -30,5 +30,3 @@ func Do(ctx context.Context, client *http.Client, method, rawURL string, in, out
 func segment(name, v string) (string, error) { return apicall.Segment("payments", name, v) }
 
 func query(kv ...string) string { return apicall.Query(kv...) }
-
-func trimBase(base string) string { return apicall.Base(base) }

@@ -24,8 +24,10 @@ import (
 type Client struct {
 	// HTTP sends the calls. Required; its Transport must sign and verify.
 	HTTP *http.Client
-	// BaseURL is where WeChat Pay is. Empty means
-	// wechatpay.DefaultBaseURL.
+	// BaseURL is where WeChat Pay is. Empty means the BaseURL of the
+	// *wechatpay.Transport HTTP sends through (found through a Failover
+	// and any wrapper with an Unwrap() http.RoundTripper method), or
+	// wechatpay.DefaultBaseURL without one.
 	BaseURL string
 	// MerchantID is the merchant's mchid, or the service provider's
 	// sp_mchid. Required.
@@ -52,7 +54,7 @@ func (c Client) String() string {
 		key = "set"
 	}
 	return fmt.Sprintf("payments.Client{BaseURL: %q, MerchantID: %q, AppID: %q, SubMerchantID: %q, SubAppID: %q, Key: %s}",
-		trimBase(c.BaseURL), c.MerchantID, c.AppID, c.SubMerchantID, c.SubAppID, key)
+		apicall.BaseURL(c.HTTP, c.BaseURL), c.MerchantID, c.AppID, c.SubMerchantID, c.SubAppID, key)
 }
 
 // GoString is String, so that %#v does not print the key either.
@@ -61,7 +63,7 @@ func (c Client) GoString() string { return c.String() }
 // LogValue describes c to log/slog without its key.
 func (c Client) LogValue() slog.Value {
 	return slog.GroupValue(
-		slog.String("base_url", trimBase(c.BaseURL)),
+		slog.String("base_url", apicall.BaseURL(c.HTTP, c.BaseURL)),
 		slog.String("mchid", c.MerchantID),
 		slog.String("appid", c.AppID),
 		slog.String("sub_mchid", c.SubMerchantID),
@@ -85,7 +87,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if err := c.check(); err != nil {
 		return err
 	}
-	return Do(ctx, c.HTTP, method, trimBase(c.BaseURL)+path, in, out)
+	return Do(ctx, c.HTTP, method, apicall.BaseURL(c.HTTP, c.BaseURL)+path, in, out)
 }
 
 // cst is the UTC+8 zone WeChat Pay's examples write times in.

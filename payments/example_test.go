@@ -25,7 +25,8 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	pay := &payments.Client{HTTP: &http.Client{Transport: t}, BaseURL: cfg.BaseURL,
+	// The host comes from the Transport (cfg.BaseURL): configured once.
+	pay := &payments.Client{HTTP: &http.Client{Transport: t},
 		MerchantID: cfg.MerchantID, AppID: "wxd678efh567hg6787", Key: cfg.PrivateKey}
 	params, err := pay.JSAPI(context.Background(), payments.PrepayRequest{
 		Description: "QQ公仔",

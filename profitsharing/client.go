@@ -21,8 +21,10 @@ type Client struct {
 	// HTTP sends the calls. Required; its Transport must be a
 	// *wechatpay.Transport, which encrypts receiver names.
 	HTTP *http.Client
-	// BaseURL is where WeChat Pay is. Empty means
-	// wechatpay.DefaultBaseURL.
+	// BaseURL is where WeChat Pay is. Empty means the BaseURL of the
+	// *wechatpay.Transport HTTP sends through (found through a Failover
+	// and any wrapper with an Unwrap() http.RoundTripper method), or
+	// wechatpay.DefaultBaseURL without one.
 	BaseURL string
 	// MerchantID is the merchant's mchid, or the service provider's
 	// sp_mchid. Required.
@@ -40,7 +42,7 @@ type Client struct {
 // String describes c.
 func (c Client) String() string {
 	return fmt.Sprintf("profitsharing.Client{BaseURL: %q, MerchantID: %q, AppID: %q, SubMerchantID: %q}",
-		apicall.Base(c.BaseURL), c.MerchantID, c.AppID, c.SubMerchantID)
+		apicall.BaseURL(c.HTTP, c.BaseURL), c.MerchantID, c.AppID, c.SubMerchantID)
 }
 
 // LogValue describes c to log/slog.
@@ -57,7 +59,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if c.MerchantID == "" {
 		return errors.New("wechatpay/profitsharing: Client needs a MerchantID")
 	}
-	return apicall.Do(ctx, pkg, c.HTTP, method, apicall.Base(c.BaseURL)+path, in, out)
+	return apicall.Do(ctx, pkg, c.HTTP, method, apicall.BaseURL(c.HTTP, c.BaseURL)+path, in, out)
 }
 
 func (c *Client) sub(v string) string {

@@ -4,7 +4,7 @@ go 1.25.0
 
 require (
 	github.com/redis/go-redis/v9 v9.22.0
-	github.com/wxpaykit/wechatpay v0.0.0-00010101000000-000000000000
+	github.com/wxpaykit/wechatpay v0.1.0
 )
 
 require (
@@ -14,5 +14,3 @@ require (
 	golang.org/x/sync v0.22.0 // indirect
 	golang.org/x/sys v0.30.0 // indirect
 )
-
-replace github.com/wxpaykit/wechatpay => ../

@@ -161,6 +161,7 @@ type cashier struct {
 	orders   *orders
 	delivery *delivery
 	url      string // the server's base URL: the only Origin that may pay
+	transfer http.Handler
 }
 
 // ServeHTTP serves the cashier page and its form.
@@ -169,6 +170,10 @@ func (c *cashier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
+	if r.URL.Path == TransferConfirmPath && c.transfer != nil {
+		c.transfer.ServeHTTP(w, r) // transfers_page.go: the user's confirmation, behind the cashier
+		return
+	}
 	if r.URL.Path != CashierPath {
 		http.NotFound(w, r)
 		return

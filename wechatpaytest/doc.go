@@ -109,6 +109,33 @@
 //	POST /v3/profitsharing/return-orders
 //	GET  /v3/profitsharing/return-orders/{out_return_no}?out_order_no=
 //
+// The 2025 merchant transfer (商家转账, docs/protocol.md §14): a bill is
+// WAIT_USER_CONFIRM with a package_info until the user confirms
+// (the page at TransferConfirmPath, or the control endpoint
+// ConfirmTransferPath), then SUCCESS or FAIL; a cancel makes it
+// CANCELLED; after 24 hours it is FAIL. Each end sends
+// MCHTRANSFER.BILL.FINISHED to the bill's notify_url. user_name is
+// decrypted with the key the request's Wechatpay-Serial names; a name in
+// clear, a bill of 2,000 yuan or more without one, a known out_bill_no
+// with other parameters and a 101st create in a second are refused as
+// WeChat Pay does. A user grants 免确认收款授权 on the same page (with the
+// authorisation's package_info), through ConfirmTransferPath, or by
+// confirming a pre-transfer's bill. Direct and
+// service provider (under /partner/, with sub_mchid):
+//
+//	POST /v3/fund-app/mch-transfer/transfer-bills
+//	POST /v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{out_bill_no}/cancel
+//	GET  /v3/fund-app/mch-transfer/transfer-bills/out-bill-no/{out_bill_no}
+//	GET  /v3/fund-app/mch-transfer/transfer-bills/transfer-bill-no/{transfer_bill_no}
+//	POST /v3/fund-app/mch-transfer/elecsign/out-bill-no (receipts; direct only)
+//	GET  /v3/fund-app/mch-transfer/elecsign/out-bill-no/{out_bill_no}
+//	GET  /v3/transferdownload/elecvoucherfile           receipt files, unsigned
+//	POST /v3/fund-app/mch-transfer/transfer-bills/pre-transfer-with-authorization (direct only)
+//	POST /v3/fund-app/mch-transfer/transfer-bills/transfer (to a user who granted 免确认收款授权)
+//	POST /v3/fund-app/mch-transfer/user-confirm-authorization (direct only)
+//	GET  /v3/fund-app/mch-transfer/user-confirm-authorization/out-authorization-no/{no}
+//	POST /v3/fund-app/mch-transfer/user-confirm-authorization/out-authorization-no/{no}/close
+//
 // Combine orders (one payment over several sub-orders; PayCombine, or
 // PayPath with the combine_out_trade_no, pays them all and sends one
 // TRANSACTION.SUCCESS) and payment codes (over 1,000 CNY a charge stays
@@ -120,12 +147,36 @@
 //	POST /v3/pay/transactions/codepay, /v3/pay/partner/transactions/codepay
 //	POST /v3/pay/[partner/]transactions/out-trade-no/{out_trade_no}/reverse
 //
+// Consumer complaints 2.0 against paid orders, filed by FileComplaint or
+// ComplaintPath, PENDING until the merchant answers, PROCESSING, then
+// PROCESSED; payer_phone is encrypted for the merchant on every answer,
+// and COMPLAINT.CREATE and COMPLAINT.STATE_CHANGE notifications go to the
+// URL the merchant set:
+//
+//	GET  /v3/merchant-service/complaints-v2?begin_date=&end_date=&limit=&offset=
+//	GET  /v3/merchant-service/complaints-v2/{complaint_id}
+//	GET  /v3/merchant-service/complaints-v2/{complaint_id}/negotiation-historys
+//	POST /v3/merchant-service/complaints-v2/{complaint_id}/response, …/complete, …/update-refund-progress
+//	POST, GET, PUT, DELETE /v3/merchant-service/complaint-notifications
+//	POST /v3/merchant-service/images/upload          images, signed over their meta JSON
+//	GET  /v3/merchant-service/images/{media_id}      images, unsigned as WeChat Pay sends them
+//
+// Encrypted bills and uploads with other meta:
+//
+//	GET  /v3/bill/sub-merchant-fundflowbill, /v3/ecommerce/bill/fundflowbill
+//	                                  AES-256-GCM parts, split and tampered on demand (SetEncryptedBills)
+//	GET  /v3/bill/downloadurl         the parts, unsigned
+//	POST /v3/new-tax-control-fapiao/fapiao-applications/upload-fapiao-file   meta with an SM3 digest
+//
 // The sandbox's own endpoints:
 //
 //	GET, POST /sandbox/cashier     the payer's cashier page (no Authorization)
+//	GET, POST /sandbox/cashier/transfer  the user's transfer confirmation page (no Authorization)
+//	POST /sandbox/confirm-transfer confirm a transfer as the user (ConfirmTransferPath)
 //	POST /sandbox/pay              pay an order (PayPath)
 //	POST /sandbox/notify           send a notification to any URL (NotifyPath)
 //	POST /sandbox/faults           queue faults (FaultsPath)
+//	POST /sandbox/complaint        file a complaint against a paid order (ComplaintPath)
 //
 // # What differs from production
 //

@@ -124,7 +124,7 @@ func parseUpload(r *http.Request, body []byte) (*upload, error) {
 // signedPart returns the bytes a request's signature covers: the meta
 // JSON for media uploads (docs/protocol.md §1.4), otherwise the body.
 func signedPart(r *http.Request, body []byte) []byte {
-	if !isMediaPath(r.URL.Path) || r.Method != http.MethodPost {
+	if !isMediaPath(r.URL.Path) && !isMetaUploadPath(r.URL.Path) || r.Method != http.MethodPost {
 		return body
 	}
 	u, err := parseUpload(r, body)

@@ -262,16 +262,19 @@ func originalTypeOf(eventType string) string {
 	switch prefix {
 	case "SECURITY_ECHO":
 		return "security"
+	case "MCHTRANSFER": // docs/protocol.md §14
+		return "mch_payment"
 	}
 	return strings.ToLower(prefix)
 }
 
 var summaries = map[string]string{
-	"TRANSACTION.SUCCESS":   "支付成功",
-	"REFUND.SUCCESS":        "退款成功",
-	"REFUND.ABNORMAL":       "退款异常",
-	"REFUND.CLOSED":         "退款关闭",
-	"SECURITY_ECHO.SUCCESS": "回调测试",
+	"TRANSACTION.SUCCESS":       "支付成功",
+	"REFUND.SUCCESS":            "退款成功",
+	"REFUND.ABNORMAL":           "退款异常",
+	"REFUND.CLOSED":             "退款关闭",
+	"SECURITY_ECHO.SUCCESS":     "回调测试",
+	"MCHTRANSFER.BILL.FINISHED": "商家转账单据终态通知",
 }
 
 func summaryOf(eventType string) string {

@@ -68,13 +68,17 @@ type route struct {
 // routeTable lists the built-in routes of s, one line per part.
 func routeTable(s *Server) []route {
 	return slices.Concat(
-		s.orders.routes(),       // orders.go: prepay, query, close
-		s.orders.refundRoutes(), // refunds.go
-		s.bills.routes(),        // bills.go, tradebill.go
-		s.media.routes(),        // media.go
-		s.profit.routes(),       // profitsharing.go
-		s.combine.routes(),      // combine.go
-		s.orders.codeRoutes(),   // codepay.go
-		s.control.routes(),      // control.go: /sandbox/pay, /sandbox/faults, /sandbox/notify
+		s.orders.routes(),        // orders.go: prepay, query, close
+		s.orders.refundRoutes(),  // refunds.go
+		s.bills.routes(),         // bills.go, tradebill.go
+		s.media.routes(),         // media.go
+		s.profit.routes(),        // profitsharing.go
+		s.tr.routes(),            // transfers.go
+		s.combine.routes(),       // combine.go
+		s.orders.codeRoutes(),    // codepay.go
+		s.complaints.routes(),    // complaints.go
+		s.ebills.routes(),        // encbill.go
+		fapiaoUploads{}.routes(), // uploads.go
+		s.control.routes(),       // control.go: /sandbox/pay, /sandbox/faults, /sandbox/notify
 	)
 }

@@ -78,23 +78,26 @@ type Server struct {
 	// Server is a façade: each part of WeChat Pay is a type of its own,
 	// with its lock beside the state it guards, in the file named here.
 
-	clock     *simClock        // clock.go
-	life      *lifecycle       // lifecycle.go: background goroutines, Close
-	merchants *merchants       // merchants.go
-	ca        *authority       // authority.go: root CA, platform certificates, public keys
-	faults    *faults          // faults.go
-	stats     *stats           // stats.go
-	core      *core            // core.go, authenticate.go, answer.go: dispatch and signed answers
-	notes     *notifier        // notify.go: building notifications
-	delivery  *delivery        // delivery.go: sending them on the retry schedule
-	orders    *orders          // orders.go, prepay.go, refunds.go, tradebill.go, state.go
-	bills     *bills           // bills.go
-	media     *mediaStore      // media.go
-	fields    *sensitiveFields // sensitive.go
-	profit    *profitSharing   // profitsharing.go
-	combine   *combineOrders   // combine.go (payment codes are orders: codepay.go)
-	v2        *apiV2           // apiv2.go
-	control   *control         // control.go
+	clock      *simClock        // clock.go
+	life       *lifecycle       // lifecycle.go: background goroutines, Close
+	merchants  *merchants       // merchants.go
+	ca         *authority       // authority.go: root CA, platform certificates, public keys
+	faults     *faults          // faults.go
+	stats      *stats           // stats.go
+	core       *core            // core.go, authenticate.go, answer.go: dispatch and signed answers
+	notes      *notifier        // notify.go: building notifications
+	delivery   *delivery        // delivery.go: sending them on the retry schedule
+	orders     *orders          // orders.go, prepay.go, refunds.go, tradebill.go, state.go
+	bills      *bills           // bills.go
+	media      *mediaStore      // media.go
+	fields     *sensitiveFields // sensitive.go
+	profit     *profitSharing   // profitsharing.go
+	tr         *transfers       // transfers.go, transfers_page.go: 商家转账
+	combine    *combineOrders   // combine.go (payment codes are orders: codepay.go)
+	complaints *complaintDesk   // complaints.go
+	ebills     *encryptedBills  // encbill.go
+	v2         *apiV2           // apiv2.go
+	control    *control         // control.go
 }
 
 // NewServer starts a sandbox with one merchant, its default merchant, on a
@@ -153,9 +156,13 @@ func assemble(s *Server) {
 	s.media = &mediaStore{}
 	s.fields = &sensitiveFields{merchants: s.merchants, ca: s.ca}
 	s.profit = &profitSharing{merchants: s.merchants, trades: s.orders, delivery: s.delivery, fields: s.fields}
+	s.tr = newTransfers(s)
 	s.combine = &combineOrders{clock: s.clock, delivery: s.delivery}
+	s.complaints = &complaintDesk{url: s.URL, clock: s.clock, trades: s.orders,
+		delivery: s.delivery, fields: s.fields, core: s.core}
+	s.ebills = &encryptedBills{url: s.URL, clock: s.clock, core: s.core, fields: s.fields}
 	s.control = &control{core: s.core, orders: s.orders, faults: s.faults, notes: s.notes, combine: s.combine}
-	s.core.cashier = &cashier{orders: s.orders, delivery: s.delivery, url: s.URL}
+	s.core.cashier = &cashier{orders: s.orders, delivery: s.delivery, url: s.URL, transfer: s.tr}
 	s.core.mount(routeTable(s))
 }
 

@@ -68,44 +68,31 @@ func (a *app) bill(name string, args []string) error {
 	if *out == "" {
 		*out = *kind + "bill-" + *date + ".csv"
 	}
-	s, err := creds.load(a, name, needSigner|needKeys)
+	s, err := creds.load(a, name)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	t, err := wechatpay.NewTransport(s.cfg)
-	if err != nil {
-		return err
-	}
-	client := &http.Client{Transport: t}
 	ctx, cancel := context.WithTimeout(a.ctx, *timeout)
 	defer cancel()
 
 	target := s.cfg.BaseURL + path + "?" + q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	answer, err := s.call(ctx, http.MethodGet, target, nil)
 	if err != nil {
-		return err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return atHost(err, target, *timeout)
-	}
-	defer resp.Body.Close()
-	if err := wechatpay.CheckResponse(resp); err != nil {
 		return atHost(err, target, *timeout)
 	}
 	var bf wechatpay.BillFile
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&bf); err != nil || bf.DownloadURL == "" {
+	if err := json.Unmarshal(answer, &bf); err != nil || bf.DownloadURL == "" {
 		return fmt.Errorf("the answer to GET %s is not a bill file description (download_url, hash_type, hash_value)", path)
 	}
 
 	progress := a.progress()
 	defer progress.done()
 	if *out == "-" {
-		err = bf.Download(ctx, client, io.MultiWriter(a.stdout, progress))
+		err = bf.Download(ctx, s.client, io.MultiWriter(a.stdout, progress))
 	} else {
 		err = atomicfile.Write(*out, 0o600, func(w io.Writer) error {
-			return bf.Download(ctx, client, io.MultiWriter(w, progress))
+			return bf.Download(ctx, s.client, io.MultiWriter(w, progress))
 		})
 	}
 	progress.done()

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/wxpaykit/wechatpay"
 	"github.com/wxpaykit/wechatpay/internal/wire"
@@ -57,9 +55,9 @@ func runBinary(t *testing.T, env map[string]string, stdin string, args ...string
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binPath, args...)
+	// Killed when the test ends; no budget of its own, which load could
+	// exceed.
+	cmd := exec.CommandContext(t.Context(), binPath, args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
@@ -168,19 +166,15 @@ func TestBinarySandboxProcess(t *testing.T) {
 		}
 	})
 
+	// Waits on the process's own lines; a hang is go test -timeout's.
 	var baseURL string
-	deadline := time.After(30 * time.Second)
 	for baseURL == "" {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatalf("sandbox exited early: %s", stderr.String())
-			}
-			if u, ok := strings.CutPrefix(l, "sandbox listening on "); ok {
-				baseURL = u
-			}
-		case <-deadline:
-			t.Fatal("sandbox did not start")
+		l, ok := <-lines
+		if !ok {
+			t.Fatalf("sandbox exited early: %s", stderr.String())
+		}
+		if u, ok := strings.CutPrefix(l, "sandbox listening on "); ok {
+			baseURL = u
 		}
 	}
 	if strings.HasSuffix(baseURL, ":0") || !strings.HasPrefix(baseURL, "http://127.0.0.1:") {
@@ -240,13 +234,8 @@ func TestBinarySandboxProcess(t *testing.T) {
 	for l := range lines {
 		rest = append(rest, l)
 	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("sandbox exit after SIGTERM: %v; stderr %s", err, stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("sandbox did not stop on SIGTERM")
+	if err := <-exited; err != nil {
+		t.Fatalf("sandbox exit after SIGTERM: %v; stderr %s", err, stderr.String())
 	}
 	if !strings.Contains(strings.Join(rest, "\n"), "sandbox stopped") {
 		t.Errorf("no 'sandbox stopped' after SIGTERM: %q", rest)

@@ -49,12 +49,6 @@ func (a *app) certs(name string, args []string) error {
 	if len(pos) != 0 {
 		return usagef("unexpected argument %q", pos[0])
 	}
-	s, err := creds.load(a, name, needSigner|needAPIv3)
-	if err != nil {
-		return err
-	}
-	defer s.close()
-
 	// The download runs detached from ctx, bounded by FetchTimeout: the
 	// same bound, so that -timeout is what the user waits.
 	store, err := wechatpay.NewStore(wechatpay.StoreOptions{FetchTimeout: *timeout})
@@ -62,9 +56,12 @@ func (a *app) certs(name string, args []string) error {
 		return err
 	}
 	defer store.Close()
-	if err := store.Register(s.cfg); err != nil {
+	creds.store = store
+	s, err := creds.load(a, name)
+	if err != nil {
 		return err
 	}
+	defer s.close()
 	ctx, cancel := context.WithTimeout(a.ctx, *timeout)
 	defer cancel()
 	if *v2 {

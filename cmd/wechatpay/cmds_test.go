@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/wxpaykit/wechatpay"
 	"github.com/wxpaykit/wechatpay/internal/wire"
@@ -211,7 +210,7 @@ func TestCertsFailures(t *testing.T) {
 		wantCode(t, f.run(t, "", "certs", "-o", file), exitFailure, "not a directory")
 	})
 	t.Run("missing APIv3 key", func(t *testing.T) {
-		wantCode(t, runApp(t, nil, "", "certs", "-mchid", "1", "-serial", "2", "-key", "../../testdata/official_key.pem"), exitUsage, "APIv3 key (it decrypts the platform certificates) is missing")
+		wantCode(t, runApp(t, nil, "", "certs", "-mchid", "1", "-serial", "2", "-key", "../../testdata/official_key.pem"), exitUsage, "APIv3 key is missing (it decrypts the platform certificates)")
 	})
 }
 
@@ -290,13 +289,20 @@ func TestVerifyPublicKeyOldCapture(t *testing.T) {
 // URL, directory, and a stop function that returns its result.
 func startSandboxCmd(t *testing.T, extra ...string) (string, string, func() result) {
 	t.Helper()
+	return startSandboxCmdTo(t, &watchBuffer{}, extra...)
+}
+
+// startSandboxCmdTo is startSandboxCmd with the sandbox's output written
+// to out, which the test may wait on.
+func startSandboxCmdTo(t *testing.T, out *watchBuffer, extra ...string) (string, string, func() result) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	dir := filepath.Join(t.TempDir(), "sb")
 	type ready struct{ url, dir string }
 	readyc := make(chan ready, 1)
 	done := make(chan result, 1)
 	go func() {
-		done <- runAppCtx(t, ctx, func(u, d string) { readyc <- ready{u, d} }, nil, "", append([]string{"sandbox", "-addr", "127.0.0.1:0", "-dir", dir}, extra...)...)
+		done <- runAppTo(t, ctx, func(u, d string) { readyc <- ready{u, d} }, nil, "", out, append([]string{"sandbox", "-addr", "127.0.0.1:0", "-dir", dir}, extra...)...)
 	}()
 	var rd ready
 	select {
@@ -304,9 +310,6 @@ func startSandboxCmd(t *testing.T, extra ...string) (string, string, func() resu
 	case r := <-done:
 		cancel()
 		t.Fatalf("sandbox ended early: %s", r)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatal("sandbox did not start")
 	}
 	stopped := false
 	stop := func() result {

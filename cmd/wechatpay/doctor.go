@@ -68,7 +68,7 @@ func (a *app) doctor(name string, args []string) error {
 	if *timeout <= 0 {
 		return usagef("-timeout must be positive")
 	}
-	s, err := creds.load(a, name, needSigner|needKeys)
+	s, err := creds.load(a, name)
 	if err != nil {
 		return err
 	}

@@ -86,6 +86,8 @@ func commands() []command {
 		{"notify", "have a running sandbox post a signed callback notification to a URL", (*app).notify},
 		{"doctor", "check the merchant's setup step by step: hosts, clock, keys; say how to fix each problem", (*app).doctor},
 		{"pay", "pay (or fail) an order on a running sandbox, as the payer would", (*app).pay},
+		{"complaint", "file a consumer complaint against a paid order on a running sandbox", (*app).complaint},
+		{"confirm-transfer", "confirm a transfer bill on a running sandbox, as the user would", (*app).confirmTransfer},
 		{"demo", "walk through the library against an embedded sandbox", (*app).demo},
 		{"version", "print the version of this program and of Go", (*app).version},
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/wxpaykit/wechatpay/wechatpaytest"
@@ -35,17 +36,66 @@ func runApp(t *testing.T, env map[string]string, stdin string, args ...string) r
 
 func runAppCtx(t *testing.T, ctx context.Context, ready func(string, string), env map[string]string, stdin string, args ...string) result {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
+	return runAppTo(t, ctx, ready, env, stdin, &watchBuffer{}, args...)
+}
+
+// runAppTo runs the command with stdout written to out, which the test
+// may watch while it runs.
+func runAppTo(t *testing.T, ctx context.Context, ready func(string, string), env map[string]string, stdin string, out *watchBuffer, args ...string) result {
+	t.Helper()
+	var stderr bytes.Buffer
 	a := &app{
 		ctx:    ctx,
 		getenv: func(k string) string { return env[k] },
 		stdin:  strings.NewReader(stdin),
-		stdout: &stdout,
+		stdout: out,
 		stderr: &stderr,
 		ready:  ready,
 	}
 	code := a.main(args)
-	return result{code, stdout.String(), stderr.String()}
+	return result{code, out.String(), stderr.String()}
+}
+
+// watchBuffer is a command's standard output that a test can wait on.
+type watchBuffer struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	changed chan struct{} // closed on the next write
+}
+
+func (w *watchBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, err := w.buf.Write(p)
+	if w.changed != nil {
+		close(w.changed)
+		w.changed = nil
+	}
+	return n, err
+}
+
+func (w *watchBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// waitFor blocks until the output contains s: an event, not a guess at
+// how long printing takes.
+func (w *watchBuffer) waitFor(s string) {
+	for {
+		w.mu.Lock()
+		if strings.Contains(w.buf.String(), s) {
+			w.mu.Unlock()
+			return
+		}
+		if w.changed == nil {
+			w.changed = make(chan struct{})
+		}
+		ch := w.changed
+		w.mu.Unlock()
+		<-ch
+	}
 }
 
 // addSampleRoute registers, as the test's own route (which takes
@@ -226,10 +276,10 @@ func TestBadCredentialsAllNamedAndNotEchoed(t *testing.T) {
 		"WECHATPAY_BASE_URL":      "ftp://example.com",
 		"WECHATPAY_PUBLIC_KEY_ID": "NOT_A_PUB_KEY",
 	}
-	r := runApp(t, env, "", "certs")
+	r := runApp(t, env, "", "get", "/v3/certificates")
 	wantCode(t, r, exitUsage,
 		"merchant private key (from $WECHATPAY_PRIVATE_KEY) holds PEM text",
-		"APIv3 key (from $WECHATPAY_APIV3_KEY) is 27 bytes long",
+		"APIv3 key (from $WECHATPAY_APIV3_KEY) must be exactly 32 bytes (got 27)",
 		"base URL (from $WECHATPAY_BASE_URL)",
 		"does not start with PUB_KEY_ID_",
 		"WeChat Pay public key file",
@@ -416,18 +466,37 @@ func TestDemo(t *testing.T) {
 	wantCode(t, r, exitOK,
 		"1. Load the merchant's credentials",
 		"certificate downloads: 1 before, 2 after",
-		"rejected: ", "signature does not match", "signature probe",
+		"rejected: signature mismatch", "rejected: signature probe",
 		"Wechatpay-Serial: PUB_KEY_ID_",
 		"code_url: http://127.0.0.1:", "trade_state NOTPAY",
 		"callback TRANSACTION.SUCCESS: order DEMO20240101001, transaction 4200", "1.00 CNY, state SUCCESS", "answered 204", "answered 401",
 		"trade_state SUCCESS", "callback REFUND.SUCCESS: refund DEMOREFUND1 of order DEMO20240101001, 0.30 CNY of 1.00 CNY, status SUCCESS",
 		"refund query: status SUCCESS; order trade_state REFUND", "HTTP 400 INVALID_REQUEST",
-		"client := &http.Client{Transport: t}",
-		"All 12 steps passed.")
-	if strings.Count(r.stdout, "   ok\n") != 12 {
-		t.Errorf("want 12 ok steps:\n%s", r)
+		"client := &http.Client{Transport: t}", "payments.Client{", "middleware.Notifications(",
+		"wechatpay sandbox -dir", "wechatpaytest.NewServer()",
+		"bill DEMOTRANSFER01", "state WAIT_USER_CONFIRM", "wx.requestMerchantTransfer({\"mchId\":",
+		"callback MCHTRANSFER.BILL.FINISHED: bill DEMOTRANSFER01, 2500.00 CNY, state SUCCESS",
+		"state SUCCESS, 2500.00 CNY; user_name decrypted with the merchant key, as sent",
+		"All 17 steps passed.")
+	if n := strings.Count(r.stdout, "   ok\n"); n != len(demoSteps()) || n != 17 {
+		t.Errorf("want %d ok steps:\n%s", len(demoSteps()), r)
+	}
+	if strings.Contains(r.stdout, demoUserName) {
+		t.Error("the demo printed the user's name")
+	}
+	for _, line := range strings.Split(r.stdout, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "rejected:") && len(line) > 200 {
+			t.Errorf("demo prints a long error without -v: %q", line)
+		}
 	}
 	wantCode(t, runApp(t, nil, "", "demo", "extra"), exitUsage, "no arguments")
+
+	// -v prints each error whole: the chain, with the merchant and serial.
+	v := runApp(t, nil, "", "demo", "-v")
+	wantCode(t, v, exitOK, "rejected: Get \"http://127.0.0.1:", "wechatpay: verify merchant", "All 17 steps passed.")
+	if strings.Contains(r.stdout, "wechatpay: verify merchant") {
+		t.Errorf("without -v, the demo prints whole error chains:\n%s", r.stdout)
+	}
 }
 
 // publicKeyFile writes the public half of m's merchant key as a PEM file.

@@ -1,16 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"time"
-
-	"github.com/wxpaykit/wechatpay"
 )
 
 var notifyHelp = help{
@@ -25,7 +21,7 @@ REFUND.* events). Exit status 0 if your server answered 200 or 204, 4
 otherwise.`,
 	example: `wechatpay sandbox -addr 127.0.0.1:8080 -dir /tmp/sandbox &
 wechatpay notify -sandbox-dir /tmp/sandbox -url http://127.0.0.1:8000/wechatpay/notify
-wechatpay notify -sandbox-dir /tmp/sandbox -url http://127.0.0.1:8000/wechatpay/notify -event REFUND.SUCCESS -d @refund.json`,
+wechatpay notify -sandbox-dir /tmp/sandbox -url http://127.0.0.1:8000/wechatpay/notify -event REFUND.SUCCESS -d '{"out_trade_no":"ORDER20261202001","out_refund_no":"REFUND20261202001","refund_status":"SUCCESS","amount":{"total":100,"refund":30,"payer_total":100,"payer_refund":30}}'`,
 }
 
 func (a *app) notify(name string, args []string) error {
@@ -67,36 +63,20 @@ func (a *app) notify(name string, args []string) error {
 		return err
 	}
 
-	s, err := creds.load(a, name, needSigner|needKeys)
+	s, err := creds.load(a, name)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	t, err := wechatpay.NewTransport(s.cfg)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(a.ctx, *timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.BaseURL+"/sandbox/notify", bytes.NewReader(payload))
+	data, err := s.call(ctx, http.MethodPost, s.cfg.BaseURL+"/sandbox/notify", payload)
 	if err != nil {
-		return err
-	}
-	resp, err := (&http.Client{Transport: t}).Do(req)
-	if err != nil {
-		return atHost(err, s.cfg.BaseURL, *timeout)
-	}
-	defer resp.Body.Close()
-	if err := wechatpay.CheckResponse(resp); err != nil {
 		return atHost(err, s.cfg.BaseURL, *timeout)
 	}
 	var result struct {
 		Status int    `json:"status"`
 		Body   string `json:"body"`
-	}
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
 	}
 	if err := json.Unmarshal(data, &result); err != nil || result.Status == 0 {
 		return fmt.Errorf("the sandbox's answer is not {\"status\":...,\"body\":...}: is %s a wechatpay sandbox?", s.cfg.BaseURL)

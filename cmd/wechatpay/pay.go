@@ -1,15 +1,8 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
-	"fmt"
-	"io"
-	"net/http"
 	"time"
 
-	"github.com/wxpaykit/wechatpay"
 	"github.com/wxpaykit/wechatpay/wechatpaytest"
 )
 
@@ -26,8 +19,8 @@ it stays USERPAYING until paid again. Prints the order as the query API
 shows it. Works only against a sandbox ('wechatpay sandbox'); WeChat Pay
 itself has no such endpoint.`,
 	example: `wechatpay sandbox -dir /tmp/sandbox &
-wechatpay post -sandbox-dir /tmp/sandbox /v3/pay/transactions/native -d '{"appid":"wxd678efh567hg6787","mchid":"MCHID","description":"tea","out_trade_no":"T1001","notify_url":"http://127.0.0.1:9000/notify","amount":{"total":100}}'
-wechatpay pay -sandbox-dir /tmp/sandbox T1001`,
+wechatpay post -sandbox-dir /tmp/sandbox /v3/pay/transactions/native -d '{"description":"tea","out_trade_no":"ORDER20261202001","notify_url":"https://merchant.example/wechatpay/notify","amount":{"total":100}}'
+wechatpay pay -sandbox-dir /tmp/sandbox ORDER20261202001`,
 }
 
 func (a *app) pay(name string, args []string) error {
@@ -54,41 +47,5 @@ func (a *app) pay(name string, args []string) error {
 	case *userPaying:
 		result = "USERPAYING"
 	}
-	s, err := creds.load(a, name, needSigner|needKeys)
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	t, err := wechatpay.NewTransport(s.cfg)
-	if err != nil {
-		return err
-	}
-	body, err := json.Marshal(map[string]string{"out_trade_no": pos[0], "sub_mchid": *subMchID, "result": result})
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(a.ctx, *timeout)
-	defer cancel()
-	target, err := resolve(s.cfg.BaseURL, wechatpaytest.PayPath)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Transport: t}).Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if err := wechatpay.CheckResponse(resp); err != nil {
-		return err
-	}
-	if _, err := io.Copy(a.stdout, resp.Body); err != nil {
-		return err
-	}
-	fmt.Fprintln(a.stdout)
-	return nil
+	return sandboxControl(a, creds, name, wechatpaytest.PayPath, *timeout, map[string]string{"out_trade_no": pos[0], "sub_mchid": *subMchID, "result": result})
 }

@@ -21,11 +21,15 @@ lines: appid, timestamp, nonce and, for jsapi, "prepay_id=" and the prepay_id,
 for app the bare prepay_id. -appid must be the appid the order was placed
 with. Give -timestamp and -nonce to reproduce a paySign a front end computed;
 by default they are now and a fresh nonce. Needs -mchid, -serial and -key.`,
-	example: `wechatpay payparams -mchid 1900007291 -serial 408B07E79B8269FEC3D5D3E6AB8ED163A6A380DB -key apiclient_key.pem \
+	example: `wechatpay payparams -sandbox -kind jsapi -appid wxd678efh567hg6787 -prepay-id wx201410272009395522657a690389285100
+wechatpay payparams -mchid 1900007291 -serial 408B07E79B8269FEC3D5D3E6AB8ED163A6A380DB -key apiclient_key.pem \
     -kind jsapi -appid wx2421b1c4370ec43b -prepay-id wx201410272009395522657a690389285100`,
 }
 
 func (a *app) payparams(name string, args []string) error {
+	if isTransferKind(args) {
+		return a.payparamsTransfer(name, args) // transfer.go
+	}
 	fs := a.newFlagSet(name, payparamsHelp)
 	creds := addCredFlags(fs, needSigner)
 	kind := fs.String("kind", "jsapi", "`KIND` of front end: jsapi (also mini-programs) or app")
@@ -50,7 +54,7 @@ func (a *app) payparams(name string, args []string) error {
 	if *timestamp < 0 {
 		return usagef("-timestamp must be Unix seconds")
 	}
-	s, err := creds.load(a, name, needSigner)
+	s, err := creds.load(a, name)
 	if err != nil {
 		return err
 	}

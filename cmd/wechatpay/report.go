@@ -39,9 +39,38 @@ func (a *app) report(name string, err error) int {
 	return code
 }
 
-// classify maps an error to its exit status and a message that says, in
-// plain words, what went wrong and what to do.
+// classify maps an error to its exit status and a message that leads
+// with the cause; for a state-changing call whose outcome is unknown, a
+// last line says so and what to do.
 func classify(err error) (int, string) {
+	var unknown *wechatpay.OutcomeUnknownError
+	var ee *exitError
+	if !errors.As(err, &unknown) || errors.As(err, &ee) {
+		return classifyCause(err)
+	}
+	code, msg := classifyCause(unknown.Err)
+	note := "outcome unknown: " + unknown.Method + " " + clean(unknown.Path, 200) + " may have reached WeChat Pay, but no verified answer came back"
+	if signRefused(err) {
+		note = "outcome unknown: " + unknown.Method + " " + clean(unknown.Path, 200) + " was most likely refused for the same signature, but its answer could not be verified"
+	}
+	query := "query it by your own number (out_trade_no, out_refund_no)"
+	if unknown.Number != "" {
+		query = fmt.Sprintf("query it by %s %s", clean(unknown.NumberName, 32), clean(unknown.Number, 64))
+	}
+	return code, msg + "\n  " + note + ": " + query + " before trying again, and never try again with a new number."
+}
+
+// signRefused reports whether err says that the platform certificate
+// download was refused with SIGN_ERROR: the merchant's signature, which
+// every request carries, was not accepted.
+func signRefused(err error) bool {
+	var apiErr *wechatpay.APIError
+	return errors.Is(err, wechatpay.ErrCertificateDownload) && errors.As(err, &apiErr) && apiErr.Code == "SIGN_ERROR"
+}
+
+// classifyCause maps an error to its exit status and a message that says,
+// in plain words, what went wrong and what to do.
+func classifyCause(err error) (int, string) {
 	var (
 		ee     *exitError
 		ce     *credError
@@ -68,18 +97,18 @@ func classify(err error) (int, string) {
 	case errors.Is(err, wechatpay.ErrDecrypt):
 		return exitUsage, "wechatpay: the APIv3 key is wrong: the platform certificates do not decrypt with it.\n" +
 			"  Check -apiv3-key / WECHATPAY_APIV3_KEY against the key set in the merchant platform (商户平台 → API安全 → APIv3密钥).\n" +
-			"  error: " + err.Error()
+			"  error: " + chainText(err)
 	case errors.Is(err, wechatpay.ErrNoPlatformCertificates):
 		return exitAPIError, "wechatpay: WeChat Pay answered 404 RESOURCE_NOT_EXISTS to the certificate download: this merchant has no platform certificates and uses a WeChat Pay public key.\n" +
 			"  Pass -public-key-id PUB_KEY_ID_... and -public-key pub_key.pem (or set WECHATPAY_PUBLIC_KEY_ID and WECHATPAY_PUBLIC_KEY)."
 	case isVerifyFailure(err):
-		return exitVerify, "wechatpay: the response signature did not verify: " + whyNotVerified(err) + "\n  error: " + err.Error()
+		return exitVerify, "wechatpay: the response signature did not verify: " + whyNotVerified(err) + "\n  error: " + chainText(err)
 	case isNetwork(err):
-		return exitFailure, "wechatpay: " + strings.TrimPrefix(err.Error(), "wechatpay: ")
+		return exitFailure, "wechatpay: " + chainText(err)
 	case errors.As(err, &ve):
-		return exitVerify, "wechatpay: the response could not be verified.\n  error: " + err.Error()
+		return exitVerify, "wechatpay: the response could not be verified.\n  error: " + chainText(err)
 	}
-	return exitFailure, "wechatpay: " + strings.TrimPrefix(err.Error(), "wechatpay: ")
+	return exitFailure, "wechatpay: " + chainText(err)
 }
 
 var verifySentinels = []error{
@@ -145,13 +174,23 @@ func isNetwork(err error) bool {
 // from the answer is made safe to print.
 func describeAPIError(e *wechatpay.APIError, wrapped error, host string) string {
 	var b strings.Builder
+	lead := e.Code == "SIGN_ERROR" && signRefused(wrapped)
+	if lead {
+		// The most common first-day mistake: say it first.
+		b.WriteString("wechatpay: the merchant's signature was refused (SIGN_ERROR on the platform certificate download): check that -serial is the serial of\n" +
+			"  the merchant API certificate (openssl x509 -in apiclient_cert.pem -noout -serial) and that -key is that certificate's private key\n" +
+			"  (apiclient_key.pem); 'wechatpay doctor' checks both.\n  ")
+	}
+	if !lead {
+		b.WriteString("wechatpay: ")
+	}
 	switch {
 	case e.Verified:
-		b.WriteString("wechatpay: WeChat Pay answered")
+		b.WriteString("WeChat Pay answered")
 	case host != "":
-		fmt.Fprintf(&b, "wechatpay: %s answered, unsigned,", host)
+		fmt.Fprintf(&b, "%s answered, unsigned,", host)
 	default:
-		b.WriteString("wechatpay: the server answered, unsigned,")
+		b.WriteString("the server answered, unsigned,")
 	}
 	if e != wrapped {
 		var ve *wechatpay.VerifyError
@@ -244,4 +283,34 @@ func signErrorHint(detail json.RawMessage, verified bool) string {
 	}
 	return hint + fmt.Sprintf("  %s this signing string (truncated): %q\n  %s: wechatpay sign -method %s -url %s -timestamp %s -nonce %s [-d @body.json]\n",
 		who, d.SignInformation.Truncated, label, shellQuote(lines[0]), shellQuote(lines[1]), shellQuote(lines[2]), shellQuote(lines[3]))
+}
+
+// shortError says in one line what went wrong, cause first: WeChat Pay's
+// answer, the reason a signature did not verify, or the first line of the
+// error. The whole chain is err.Error().
+func shortError(err error) string {
+	var apiErr *wechatpay.APIError
+	var unknown *wechatpay.OutcomeUnknownError
+	prefix := ""
+	if errors.As(err, &unknown) {
+		prefix = "outcome unknown (query before trying again): "
+	}
+	switch {
+	case errors.As(err, &apiErr):
+		s := fmt.Sprintf("HTTP %d %s", apiErr.StatusCode, clean(apiErr.Code, 64))
+		if apiErr.Message != "" {
+			s += ": " + clean(apiErr.Message, 120)
+		}
+		return prefix + s
+	case isVerifyFailure(err):
+		return prefix + whyNotVerified(err)
+	}
+	s, _, _ := strings.Cut(chainText(err), "\n")
+	return prefix + clean(s, 160)
+}
+
+// chainText is err's whole chain without the "wechatpay: " prefixes, for
+// a message that already says it once.
+func chainText(err error) string {
+	return strings.ReplaceAll(err.Error(), "wechatpay: ", "")
 }

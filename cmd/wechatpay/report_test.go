@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestSignErrorHintQuoting plays an attacker who answers 401 SIGN_ERROR
@@ -111,11 +110,8 @@ func TestNetworkFailuresAreNotAnswers(t *testing.T) {
 	defer close(hang)
 	host := strings.TrimPrefix(slow.URL, "http://")
 	for _, cmd := range [][]string{{"certs", "-o", t.TempDir()}, {"get", "/v3/x"}} {
-		start := time.Now()
+		// The host never answers: only -timeout can end the command.
 		r := runApp(t, nil, "", append(append(cmd, f.flags...), "-base-url", slow.URL, "-timeout", "1s")...)
-		if d := time.Since(start); d > 30*time.Second { // without the timeout it would hang until the test ends
-			t.Errorf("%s -timeout 1s took %s", cmd[0], d)
-		}
 		wantCode(t, r, exitFailure, "no answer from "+host+" within 1s (-timeout)")
 	}
 }

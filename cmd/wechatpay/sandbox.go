@@ -65,8 +65,8 @@ where production's code_url is weixin://wxpay/bizpayurl?pr=... for the WeChat
 app to scan; it accepts http notify_urls, which WeChat Pay refuses, and prints
 a warning with each such callback; /sandbox/... are its own endpoints.`,
 	example: `wechatpay sandbox -addr 127.0.0.1:0 -dir /tmp/sandbox &
-wechatpay post -sandbox-dir /tmp/sandbox /v3/pay/transactions/native -d '{"appid":"wxd678efh567hg6787","mchid":"MCHID","description":"tea","out_trade_no":"TEA0001","notify_url":"http://127.0.0.1:9000/notify","amount":{"total":100}}'
-wechatpay pay -sandbox-dir /tmp/sandbox TEA0001`,
+wechatpay post -sandbox-dir /tmp/sandbox /v3/pay/transactions/native -d '{"description":"tea","out_trade_no":"ORDER20261202001","notify_url":"https://merchant.example/wechatpay/notify","amount":{"total":100}}'
+wechatpay pay -sandbox-dir /tmp/sandbox ORDER20261202001`,
 }
 
 func (a *app) sandbox(name string, args []string) error {

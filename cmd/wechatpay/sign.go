@@ -55,7 +55,7 @@ func (a *app) sign(name string, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := creds.load(a, name, needSigner)
+	s, err := creds.load(a, name)
 	if err != nil {
 		return err
 	}
@@ -152,42 +152,9 @@ func (a *app) verify(name string, args []string) error {
 		return err
 	}
 
-	var key *rsa.PublicKey
-	var keyName string
-	if *certFile != "" {
-		c, err := parseCertFile(*certFile)
-		if err != nil {
-			return usagef("-cert %s: %v", *certFile, err)
-		}
-		k, ok := c.PublicKey.(*rsa.PublicKey)
-		if !ok {
-			return usagef("-cert %s: key is %T, want RSA", *certFile, c.PublicKey)
-		}
-		key = k
-		keyName = "platform certificate " + wire.CertSerial(c)
-		if got := wire.CertSerial(c); !strings.EqualFold(got, *serial) {
-			return invalid("unknown serial: the response names %s but the certificate %s has serial %s; use the certificate with that serial ('wechatpay certs' downloads them)", *serial, *certFile, got)
-		}
-		if now := time.Now(); now.After(c.NotAfter) {
-			fmt.Fprintf(a.stderr, "note: the certificate expired at %s; a live response must not be signed with it\n", c.NotAfter.UTC().Format(time.RFC3339))
-		}
-	} else {
-		if looksLikePEM(*pubFile) {
-			return usagef("-public-key (or $WECHATPAY_PUBLIC_KEY) holds PEM text; give a file name")
-		}
-		k, err := loadPublicKeyFile(*pubFile)
-		if err != nil {
-			return usagef("-public-key: %v", err)
-		}
-		key = k
-		keyName = "WeChat Pay public key"
-		if !strings.HasPrefix(*serial, "PUB_KEY_ID_") {
-			return invalid("unknown serial: the response names platform certificate %s, not a public key; verify it with -cert", *serial)
-		}
-		if *pubID != "" && *pubID != *serial {
-			return invalid("unknown serial: the response names public key %s, but the public key given is %s", *serial, *pubID)
-		}
-		keyName += " " + *serial
+	key, keyName, err := a.verifyKey(*certFile, *pubFile, *pubID, *serial)
+	if err != nil {
+		return err
 	}
 
 	fmt.Fprintln(a.stdout, `Verification string (each line ends in a newline, shown as \n):`)
@@ -212,6 +179,50 @@ func (a *app) verify(name string, args []string) error {
 	}
 	fmt.Fprintf(a.stdout, "valid: the signature verifies with %s\n", keyName)
 	return nil
+}
+
+// verifyKey loads the key verify checks with, -cert or -public-key, and
+// checks that it is the one the response names.
+func (a *app) verifyKey(certFile, pubFile, pubID, serial string) (*rsa.PublicKey, string, error) {
+	var key *rsa.PublicKey
+	var keyName string
+	if certFile != "" {
+		c, err := parseCertFile(certFile)
+		if err != nil {
+			return nil, "", usagef("-cert %s: %v", certFile, err)
+		}
+		k, ok := c.PublicKey.(*rsa.PublicKey)
+		if !ok {
+			return nil, "", usagef("-cert %s: key is %T, want RSA", certFile, c.PublicKey)
+		}
+		key = k
+		keyName = "platform certificate " + wire.CertSerial(c)
+		if got := wire.CertSerial(c); !strings.EqualFold(got, serial) {
+			return nil, "", invalid("unknown serial: the response names %s but the certificate %s has serial %s; use the certificate with that serial ('wechatpay certs' downloads them)", serial, certFile, got)
+		}
+		if now := time.Now(); now.After(c.NotAfter) {
+			fmt.Fprintf(a.stderr, "note: the certificate expired at %s; a live response must not be signed with it\n", c.NotAfter.UTC().Format(time.RFC3339))
+		}
+	} else {
+		if looksLikePEM(pubFile) {
+			return nil, "", usagef("-public-key (or $WECHATPAY_PUBLIC_KEY) holds PEM text; give a file name")
+		}
+		k, err := loadPublicKeyFile(pubFile)
+		if err != nil {
+			return nil, "", usagef("-public-key: %v", err)
+		}
+		key = k
+		keyName = "WeChat Pay public key"
+		if !strings.HasPrefix(serial, "PUB_KEY_ID_") {
+			return nil, "", invalid("unknown serial: the response names platform certificate %s, not a public key; verify it with -cert", serial)
+		}
+		if pubID != "" && pubID != serial {
+			return nil, "", invalid("unknown serial: the response names public key %s, but the public key given is %s", serial, pubID)
+		}
+		keyName += " " + serial
+	}
+
+	return key, keyName, nil
 }
 
 func invalid(format string, args ...any) error {

@@ -221,12 +221,45 @@ func Query(kv ...string) string {
 }
 
 // Base returns base without its trailing slashes, or the default
-// host.
+// host. Product clients use BaseURL, which also asks the Transport.
 func Base(base string) string {
 	if base == "" {
 		return wechatpay.DefaultBaseURL
 	}
 	return strings.TrimRight(base, "/")
+}
+
+// BaseURL returns where a product client's calls go: base (the client's
+// own BaseURL field) without trailing slashes when it is set; otherwise
+// the BaseURL of the *wechatpay.Transport that client sends through, so
+// that the merchant configures the host once; otherwise
+// wechatpay.DefaultBaseURL. The Transport is found in client.Transport
+// directly, inside a *wechatpay.Failover, or inside any wrapper (tracing,
+// retries, logging) with an Unwrap() http.RoundTripper method.
+func BaseURL(client *http.Client, base string) string {
+	if base != "" || client == nil {
+		return Base(base)
+	}
+	rt := client.Transport
+	// A bound, not a loop on trust: a wrapper may unwrap to itself.
+	for range 32 {
+		switch t := rt.(type) {
+		case *wechatpay.Transport:
+			if t != nil {
+				return Base(t.BaseURL)
+			}
+		case *wechatpay.Failover:
+			if t != nil {
+				rt = t.Transport
+				continue
+			}
+		case interface{ Unwrap() http.RoundTripper }:
+			rt = t.Unwrap()
+			continue
+		}
+		break
+	}
+	return Base("")
 }
 
 // Outcome names, in the *wechatpay.OutcomeUnknownError err may hold, the

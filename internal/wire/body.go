@@ -106,6 +106,22 @@ func ReadAll(r io.Reader, size, limit int64) ([]byte, error) {
 	return b, nil
 }
 
+type signedBodyKey struct{}
+
+// WithSignedBody marks a request whose signature covers signed instead of
+// its body: the meta JSON of a multipart upload (docs/protocol.md §1.4).
+// The Transport refuses the request unless signed occurs verbatim in the
+// body it sends.
+func WithSignedBody(ctx context.Context, signed []byte) context.Context {
+	return context.WithValue(ctx, signedBodyKey{}, bytes.Clone(signed))
+}
+
+// SignedBody returns the bytes marked by WithSignedBody, if any.
+func SignedBody(ctx context.Context) ([]byte, bool) {
+	b, ok := ctx.Value(signedBodyKey{}).([]byte)
+	return b, ok
+}
+
 // Body is a body over bytes held in memory, for both directions: the
 // replayable body of a request a transport sends, and the body of a
 // response it verified. One allocation, where io.NopCloser over a

@@ -1,10 +1,13 @@
 package wire
 
 import (
+	"bytes"
+	"context"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"io"
 	"os"
 	"testing"
 )
@@ -68,5 +71,22 @@ func TestMarkVerifiedCannotBeForged(t *testing.T) {
 	h[VerifiedHeader] = append(h[VerifiedHeader], "x")
 	if IsVerified(h) {
 		t.Error("two values pass IsVerified")
+	}
+}
+
+// TestUploadRequestFileNameCannotAddHeaders: a file name with line
+// breaks stays inside its quoted parameter.
+func TestUploadRequestFileNameCannotAddHeaders(t *testing.T) {
+	req, err := UploadRequest(context.Background(), "https://api.mch.weixin.qq.com/v3/merchant/media/upload",
+		[]byte(`{"filename":"a.jpg","sha256":"x"}`), "a.jpg\"\r\nX-Injected: 1\r\n", []byte("content"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(req.Body)
+	if bytes.Contains(body, []byte("\r\nX-Injected")) {
+		t.Fatalf("the file name added a header:\n%s", body)
+	}
+	if got, ok := SignedBody(req.Context()); !ok || string(got) != `{"filename":"a.jpg","sha256":"x"}` {
+		t.Errorf("signed meta = %q, %v", got, ok)
 	}
 }
