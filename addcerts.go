@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/wxpaykit/wechatpay/internal/wire"
@@ -44,23 +45,31 @@ func (s *Store) AddCertificates(merchantID string, certs []*x509.Certificate) er
 			}
 		}
 	}
-	r, err := s.registration(merchantID)
+	m, err := s.merchant(merchantID)
 	if err != nil {
-		r = &registration{id: merchantID, gen: s.gen.Add(1)}
-		r.lastAttempt.Store(int64(never))
-		r.lastSuccess.Store(int64(never))
-		s.replace(merchantID, r)
-	}
-	cs := &certSet{reg: r, keys: map[string]*storedKey{}, source: "added"}
-	if cur := s.currentSet(r); cur != nil {
-		for serial, k := range cur.keys {
-			cs.keys[serial] = k
+		s.replace(merchantID, newMerchant(trust{id: merchantID}, s.gen.Add(1)))
+		if m, err = s.merchant(merchantID); err != nil {
+			return err // unregistered meanwhile
 		}
+	}
+	var keys []*storedKey
+	refreshAt := time.Duration(0) // a registered merchant refreshes what it did not download
+	if cur, cs := s.current(merchantID); cur == m && cs != nil {
+		keys = append(keys, cs.keys...)
+		refreshAt = cs.refreshAt
+	}
+	if m.aead == nil {
+		refreshAt = neverDue
 	}
 	for _, c := range certs {
 		k := newStoredKey(c, c.PublicKey.(*rsa.PublicKey), c.NotAfter)
-		cs.keys[k.serial] = k
+		// A certificate added replaces a held one with its serial.
+		keys = slices.DeleteFunc(keys, func(o *storedKey) bool { return o.serial == k.serial })
+		keys = append(keys, k)
 	}
-	s.sets.Add(merchantID, cs)
+	_, mono := s.clock()
+	if !s.hold(m, newCertSet(keys, "added", now, mono, refreshAt)) {
+		return errSuperseded
+	}
 	return nil
 }

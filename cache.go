@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/wxpaykit/wechatpay/internal/atomicfile"
@@ -29,10 +30,28 @@ import (
 // the cache but does not hold the APIv3 key cannot plant a certificate;
 // an entry that fails the checks is deleted and replaced by a download.
 //
-// The Store uses the merchant ID as the key. Each entry it puts begins with
-// a line "expires <unix seconds>\n" telling when the entry becomes useless
-// (its last certificate expires); a Cache may drop the entry from then on,
-// as package redisstore does.
+// A cache can only make a Store trust less than WeChat Pay says, never
+// more. A download read back is used only if WeChat Pay signed it less
+// than a day ago and after the last RESOURCE_NOT_EXISTS answer known to
+// the Store or recorded in the cache. Deleting entries costs downloads;
+// writing them cannot make a Store trust anything WeChat Pay does not
+// vouch for now.
+//
+// The Store uses the merchant ID as the key of the merchant's last
+// download. When WeChat Pay answers RESOURCE_NOT_EXISTS (the merchant
+// moved to its public key), the Store deletes that entry and puts, under
+// the merchant ID + "/void", a record of when; from then on no Store
+// sharing the cache uses a download signed before it (one that lists
+// certificates again replaces it in effect). Each entry the Store puts
+// begins with a line "expires <unix seconds>\n" telling when the entry
+// becomes useless; a Cache may drop the entry from then on, as package
+// redisstore does.
+//
+// The Store bounds every call itself (500 ms, see
+// StoreOptions.CacheErrorHandler): a Cache should honour its context, but
+// one that does not delays a download by at most the bound, after which
+// the Store carries on as if it had no cache. A call that never returns
+// is left running; past four of them the Store stops calling the Cache.
 //
 // A Cache shared by a fleet may also have the method
 //
@@ -85,14 +104,28 @@ func (d DirCache) Get(ctx context.Context, key string) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	f, err := os.Open(name)
+	// Only a regular file is an entry: a named pipe, a device or a
+	// symbolic link put where an entry belongs would block the read or
+	// lead elsewhere. Lstat refuses them without opening; O_NONBLOCK and
+	// the second check catch one swapped in between.
+	fi, err := os.Lstat(name)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s", ErrCacheMiss, filepath.Base(name))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("wechatpay: dir cache: %w", err)
 	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("wechatpay: dir cache: %s is not a regular file (%s)", name, fi.Mode().Type())
+	}
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("wechatpay: dir cache: %w", err)
+	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("wechatpay: dir cache: %s is not a regular file", name)
+	}
 	b, err := io.ReadAll(io.LimitReader(f, maxCacheEntry+1))
 	if err != nil {
 		return nil, fmt.Errorf("wechatpay: dir cache: %w", err)
@@ -292,4 +325,59 @@ func decodeCachedDownload(data []byte) (*cachedDownload, error) {
 		return nil, fmt.Errorf("%w: missing %s", errMalformedEntry, strings.Join(missing, ", "))
 	}
 	return &c, nil
+}
+
+// voidRecord is what a Store puts under a merchant's void key (see
+// Cache) when WeChat Pay answers RESOURCE_NOT_EXISTS for the merchant's
+// certificates: from then on, no Store sharing the Cache uses a cached
+// download signed before Voided. It can only lower trust: whoever writes
+// one makes Stores refuse cached downloads and wait for WeChat Pay's own
+// answer; whoever deletes one brings back at most what the age limit on
+// cached downloads (a day) already allows a replay to bring back.
+type voidRecord struct {
+	Format     int       `json:"format"` // cacheFormat
+	Kind       string    `json:"kind"`   // voidKind
+	MerchantID string    `json:"merchant_id"`
+	URL        string    `json:"url"`
+	Voided     time.Time `json:"voided"` // when the answer came, by the writer's clock
+}
+
+const voidKind = "resource_not_exists"
+
+// voidKey is the Cache key of merchantID's void record.
+func voidKey(merchantID string) string { return merchantID + "/void" }
+
+// encode returns the record with its expiry line: past maxCachedAge no
+// cached download it could refuse is used anyway.
+func (v *voidRecord) encode() ([]byte, error) {
+	j, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	line := cacheExpiryPrefix + strconv.FormatInt(v.Voided.Add(maxCachedAge).Unix(), 10) + "\n"
+	return append([]byte(line), j...), nil
+}
+
+// decodeVoidRecord parses a void record as strictly as a download.
+func decodeVoidRecord(data []byte) (*voidRecord, error) {
+	if len(data) > 4<<10 {
+		return nil, fmt.Errorf("%w: void record of %d bytes", errMalformedEntry, len(data))
+	}
+	line, rest, ok := bytes.Cut(data, []byte{'\n'})
+	if !ok || !bytes.HasPrefix(line, []byte(cacheExpiryPrefix)) {
+		return nil, fmt.Errorf("%w: no expiry line", errMalformedEntry)
+	}
+	dec := json.NewDecoder(bytes.NewReader(rest))
+	dec.DisallowUnknownFields()
+	var v voidRecord
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("%w: %v", errMalformedEntry, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fmt.Errorf("%w: data after the JSON object", errMalformedEntry)
+	}
+	if v.Format != cacheFormat || v.Kind != voidKind || v.MerchantID == "" || v.URL == "" || v.Voided.IsZero() {
+		return nil, fmt.Errorf("%w: not a void record", errMalformedEntry)
+	}
+	return &v, nil
 }

@@ -29,7 +29,7 @@ const (
 	DefaultMaxSkew = 5 * time.Minute
 
 	// The defaults of StoreOptions.
-	DefaultStoreSize          = 1024
+	DefaultStoreSize          = 4096
 	DefaultRefreshInterval    = 6 * time.Hour
 	DefaultMinRefreshInterval = time.Minute
 	DefaultFetchTimeout       = 10 * time.Second

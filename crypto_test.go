@@ -115,7 +115,7 @@ func TestParseCertificatesDocSample(t *testing.T) {
 	body = bytes.ReplaceAll(body, []byte(`"expire_time"`), []byte(`"expire_time "`))
 	aead, _ := wire.NewAEAD(testAPIv3Key)
 	certs, err := parseDownload(body, aead, time.Now(), nil)
-	if err != nil || len(certs) != 1 || wire.CertSerial(certs[0].cert) != wire.CertSerial(f.certs[0].cert) {
+	if err != nil || len(certs) != 1 || certs[0].serial != wire.CertSerial(f.certs[0].cert) {
 		t.Fatalf("parseDownload(doc sample) = %v, %v", certs, err)
 	}
 	// With a root pool the self-signed test certificate does not chain.

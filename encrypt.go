@@ -19,7 +19,7 @@ import (
 // platform certificate with the latest expiry, downloaded if none is
 // cached. Use one key for all the fields of a request.
 func (s *Store) EncryptionKey(ctx context.Context, merchantID string) (serial string, key *rsa.PublicKey, err error) {
-	m, err := s.registration(merchantID)
+	m, err := s.merchant(merchantID)
 	if err != nil {
 		return "", nil, err
 	}
@@ -32,15 +32,11 @@ func (s *Store) EncryptionKey(ctx context.Context, merchantID string) (serial st
 		slices.Sort(ids)
 		return ids[0], m.publicKeys[ids[0]], nil
 	}
-	c, err := s.Newest(ctx, merchantID)
+	k, err := s.newest(ctx, merchantID)
 	if err != nil {
 		return "", nil, fmt.Errorf("wechatpay: no key to encrypt with: %w", err)
 	}
-	pub, ok := c.PublicKey.(*rsa.PublicKey)
-	if !ok {
-		return "", nil, fmt.Errorf("wechatpay: platform certificate %s has a %T key, want RSA", wire.CertSerial(c), c.PublicKey)
-	}
-	return wire.CertSerial(c), pub, nil
+	return k.serial, k.pub, nil
 }
 
 // EncryptFields encrypts the strings fields point to in place, all with
@@ -85,7 +81,7 @@ func Decrypt(store *Store, merchantID, ciphertext string) (string, error) {
 	if store == nil {
 		return "", errors.New("wechatpay: decrypt: nil Store")
 	}
-	m, err := store.registration(merchantID)
+	m, err := store.merchant(merchantID)
 	if err != nil {
 		return "", err
 	}

@@ -51,7 +51,7 @@ func parseDownload(body []byte, aead cipher.AEAD, now time.Time, roots *x509.Cer
 // signed by r's signer but sent without response verification through a
 // Transport (that would re-enter the store). It returns the body and
 // headers as WeChat Pay sent them, for checkDownload.
-func fetchCertificates(ctx context.Context, r *registration) (body []byte, header http.Header, err error) {
+func fetchCertificates(ctx context.Context, r *merchant) (body []byte, header http.Header, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.certURL, nil)
 	if err != nil {
 		return nil, nil, err
@@ -87,7 +87,7 @@ func fetchCertificates(ctx context.Context, r *registration) (body []byte, heade
 // now: the AEAD with r's APIv3 key, the certificates themselves (see
 // parseCertificate), and the download's own signature, made by one of
 // its certificates or by trusted, a key the store already holds.
-func checkDownload(ctx context.Context, r *registration, body []byte, header http.Header, now time.Time, roots *x509.CertPool, trusted func(serial string) *rsa.PublicKey) ([]*storedKey, error) {
+func checkDownload(ctx context.Context, r *merchant, body []byte, header http.Header, now time.Time, roots *x509.CertPool, trusted func(serial string) *rsa.PublicKey) ([]*storedKey, error) {
 	return checkDownloadAt(ctx, r, body, header, now, now, roots, trusted)
 }
 
@@ -95,7 +95,7 @@ func checkDownload(ctx context.Context, r *registration, body []byte, header htt
 // as of validAt and the signature's timestamp as of signedAt: for a
 // download read back from a Cache, validAt is now and signedAt the time
 // WeChat Pay signed it.
-func checkDownloadAt(ctx context.Context, r *registration, body []byte, header http.Header, validAt, signedAt time.Time, roots *x509.CertPool, trusted func(serial string) *rsa.PublicKey) ([]*storedKey, error) {
+func checkDownloadAt(ctx context.Context, r *merchant, body []byte, header http.Header, validAt, signedAt time.Time, roots *x509.CertPool, trusted func(serial string) *rsa.PublicKey) ([]*storedKey, error) {
 	keys, err := parseDownload(body, r.aead, validAt, roots)
 	if err != nil {
 		return nil, err

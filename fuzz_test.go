@@ -73,8 +73,12 @@ func FuzzParseCertificates(f *testing.F) {
 			t.Fatal("no certificates and no error")
 		}
 		for _, c := range certs {
-			if now.Before(c.cert.NotBefore) || !now.Before(c.notAfter) || c.notAfter.After(c.cert.NotAfter) {
-				t.Fatalf("certificate %s outside its validity accepted", wire.CertSerial(c.cert))
+			cert, err := c.certificate()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if now.Before(cert.NotBefore) || !now.Before(c.notAfter) || c.notAfter.After(cert.NotAfter) || c.serial != wire.CertSerial(cert) {
+				t.Fatalf("certificate %s outside its validity accepted", c.serial)
 			}
 		}
 	})

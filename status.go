@@ -30,58 +30,70 @@ type MerchantStatus struct {
 	Downloads     int64     // certificate downloads started
 	RateLimited   int64     // lookups refused a download by MinRefreshInterval
 	CacheRefused  int64     // entries of StoreOptions.Cache refused by the checks
+	// Evictions counts the merchant's certificate sets the LRU evicted
+	// to make room for others. Evictions of sets obtained less than
+	// RefreshInterval before (also an event of Kind "store_too_small")
+	// mean StoreOptions.Size is smaller than the merchants in use: each
+	// costs a download.
+	Evictions int64
 }
 
 // Status reports on the given merchants, or on every registered merchant
 // when none is given, sorted by merchant ID; unknown IDs are left out. It
 // never downloads and is safe to call at any time.
 func (s *Store) Status(merchantIDs ...string) []MerchantStatus {
-	var regs []*registration
+	var ms []*merchant
 	if len(merchantIDs) == 0 {
 		s.merchants.Range(func(_, v any) bool {
-			regs = append(regs, v.(*registration))
+			ms = append(ms, v.(*merchant))
 			return true
 		})
 	} else {
 		for _, id := range merchantIDs {
-			if r, err := s.registration(id); err == nil {
-				regs = append(regs, r)
+			if m, err := s.merchant(id); err == nil {
+				ms = append(ms, m)
 			}
 		}
 	}
-	slices.SortFunc(regs, func(a, b *registration) int { return strings.Compare(a.id, b.id) })
-	regs = slices.CompactFunc(regs, func(a, b *registration) bool { return a.id == b.id })
-	out := make([]MerchantStatus, 0, len(regs))
+	slices.SortFunc(ms, func(a, b *merchant) int { return strings.Compare(a.id, b.id) })
+	ms = slices.CompactFunc(ms, func(a, b *merchant) bool { return a.id == b.id })
+	out := make([]MerchantStatus, 0, len(ms))
 	now, mono := s.clock()
-	for _, r := range regs {
-		st := MerchantStatus{
-			MerchantID:   r.id,
-			Refreshing:   r.refreshing.Load(),
-			Downloads:    r.downloads.Load(),
-			RateLimited:  r.rateLimited.Load(),
-			CacheRefused: r.cacheRefused.Load(),
-		}
-		r.mu.Lock()
-		st.PublicKeyOnly, st.LastError = r.publicKeyOnly, r.lastErr
-		st.LastAttempt, st.LastSuccess = r.attemptWall, r.successWall
-		r.mu.Unlock()
-		if cs, ok := s.sets.Peek(r.id); ok && cs.reg == r && !r.superseded.Load() {
-			for _, k := range cs.sorted() {
-				st.Keys = append(st.Keys, KeyInfo{Serial: k.serial, NotBefore: k.cert.NotBefore, NotAfter: k.notAfter, Source: cs.source})
-			}
-			if last := time.Duration(r.lastSuccess.Load()); r.aead != nil && last != never {
-				st.NextRefresh = now.Add(last + s.opts.RefreshInterval - mono)
-			}
-		}
-		ids := make([]string, 0, len(r.publicKeys))
-		for id := range r.publicKeys {
-			ids = append(ids, id)
-		}
-		slices.Sort(ids)
-		for _, id := range ids {
-			st.Keys = append(st.Keys, KeyInfo{Serial: id, PublicKey: true, Source: "config"})
-		}
-		out = append(out, st)
+	for _, m := range ms {
+		out = append(out, s.status(m, now, mono))
 	}
 	return out
+}
+
+func (s *Store) status(m *merchant, now time.Time, mono time.Duration) MerchantStatus {
+	h := m.hist
+	st := MerchantStatus{
+		MerchantID:   m.id,
+		Refreshing:   h.refreshing.Load(),
+		Downloads:    h.downloads.Load(),
+		RateLimited:  h.rateLimited.Load(),
+		CacheRefused: h.cacheRefused.Load(),
+		Evictions:    h.evictions.Load(),
+	}
+	h.mu.Lock()
+	st.PublicKeyOnly, st.LastError = h.publicKeyOnly, h.lastErr
+	st.LastAttempt, st.LastSuccess = h.attemptWall, h.successWall
+	h.mu.Unlock()
+	if cs := m.set.Load(); cs != nil {
+		for _, k := range cs.keys {
+			st.Keys = append(st.Keys, KeyInfo{Serial: k.serial, NotBefore: k.notBefore, NotAfter: k.notAfter, Source: cs.source})
+		}
+		if cs.refreshAt != neverDue && time.Duration(h.lastSuccess.Load()) != never {
+			st.NextRefresh = now.Add(cs.refreshAt - mono)
+		}
+	}
+	ids := make([]string, 0, len(m.publicKeys))
+	for id := range m.publicKeys {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		st.Keys = append(st.Keys, KeyInfo{Serial: id, PublicKey: true, Source: "config"})
+	}
+	return st
 }

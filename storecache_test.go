@@ -378,3 +378,71 @@ type lockingCache struct{ Cache }
 func (lockingCache) TryLock(context.Context, string) (func() error, bool, error) {
 	return func() error { return nil }, true, nil
 }
+
+// hangingCache is a Cache whose calls ignore their context and return
+// only when the test releases them: a fault only a fake can produce (a
+// DirCache refuses what would block it).
+type hangingCache struct {
+	release chan struct{}
+	calls   atomic.Int32
+}
+
+func (c *hangingCache) hang() error {
+	c.calls.Add(1)
+	<-c.release
+	return errors.New("released")
+}
+func (c *hangingCache) Get(context.Context, string) ([]byte, error) { return nil, c.hang() }
+func (c *hangingCache) Put(context.Context, string, []byte) error   { return c.hang() }
+func (c *hangingCache) Delete(context.Context, string) error        { return c.hang() }
+
+// TestHangingCacheCostsTheBound: a Cache call that never returns costs a
+// lookup cacheTimeout, after which the Store downloads as if it had no
+// cache; calls left running are bounded, and Close returns.
+func TestHangingCacheCostsTheBound(t *testing.T) {
+	testKey(0)
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(t)
+		c := &hangingCache{release: make(chan struct{})}
+		var errs cacheErrs
+		s := newTestStore(t, StoreOptions{Cache: c, CacheErrorHandler: errs.handle}, f, cacheMerchant)
+		start := time.Now()
+		lookup(t, s, f)
+		if waited := time.Since(start); waited != cacheTimeout {
+			t.Errorf("the lookup waited %s for the cache; want %s", waited, cacheTimeout)
+		}
+		if e := errs.list(); len(e) != 1 || !errors.Is(e[0], errCacheTimeout) {
+			t.Errorf("CacheErrorHandler got %v; want one timeout", e)
+		}
+		// Each refresh after the backoff tries the cache again, until
+		// maxStuckCacheCalls are left running; then the cache costs
+		// nothing.
+		for range 2 * maxStuckCacheCalls {
+			time.Sleep(cacheBackoff)
+			if err := s.Refresh(context.Background(), cacheMerchant); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := c.calls.Load(); got != maxStuckCacheCalls {
+			t.Errorf("%d cache calls started; want %d, the bound on stuck calls", got, maxStuckCacheCalls)
+		}
+		if got := f.downloads.Load(); got != 1+2*maxStuckCacheCalls {
+			t.Errorf("%d downloads; want %d", got, 1+2*maxStuckCacheCalls)
+		}
+		start = time.Now()
+		if err := s.Refresh(context.Background(), cacheMerchant); err != nil {
+			t.Fatal(err)
+		}
+		if waited := time.Since(start); waited != 0 {
+			t.Errorf("with the stuck calls at the bound, a refresh waited %s", waited)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		close(c.release)
+		synctest.Wait()
+		if n := s.cache.stuck.Load(); n != 0 {
+			t.Errorf("%d cache calls counted as stuck after they returned", n)
+		}
+	})
+}

@@ -337,20 +337,32 @@ func TestRequestBodyClosedOnErrorPaths(t *testing.T) {
 }
 
 func TestConcurrentUnknownSerialOneDownload(t *testing.T) {
+	// The download is held open until the first request, cancelled, has
+	// given up, so that the others join it or, arriving later, find its
+	// result: exactly one download, however slowly the machine runs.
+	// Nothing here depends on timing; FetchTimeout is out of reach.
 	srv := newSandbox(t)
-	srv.SetCertDelay(300 * time.Millisecond) // keep the download open while the others arrive
-	client, _ := newClient(t, srv.Config(), wechatpay.StoreOptions{})
+	gate := newCertGate(t, srv)
+	started, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	gate.hold = func() {
+		once.Do(func() { close(started) })
+		<-release
+	}
+	cfg := gate.config(srv, srv.Merchant().ID, false)
+	client, _ := newClient(t, cfg, wechatpay.StoreOptions{FetchTimeout: time.Hour})
 	const n = 1000
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	cctx, cancel := context.WithCancel(context.Background())
+	first := make(chan struct{})
 	for i := range n {
 		ctx := context.Background()
 		if i == 0 {
 			ctx = cctx
 		}
 		wg.Go(func() {
-			req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/v3/echo/%d", srv.URL, i), nil)
+			req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/v3/echo/%d", cfg.BaseURL, i), nil)
 			resp, err := client.Do(req)
 			if i == 0 {
 				if !errors.Is(err, context.Canceled) {
@@ -359,6 +371,7 @@ func TestConcurrentUnknownSerialOneDownload(t *testing.T) {
 				if resp != nil {
 					resp.Body.Close()
 				}
+				close(first)
 				return
 			}
 			if err != nil {
@@ -371,14 +384,16 @@ func TestConcurrentUnknownSerialOneDownload(t *testing.T) {
 			resp.Body.Close()
 		})
 	}
-	time.Sleep(100 * time.Millisecond)
+	<-started // the download is open
 	cancel()
+	<-first // the cancelled caller gave up; the download goes on
+	close(release)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
 		t.Error(err)
 	}
-	if got := srv.CertificateDownloads(); got != 1 {
+	if got := gate.downloads.Load(); got != 1 {
 		t.Errorf("certificate downloads = %d; want 1", got)
 	}
 }
