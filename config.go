@@ -104,8 +104,13 @@ func (c *Config) check() (cipher.AEAD, *url.URL, error) {
 	add := func(field, format string, args ...any) {
 		errs = append(errs, &fieldError{field: field, problem: fmt.Sprintf(format, args...)})
 	}
-	if c.MerchantID == "" {
+	switch {
+	case c.MerchantID == "":
 		add("MerchantID", "is empty")
+	case strings.ContainsAny(c.MerchantID, "/\x00\r\n"):
+		// A Cache names a merchant's entries "<id>" and "<id>/void": a
+		// "/" would let one merchant's ID name another's entry.
+		add("MerchantID", "%q contains a '/' or a control character; WeChat Pay's merchant IDs are digits", wire.Truncate(c.MerchantID, 64))
 	}
 	if c.CertificateSerial == "" {
 		add("CertificateSerial", "is empty")

@@ -43,6 +43,9 @@ func TestConfigFieldErrors(t *testing.T) {
 		{"public key ID prefix", func(c *Config) { c.PublicKeyID, c.PublicKey = "KEY_1", &key.PublicKey }, []string{"PublicKeyID"}},
 		{"public key only", func(c *Config) { c.APIv3Key, c.PublicKeyID, c.PublicKey = "", "PUB_KEY_ID_1", &key.PublicKey }, nil},
 		{"base URL", func(c *Config) { c.BaseURL = "ftp://example.com" }, []string{"BaseURL"}},
+		// "1900000001/void" would name merchant 1900000001's void record
+		// in a shared Cache.
+		{"merchant ID with a slash", func(c *Config) { c.MerchantID = "1900000001/void" }, []string{"MerchantID"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
