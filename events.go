@@ -44,6 +44,10 @@ const (
 	// EventRetryAttempt: a Retry made an attempt (Attempt, from 1), which
 	// got an answer (Status) or failed (Err) after Duration.
 	EventRetryAttempt = "retry_attempt"
+	// EventStoreTooSmall: the Store evicted a merchant's set less than
+	// RefreshInterval after obtaining it (MerchantID): raise
+	// StoreOptions.Size.
+	EventStoreTooSmall = "store_too_small"
 )
 
 // An Event is something an operator may want to count or log: a

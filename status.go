@@ -32,7 +32,7 @@ type MerchantStatus struct {
 	CacheRefused  int64     // entries of StoreOptions.Cache refused by the checks
 	// Evictions counts the merchant's certificate sets the LRU evicted
 	// to make room for others. Evictions of sets obtained less than
-	// RefreshInterval before (also an event of Kind "store_too_small")
+	// RefreshInterval before (also an event of Kind EventStoreTooSmall)
 	// mean StoreOptions.Size is smaller than the merchants in use: each
 	// costs a download.
 	Evictions int64

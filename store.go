@@ -31,7 +31,7 @@ type StoreOptions struct {
 	// needed: an eviction allows one download per MinRefreshInterval
 	// beyond the rate limit, for a serial the evicted set held. Size the
 	// Store for the merchants active within RefreshInterval;
-	// MerchantStatus.Evictions and the "store_too_small" event say when
+	// MerchantStatus.Evictions and EventStoreTooSmall say when
 	// it is too small.
 	Size int
 	// RefreshInterval is the age after which a merchant's certificates are
@@ -75,7 +75,7 @@ type StoreOptions struct {
 	// (EventCertificateDownload, with its outcome, duration and serials),
 	// each failed background refresh (EventRefreshFailed) and each lookup
 	// refused a download by MinRefreshInterval (EventRateLimited), and
-	// one of Kind "store_too_small" for each set evicted less than
+	// one of Kind EventStoreTooSmall for each set evicted less than
 	// RefreshInterval after it was obtained (Size is too small).
 	Events EventHook
 	// VerifyPKCS1v15, if set, checks the signatures of responses and
@@ -373,10 +373,6 @@ func (s *Store) releaseLocked(m *merchant) {
 	}
 }
 
-// eventStoreTooSmall is the Kind of the event a Store emits when it
-// evicts a set obtained less than RefreshInterval before (see
-// StoreOptions.Events).
-const eventStoreTooSmall = "store_too_small"
 
 // evicted records the eviction of m's set cs, and reports it when it
 // means the Store is too small.
@@ -384,7 +380,7 @@ func (s *Store) evicted(m *merchant, cs *certSet) {
 	m.hist.wasEvicted(cs.serials())
 	age := s.wall().Sub(cs.obtained)
 	if s.opts.Events != nil && age < s.opts.RefreshInterval {
-		emit(context.Background(), s.opts.Events, Event{Kind: eventStoreTooSmall, MerchantID: m.id,
+		emit(context.Background(), s.opts.Events, Event{Kind: EventStoreTooSmall, MerchantID: m.id,
 			Err: fmt.Errorf("wechatpay: store: merchant %s's certificates were evicted %s after they were obtained: StoreOptions.Size %d is smaller than the merchants in use", m.id, age.Round(time.Second), s.opts.Size)})
 	}
 }

@@ -264,7 +264,7 @@ func TestEvictedMerchantsComeBack(t *testing.T) {
 	var clock monoClock
 	const interval = 10 * time.Second
 	s := storeWith(t, wechatpay.StoreOptions{Size: 4, MinRefreshInterval: interval, Events: func(_ context.Context, ev wechatpay.Event) {
-		if ev.Kind == "store_too_small" {
+		if ev.Kind == wechatpay.EventStoreTooSmall {
 			tooSmall.Add(1)
 		}
 	}}, &clock)
