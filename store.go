@@ -373,7 +373,6 @@ func (s *Store) releaseLocked(m *merchant) {
 	}
 }
 
-
 // evicted records the eviction of m's set cs, and reports it when it
 // means the Store is too small.
 func (s *Store) evicted(m *merchant, cs *certSet) {
