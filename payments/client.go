@@ -137,13 +137,6 @@ func (c *Client) fill(req PrepayRequest) (PrepayRequest, error) {
 	return req, nil
 }
 
-func (c *Client) prepayPath(kind string) string {
-	if c.partner() {
-		return "/v3/pay/partner/transactions/" + kind
-	}
-	return "/v3/pay/transactions/" + kind
-}
-
 func (c *Client) prepay(ctx context.Context, kind string, req PrepayRequest, out any) (PrepayRequest, error) {
 	if err := c.check(); err != nil {
 		return req, err
@@ -152,7 +145,7 @@ func (c *Client) prepay(ctx context.Context, kind string, req PrepayRequest, out
 	if err != nil {
 		return req, err
 	}
-	err = c.do(ctx, http.MethodPost, c.prepayPath(kind), req, out)
+	err = c.do(ctx, http.MethodPost, c.transactionsPath()+kind, req, out)
 	return req, apicall.Outcome(err, "out_trade_no", req.OutTradeNo)
 }
 
@@ -275,19 +268,20 @@ func nonEmpty(field, v string) (string, error) {
 	return v, nil
 }
 
-// merchantQuery is the query naming the merchant of a GET.
-func (c *Client) merchantQuery() string {
-	if c.partner() {
-		return query("sp_mchid", c.MerchantID, "sub_mchid", c.SubMerchantID)
-	}
-	return query("mchid", c.MerchantID)
-}
-
+// transactionsPath is the path the order calls of c start with.
 func (c *Client) transactionsPath() string {
 	if c.partner() {
 		return "/v3/pay/partner/transactions/"
 	}
 	return "/v3/pay/transactions/"
+}
+
+// merchantQuery is the query string naming c's merchant in a query.
+func merchantQuery(c *Client) string {
+	if c.partner() {
+		return query("sp_mchid", c.MerchantID, "sub_mchid", c.SubMerchantID)
+	}
+	return query("mchid", c.MerchantID)
 }
 
 // QueryByTransactionID returns the order with WeChat Pay's transaction_id
@@ -302,7 +296,7 @@ func (c *Client) QueryByTransactionID(ctx context.Context, transactionID string)
 		return nil, err
 	}
 	var tx Transaction
-	if err := c.do(ctx, http.MethodGet, c.transactionsPath()+"id/"+seg+c.merchantQuery(), nil, &tx); err != nil {
+	if err := c.do(ctx, http.MethodGet, c.transactionsPath()+"id/"+seg+merchantQuery(c), nil, &tx); err != nil {
 		return nil, err
 	}
 	return &tx, nil
@@ -322,7 +316,7 @@ func (c *Client) QueryByOutTradeNo(ctx context.Context, outTradeNo string) (*Tra
 		return nil, err
 	}
 	var tx Transaction
-	if err := c.do(ctx, http.MethodGet, c.transactionsPath()+"out-trade-no/"+seg+c.merchantQuery(), nil, &tx); err != nil {
+	if err := c.do(ctx, http.MethodGet, c.transactionsPath()+"out-trade-no/"+seg+merchantQuery(c), nil, &tx); err != nil {
 		return nil, err
 	}
 	return &tx, nil
