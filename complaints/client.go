@@ -69,8 +69,9 @@ type Client struct {
 	// HTTP sends the calls. Required; its Transport must be a
 	// *wechatpay.Transport (it signs and verifies).
 	HTTP *http.Client
-	// BaseURL is where WeChat Pay is. Empty means
-	// wechatpay.DefaultBaseURL.
+	// BaseURL is where WeChat Pay is. Empty means the BaseURL of the
+	// *wechatpay.Transport HTTP sends through (or
+	// wechatpay.DefaultBaseURL).
 	BaseURL string
 	// MaxImageSize bounds an image DownloadImage accepts. Zero means
 	// DefaultMaxImageSize.
@@ -88,7 +89,7 @@ func (c *Client) do(ctx context.Context, method, p string, in, out any) error {
 	if err := c.check(); err != nil {
 		return err
 	}
-	return apicall.Do(ctx, pkg, c.HTTP, method, apicall.Base(c.BaseURL)+p, in, out)
+	return apicall.Do(ctx, pkg, c.HTTP, method, apicall.BaseURL(c.HTTP, c.BaseURL)+p, in, out)
 }
 
 func complaintPath(id, suffix string) (string, error) {
@@ -325,7 +326,7 @@ func (c *Client) UploadImage(ctx context.Context, filename string, content []byt
 	if err != nil {
 		return "", err
 	}
-	req, err := upload.NewRequest(ctx, apicall.Base(c.BaseURL)+"/v3/merchant-service/images/upload", meta, filename, content)
+	req, err := upload.NewRequest(ctx, apicall.BaseURL(c.HTTP, c.BaseURL)+"/v3/merchant-service/images/upload", meta, filename, content)
 	if err != nil {
 		return "", err
 	}
