@@ -37,15 +37,9 @@ func (t *Transport) encryptFields(r2 *http.Request, f *wire.Fields) ([]byte, str
 	return body, serial, nil
 }
 
-// unprefixed drops a leading "wechatpay: " from err's message, so that a
-// chain says the prefix once.
-func unprefixed(err error) error {
-	const p = "wechatpay: "
-	if s := err.Error(); len(s) > len(p) && s[:len(p)] == p {
-		return prefixless{err, s[len(p):]}
-	}
-	return err
-}
+// unprefixed is err as the cause inside another error of this package:
+// its text without the prefix (see inner), its chain intact.
+func unprefixed(err error) error { return prefixless{err, inner(err)} }
 
 type prefixless struct {
 	err error

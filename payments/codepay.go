@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/wxpaykit/wechatpay"
+	"github.com/wxpaykit/wechatpay/internal/apicall"
 )
 
 // Payment codes (付款码支付, APIv3; docs/protocol.md §17): the cashier scans
@@ -158,7 +159,7 @@ func (c *Client) CodePay(ctx context.Context, req CodePayRequest) (*Transaction,
 	var raw json.RawMessage
 	if err := c.do(ctx, http.MethodPost, path, req, &raw); err != nil {
 		redactCode(err, req.Payer.AuthCode)
-		return nil, numbered(err, http.MethodPost, path, "out_trade_no", req.OutTradeNo)
+		return nil, apicall.Outcome(err, "out_trade_no", req.OutTradeNo)
 	}
 	var tx Transaction
 	var code accepted
@@ -212,7 +213,7 @@ func (c *Client) Reverse(ctx context.Context, outTradeNo string) error {
 		OutTradeNo string `json:"out_trade_no"`
 	}
 	if err := c.do(ctx, http.MethodPost, path, body, &out); err != nil {
-		return numbered(err, http.MethodPost, path, "out_trade_no", outTradeNo)
+		return apicall.Outcome(err, "out_trade_no", outTradeNo)
 	}
 	if out.OutTradeNo != "" && out.OutTradeNo != outTradeNo {
 		return &wechatpay.OutcomeUnknownError{Method: http.MethodPost, Path: path, NumberName: "out_trade_no", Number: outTradeNo,

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/wxpaykit/wechatpay/internal/apicall"
 )
 
 // Combine orders (合单支付, docs/protocol.md §16): one payment by one
@@ -245,7 +247,7 @@ func (c *Client) combinePrepay(ctx context.Context, kind string, req CombinePrep
 	}
 	path := "/v3/combine-transactions/" + kind
 	err = c.do(ctx, http.MethodPost, path, req, out)
-	return req, numbered(err, http.MethodPost, path, "combine_out_trade_no", req.CombineOutTradeNo)
+	return req, apicall.Outcome(err, "combine_out_trade_no", req.CombineOutTradeNo)
 }
 
 // CombinePrepayJSAPI places a JSAPI or mini-program combine order (POST
@@ -393,7 +395,7 @@ func (c *Client) CloseCombine(ctx context.Context, combineOutTradeNo string, sub
 	path := "/v3/combine-transactions/out-trade-no/" + seg + "/close"
 	var answer accepted // 204, or 202 USERPAYING: the payer is paying, nothing closed
 	if err := c.do(ctx, http.MethodPost, path, body, &answer); err != nil {
-		return numbered(err, http.MethodPost, path, "combine_out_trade_no", combineOutTradeNo)
+		return apicall.Outcome(err, "combine_out_trade_no", combineOutTradeNo)
 	}
 	return answer.err(http.StatusAccepted)
 }

@@ -341,12 +341,7 @@ func (p *profitSharing) serveShare(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	k := owner + "/" + req.OutOrderNo
-	if old := p.orders[k]; old != nil {
-		if old.fingerprint != fp {
-			writeSimError(w, errPSSameNo)
-			return
-		}
-		writeJSON(w, old.json(true))
+	if p.answeredBefore(w, k, fp) {
 		return
 	}
 	t, e := p.psTxLocked(owner, req.TransactionID)
@@ -375,6 +370,22 @@ func (p *profitSharing) serveShare(w http.ResponseWriter, r *http.Request) {
 	for _, sh := range o.receivers {
 		p.notifyReceiverLocked("PROFITSHARING.SUCCESS", r, o, sh.Type, sh.Account, sh.Amount, sh.Description)
 	}
+}
+
+// answeredBefore answers a request whose out_order_no k already names an
+// order, as WeChat Pay does: the same parameters (fingerprint fp) get the
+// order again, others are refused. p.mu is held.
+func (p *profitSharing) answeredBefore(w http.ResponseWriter, k, fp string) bool {
+	old := p.orders[k]
+	if old == nil {
+		return false
+	}
+	if old.fingerprint != fp {
+		writeSimError(w, errPSSameNo)
+	} else {
+		writeJSON(w, old.json(true))
+	}
+	return true
 }
 
 // checkShare applies WeChat Pay's rules to a sharing of t. p.mu is held.
@@ -488,12 +499,7 @@ func (p *profitSharing) serveUnfreeze(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	k := owner + "/" + req.OutOrderNo
-	if old := p.orders[k]; old != nil {
-		if old.fingerprint != fp {
-			writeSimError(w, errPSSameNo)
-			return
-		}
-		writeJSON(w, old.json(true))
+	if p.answeredBefore(w, k, fp) {
 		return
 	}
 	t, e := p.psTxLocked(owner, req.TransactionID)

@@ -119,7 +119,7 @@ func Do(ctx context.Context, pkg string, client *http.Client, method, rawURL str
 	if decrypt {
 		err := errNoTransport
 		if fields.Key != nil {
-			err = decryptInPlace(reflect.ValueOf(out), "", fields.Key)
+			err = decryptAnswer(out, fields.Key)
 		}
 		if err != nil {
 			return fmt.Errorf("wechatpay/%s: %s %s succeeded (HTTP %d, Request-ID %s), but %w",

@@ -149,49 +149,21 @@ func rewritten(v reflect.Value, tag, path string, f fieldFunc) (reflect.Value, e
 	return v, nil
 }
 
-// decryptInPlace decrypts every non-empty field tagged decrypt in the
-// value v points to, with key. It writes only the call's own answer.
-func decryptInPlace(v reflect.Value, path string, key crypto.Signer) error {
-	if !marked(v.Type(), tagDecrypt) {
+// decryptAnswer decrypts every non-empty field tagged decrypt in the
+// answer out points to, with key: the walk that encrypts requests,
+// whose result replaces the call's own answer.
+func decryptAnswer(out any, key crypto.Signer) error {
+	v := reflect.ValueOf(out)
+	if v.Kind() != reflect.Pointer || v.IsNil() {
 		return nil
 	}
-	switch v.Kind() {
-	case reflect.Pointer:
-		if v.IsNil() {
-			return nil
-		}
-		return decryptInPlace(v.Elem(), path, key)
-	case reflect.Slice, reflect.Array:
-		for i := range v.Len() {
-			if err := decryptInPlace(v.Index(i), fmt.Sprintf("%s[%d]", path, i), key); err != nil {
-				return err
-			}
-		}
-	case reflect.Struct:
-		t := v.Type()
-		for i := range t.NumField() {
-			sf := t.Field(i)
-			if !sf.IsExported() {
-				continue
-			}
-			p := joinPath(path, jsonName(sf))
-			fv := v.Field(i)
-			if sf.Tag.Get(tagName) == tagDecrypt && sf.Type.Kind() == reflect.String {
-				if fv.String() == "" {
-					continue
-				}
-				pt, err := decryptField(key, p, fv.String())
-				if err != nil {
-					return err
-				}
-				fv.SetString(pt)
-				continue
-			}
-			if err := decryptInPlace(fv, p, key); err != nil {
-				return err
-			}
-		}
+	d, err := rewritten(v.Elem(), tagDecrypt, "", func(path, ct string) (string, error) {
+		return decryptField(key, path, ct)
+	})
+	if err != nil {
+		return err
 	}
+	v.Elem().Set(d)
 	return nil
 }
 
